@@ -1,0 +1,1 @@
+"""Sources of certificates and references to them; imports nothing of certmon outside itself."""

@@ -1,0 +1,115 @@
+"""LocalAgent configuration files: localagent-config.json and the agent share's config.json."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from collectors.base import Collector, Deadline
+from collectors.certificate import normalize_thumbprint
+from collectors.clusterconfig import SF_CLIENT_ROLE, SF_ROLE
+from collectors.errors import CollectorError, Reason, ThumbprintError
+from collectors.files import parse_json, read_bytes
+from collectors.model import CertReference, Generation, MetricSpec, Observation
+
+SERVER_SETTING = "serviceFabric.certificateSettings.serverCertThumbprint"
+CLIENT_SETTING = "serviceFabric.certificateSettings.clientCertThumbprint"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    """The serviceFabric block both agent configuration files begin with."""
+
+    path: str
+    connection_endpoint: str
+    cluster_id: str
+    server_thumbprint: str
+    client_thumbprint: str
+
+    def thumbprint(self, setting: str) -> str:
+        """The value of one of the two thumbprint settings."""
+        return self.server_thumbprint if setting == SERVER_SETTING else self.client_thumbprint
+
+
+def parse_agent_config(document: Any, name: str) -> AgentConfig:
+    """Interpret an agent configuration; raises CollectorError naming the setting."""
+    if not isinstance(document, dict):
+        raise CollectorError(name, Reason.PARSE_ERROR, "document: expected a JSON object")
+    fabric = document.get("serviceFabric")
+    if not isinstance(fabric, dict):
+        raise CollectorError(name, Reason.PARSE_ERROR, "serviceFabric: missing or not an object")
+    settings = fabric.get("certificateSettings")
+    if not isinstance(settings, dict):
+        raise CollectorError(
+            name, Reason.PARSE_ERROR, "serviceFabric.certificateSettings: missing or not an object"
+        )
+    values = {}
+    for setting in (SERVER_SETTING, CLIENT_SETTING):
+        raw = settings.get(setting.rsplit(".", 1)[1])
+        if raw in (None, ""):
+            values[setting] = ""
+            continue
+        if not isinstance(raw, str):
+            raise CollectorError(name, Reason.PARSE_ERROR, f"{setting}: expected a string")
+        try:
+            values[setting] = normalize_thumbprint(raw)
+        except ThumbprintError as err:
+            raise CollectorError(name, Reason.PARSE_ERROR, f"{setting}: {err}") from err
+    return AgentConfig(
+        path=name,
+        connection_endpoint=str(fabric.get("connectionEndpoint", "")),
+        cluster_id=str(fabric.get("clusterId", "")),
+        server_thumbprint=values[SERVER_SETTING],
+        client_thumbprint=values[CLIENT_SETTING],
+    )
+
+
+def load_agent_config(path: str | Path) -> AgentConfig:
+    """Read and interpret an agent configuration file."""
+    return parse_agent_config(parse_json(read_bytes(path), str(path)), str(path))
+
+
+def agent_references(config: AgentConfig, source: str, label: str) -> tuple[CertReference, ...]:
+    """The two thumbprints the agent uses to reach the cluster."""
+    refs = []
+    for setting, role in ((SERVER_SETTING, SF_ROLE), (CLIENT_SETTING, SF_CLIENT_ROLE)):
+        value = config.thumbprint(setting)
+        if value:
+            refs.append(CertReference(role, value, Generation.NEW, f"{label}:{setting}", source))
+    return tuple(refs)
+
+
+def _endpoint_samples(facts: Any, target: str) -> list[tuple[tuple[str, ...], float]]:
+    return [
+        ((target, setting, facts.thumbprint(setting)), 1.0)
+        for setting in (SERVER_SETTING, CLIENT_SETTING)
+    ]
+
+
+class LocalAgentConfigCollector(Collector):
+    """localagent-config.json on the management host."""
+
+    name = "localagent"
+    metrics = (
+        MetricSpec(
+            "certmon_agent_config_thumbprint_info",
+            "Thumbprints an agent configuration file points the LocalAgent at.",
+            ("file", "setting", "thumbprint"),
+            _endpoint_samples,
+        ),
+    )
+
+    def __init__(self, path: Path, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.path = path
+
+    def targets(self) -> Sequence[str]:
+        """The file name."""
+        return (self.path.name,)
+
+    def collect(self, target: str, deadline: Deadline) -> Observation:
+        """Read the file."""
+        config = load_agent_config(self.path)
+        return Observation(references=agent_references(config, self.name, self.path.name), facts=config)

@@ -1,0 +1,155 @@
+"""The daemon: wires collectors, runner, state store, evaluator, exporter and scheduler together."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from types import FrameType
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import Metric
+
+from collectors.base import Collector
+from collectors.model import Observation, SourceResult
+from daemon.evaluator import Evaluation, evaluate
+from daemon.http import HttpServer, Request, Response, Router, metrics_handler
+from daemon.metrics import build_families
+from daemon.runner import Clock, Runner, utc_now
+from daemon.scheduler import Scheduler
+from daemon.settings import Settings
+from daemon.sources import build_collectors
+from daemon.state import StateError, StateStore
+from daemon.webconfig import load_web_config
+
+log = logging.getLogger("certmon")
+
+
+@dataclass(frozen=True)
+class View:
+    """The latest evaluation and the metric families rendered from it."""
+
+    evaluation: Evaluation
+    families: tuple[Metric, ...]
+
+
+class LatestCollector:
+    """prometheus_client custom collector that only reads the latest view: no I/O on scrape."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self._daemon = daemon
+
+    def collect(self) -> Iterable[Metric]:
+        """The families of the latest view."""
+        return self._daemon.view.families
+
+
+class Daemon:
+    """One environment's collection, evaluation and exposition."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        collectors: Sequence[Collector] | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.on_progress: Callable[[str, str, bool], None] | None = None
+        self.store = StateStore(settings.data_dir)
+        chosen = list(collectors) if collectors is not None else build_collectors(settings)
+        self.runner = Runner(settings.environment, chosen, clock, on_target_done=self._target_done)
+        self._publish_lock = threading.Lock()
+        self.view = self._evaluate()
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(LatestCollector(self))
+        self.router = Router()
+        self.router.add("GET", "/metrics", metrics_handler(self.registry))
+        self.router.add("GET", "/healthz", self._healthz)
+        self.http: HttpServer | None = None
+        self.scheduler: Scheduler | None = None
+        self._stop = threading.Event()
+
+    @property
+    def collectors(self) -> dict[str, Collector]:
+        """Collectors by source name."""
+        return self.runner.collectors
+
+    def _target_done(self, collector: Collector, result: SourceResult, observation: Observation | None) -> None:
+        if self.on_progress is not None:
+            self.on_progress(collector.name, result.target, result.health.ok)
+        if observation is None:
+            return
+        try:
+            self.store.record_locations(collector.name, result.target, observation.certificates, self.clock())
+        except StateError as err:
+            log.error("%s", err)
+
+    def _evaluate(self) -> View:
+        snapshot = self.runner.snapshot()
+        evaluation = evaluate(snapshot, self.store.locations(), self.clock(), self.settings)
+        return View(evaluation, tuple(build_families(evaluation, self.runner.collectors)))
+
+    def publish(self) -> View:
+        """Re-evaluate the latest results and swap in the new view."""
+        with self._publish_lock:
+            self.view = self._evaluate()
+        return self.view
+
+    def collect_source(self, name: str) -> None:
+        """One scheduled cycle of one source, then a new view."""
+        self.runner.run_source(name)
+        self.publish()
+
+    def collect_once(self) -> View:
+        """Collect every source once and publish."""
+        self.runner.run_once()
+        return self.publish()
+
+    def _healthz(self, request: Request) -> Response:
+        running = self.scheduler is not None and self.scheduler.running
+        status = 200 if running or self.scheduler is None else 503
+        return Response.json({"status": "ok" if status == 200 else "stopping"}, status)
+
+    def start(self, *, serve: bool = True) -> None:
+        """Start the HTTP listener and the schedule (first cycle of every source right away)."""
+        if serve:
+            exporter = self.settings.exporter
+            web_config = load_web_config(exporter.web_config_file)
+            self.http = HttpServer(exporter.listen_address, exporter.port, web_config, self.router)
+            self.http.start()
+            log.info("serving %s/metrics", self.http.url)
+        self.scheduler = Scheduler(self)
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        """Stop scheduling and serving; close connections and the store."""
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        if self.http is not None:
+            self.http.stop()
+        self.runner.close()
+        self.store.close()
+
+    def request_stop(self, signum: int = 0, frame: FrameType | None = None) -> None:
+        """Signal handler: ask the main loop to stop."""
+        log.info("stopping (signal %s)", signum)
+        self._stop.set()
+
+    def wait_for_stop(self) -> None:
+        """Block until SIGTERM, SIGINT (Ctrl+C) or, on Windows, Ctrl+Break."""
+        for name in ("SIGTERM", "SIGINT", "SIGBREAK"):
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), self.request_stop)
+        while not self._stop.wait(1.0):
+            pass
+
+    def run_forever(self) -> None:
+        """Start, run until a stop signal, then stop."""
+        self.start()
+        try:
+            self.wait_for_stop()
+        finally:
+            self.stop()

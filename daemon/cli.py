@@ -1,0 +1,152 @@
+"""The `certmon` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from collectors.errors import CertmonError
+from daemon import __version__
+from daemon.logs import setup_logging
+from daemon.settings import ConfigError, Settings, load_settings
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+log = logging.getLogger("certmon.cli")
+
+Runner = Callable[[argparse.Namespace], int]
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config, required=args.config_required)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the daemon until SIGTERM or Ctrl+C."""
+    from daemon.app import Daemon
+
+    settings = _settings(args)
+    setup_logging(args.log_level or settings.log_level)
+    Daemon(settings).run_forever()
+    return EXIT_OK
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    """Collect every source once and print the inventory."""
+    from daemon.report import collect_once, print_collection
+
+    if not args.once:
+        print("certmon collect: only --once is supported; use `certmon run` for the daemon", file=sys.stderr)
+        return EXIT_USAGE
+    settings = _settings(args)
+    setup_logging(args.log_level or "ERROR")
+    view = collect_once(settings)
+    return print_collection(view, args.format)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Collect once and print where things stand: sources and findings."""
+    from daemon.report import collect_once, print_status
+
+    settings = _settings(args)
+    setup_logging(args.log_level or "ERROR")
+    view = collect_once(settings)
+    return print_status(view, args.format)
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """Print the certificates in PEM, DER, PKCS#7 and PFX files."""
+    from daemon.report import inspect_files
+
+    return inspect_files(args.files, args.password_file, args.format)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate the configuration and say what would be collected."""
+    from daemon.report import check_config
+
+    settings = _settings(args)
+    return check_config(settings, args.format)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Generate the lab environment and run the daemon on it."""
+    from daemon.demo import run_demo
+
+    setup_logging(args.log_level or "INFO")
+    return run_demo(directory=args.dir, port=args.port, stage=args.stage, run=not args.no_run)
+
+
+def _add_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="certmon", description="Certificate monitor for D365 F&O on-premises and Windows estates."
+    )
+    parser.add_argument("--version", action="version", version=f"certmon {__version__}")
+    parser.add_argument("--config", "-c", help="YAML configuration file (default: certmon.yaml or $CERTMON_CONFIG)")
+    parser.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log verbosity")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    sub = commands.add_parser("run", help="run the daemon")
+    sub.set_defaults(func=cmd_run)
+
+    sub = commands.add_parser("collect", help="collect every source once")
+    sub.add_argument("--once", action="store_true", help="collect once and exit")
+    _add_format(sub)
+    sub.set_defaults(func=cmd_collect)
+
+    sub = commands.add_parser("status", help="sources and findings")
+    _add_format(sub)
+    sub.set_defaults(func=cmd_status)
+
+    sub = commands.add_parser("inspect", help="certificates in PEM/DER/PKCS#7/PFX files")
+    sub.add_argument("files", nargs="+", metavar="FILE")
+    sub.add_argument("--password-file", help="file whose first line is the PFX password")
+    _add_format(sub)
+    sub.set_defaults(func=cmd_inspect)
+
+    sub = commands.add_parser("check-config", help="validate the configuration")
+    _add_format(sub)
+    sub.set_defaults(func=cmd_check_config)
+
+    sub = commands.add_parser("demo", help="generate a lab environment and run the daemon on it")
+    sub.add_argument("--dir", type=Path, help="folder for the lab (default: a new temporary folder)")
+    sub.add_argument("--port", type=int, default=9877, help="exporter port (default 9877)")
+    sub.add_argument("--stage", default="staged", help="rotation stage of the lab")
+    sub.add_argument("--no-run", action="store_true", help="only generate the lab")
+    sub.set_defaults(func=cmd_demo)
+
+    for register in EXTRA_COMMANDS:
+        register(commands)
+    return parser
+
+
+# Later capabilities add their sub-commands here: one function taking the sub-parsers.
+EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `certmon` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    args.config_required = args.config is not None
+    try:
+        return int(args.func(args))
+    except ConfigError as err:
+        print(f"certmon: configuration error:\n{err}", file=sys.stderr)
+        return EXIT_USAGE
+    except CertmonError as err:
+        print(f"certmon: {err}", file=sys.stderr)
+        return EXIT_FINDINGS
+    except KeyboardInterrupt:
+        return 130

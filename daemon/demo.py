@@ -1,0 +1,34 @@
+"""`certmon demo`: generate the lab environment and run the daemon on it."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+from daemon.app import Daemon
+from daemon.settings import load_settings
+from simulator.lab import STAGES, build_lab
+
+
+def run_demo(directory: Path | None, port: int, stage: str, run: bool = True) -> int:
+    """Build the lab (in a new temporary folder unless one is given) and run the daemon on it."""
+    if stage not in STAGES:
+        print(f"certmon demo: unknown stage {stage!r}; choose one of {', '.join(STAGES)}", file=sys.stderr)
+        return 2
+    root = directory or Path(tempfile.mkdtemp(prefix="certmon-demo-"))
+    lab = build_lab(root, stage=stage, port=port)
+    print(f"lab environment generated in {lab.root}")
+    print(f"configuration: {lab.config_file}")
+    if not run:
+        return 0
+    settings = load_settings(lab.config_file)
+    daemon = Daemon(settings)
+    daemon.start()
+    assert daemon.http is not None
+    print(f"metrics: {daemon.http.url}/metrics   (Ctrl+C to stop)", flush=True)
+    try:
+        daemon.wait_for_stop()
+    finally:
+        daemon.stop()
+    return 0

@@ -1,0 +1,164 @@
+"""Metric families built once per evaluation; a scrape only renders them."""
+
+from __future__ import annotations
+
+import logging
+import platform
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from collectors.base import Collector
+from collectors.model import MetricSpec
+from daemon import __version__
+from daemon.evaluator import Evaluation
+
+log = logging.getLogger("certmon.metrics")
+
+CERT_LABELS = ("environment", "source", "node", "store", "thumbprint", "subject_cn", "issuer_cn", "role")
+FINDING_LABELS = ("environment", "rule", "severity", "role", "thumbprint", "node", "source", "target")
+SOURCE_LABELS = ("environment", "source", "target")
+
+
+class Families:
+    """Gauge families keyed by name, with duplicate label sets dropped."""
+
+    def __init__(self) -> None:
+        self._families: dict[str, Metric] = {}
+        self._seen: dict[str, set[tuple[str, ...]]] = {}
+
+    def gauge(self, name: str, documentation: str, labels: Iterable[str]) -> GaugeMetricFamily:
+        """Create (once) and return a gauge family."""
+        family = self._families.get(name)
+        if family is None:
+            family = GaugeMetricFamily(name, documentation, labels=list(labels))
+            self._families[name] = family
+            self._seen[name] = set()
+        assert isinstance(family, GaugeMetricFamily)
+        return family
+
+    def counter(self, name: str, documentation: str, labels: Iterable[str]) -> CounterMetricFamily:
+        """Create (once) and return a counter family (name without _total)."""
+        family = self._families.get(name)
+        if family is None:
+            family = CounterMetricFamily(name, documentation, labels=list(labels))
+            self._families[name] = family
+            self._seen[name] = set()
+        assert isinstance(family, CounterMetricFamily)
+        return family
+
+    def add(self, family: Metric, values: tuple[str, ...], value: float) -> None:
+        """Add a sample unless the same label set is already there."""
+        seen = self._seen[family.name]
+        if values in seen:
+            return
+        seen.add(values)
+        family.add_metric(list(values), value)  # type: ignore[attr-defined]
+
+    def all(self) -> list[Metric]:
+        """The families in creation order."""
+        return list(self._families.values())
+
+
+def build_families(evaluation: Evaluation, collectors: Mapping[str, Collector]) -> list[Metric]:
+    """Every certmon metric for one evaluation."""
+    snapshot = evaluation.snapshot
+    env = snapshot.environment
+    out = Families()
+    not_after = out.gauge(
+        "certmon_cert_not_after_timestamp_seconds", "Certificate expiry (notAfter), Unix time.", CERT_LABELS
+    )
+    not_before = out.gauge(
+        "certmon_cert_not_before_timestamp_seconds", "Certificate start (notBefore), Unix time.", CERT_LABELS
+    )
+    has_key = out.gauge(
+        "certmon_cert_has_private_key",
+        "1 when the certificate's private key is present at that location (where the source knows).",
+        CERT_LABELS,
+    )
+    roles = evaluation.roles
+    for obs in snapshot.certificates():
+        cert = obs.certificate
+        for role in roles.get(obs.thumbprint, ("",)):
+            labels = (env, obs.source, obs.node, obs.store, obs.thumbprint, cert.subject_cn, cert.issuer_cn, role)
+            out.add(not_after, labels, cert.not_after_ts)
+            out.add(not_before, labels, cert.not_before.timestamp())
+            if obs.has_private_key is not None:
+                out.add(has_key, labels, 1.0 if obs.has_private_key else 0.0)
+    expected = out.gauge(
+        "certmon_expected_cert_info",
+        "1 for each thumbprint a configuration references, by role and rotation generation.",
+        ("environment", "role", "thumbprint", "generation", "reference"),
+    )
+    for ref in evaluation.references:
+        if ref.thumbprint:
+            out.add(expected, (env, ref.role, ref.thumbprint, str(ref.generation), ref.reference), 1.0)
+    _source_families(evaluation, out)
+    finding = out.gauge("certmon_finding", "1 for each active finding.", FINDING_LABELS)
+    for item in evaluation.findings:
+        labels = (env, item.rule, str(item.severity), item.role, item.thumbprint, item.node, item.source, item.target)
+        out.add(finding, labels, 1.0)
+    for collector in collectors.values():
+        for spec in collector.metrics:
+            _spec_samples(spec, collector.name, evaluation, out)
+    info = out.gauge("certmon_build_info", "certmon version.", ("version", "python"))
+    out.add(info, (__version__, platform.python_version()), 1.0)
+    evaluated = out.gauge(
+        "certmon_last_evaluation_timestamp_seconds", "When findings were last computed, Unix time.", ("environment",)
+    )
+    out.add(evaluated, (env,), evaluation.evaluated_at.timestamp())
+    return out.all()
+
+
+def _source_families(evaluation: Evaluation, out: Families) -> None:
+    env = evaluation.snapshot.environment
+    up = out.gauge("certmon_source_up", "1 when the latest collection of the target succeeded.", SOURCE_LABELS)
+    last = out.gauge(
+        "certmon_source_last_success_timestamp_seconds", "When the target was last collected successfully.",
+        SOURCE_LABELS,
+    )
+    duration = out.gauge(
+        "certmon_source_duration_seconds", "How long the latest collection of the target took.", SOURCE_LABELS
+    )
+    errors = out.counter(
+        "certmon_source_errors", "Failed collections of the target, by reason.", (*SOURCE_LABELS, "reason")
+    )
+    problems = out.gauge(
+        "certmon_source_problems",
+        "Non-fatal problems in the latest good collection (a bad file among good ones), by reason.",
+        (*SOURCE_LABELS, "reason"),
+    )
+    for result in evaluation.snapshot:
+        labels = (env, result.source, result.target)
+        out.add(up, labels, 1.0 if result.health.ok else 0.0)
+        if result.health.last_success_at is not None:
+            out.add(last, labels, result.health.last_success_at.timestamp())
+        out.add(duration, labels, result.health.duration_seconds)
+        for reason, count in sorted(result.errors_total.items()):
+            out.add(errors, (*labels, str(reason)), float(count))
+        if result.observation is not None:
+            counts: dict[str, int] = {}
+            for problem in result.observation.problems:
+                counts[str(problem.reason)] = counts.get(str(problem.reason), 0) + 1
+            for reason_text, count in sorted(counts.items()):
+                out.add(problems, (*labels, reason_text), float(count))
+
+
+def _spec_samples(spec: MetricSpec, source: str, evaluation: Evaluation, out: Families) -> None:
+    family: Any = (
+        out.counter(spec.name, spec.documentation, ("environment", *spec.labels))
+        if spec.kind == "counter"
+        else out.gauge(spec.name, spec.documentation, ("environment", *spec.labels))
+    )
+    env = evaluation.snapshot.environment
+    for result in evaluation.snapshot.of_source(source):
+        if result.observation is None or result.observation.facts is None:
+            continue
+        try:
+            samples = list(spec.samples(result.observation.facts, result.target))
+        except Exception:
+            log.exception("metric %s failed for %s %s", spec.name, source, result.target)
+            continue
+        for values, value in samples:
+            out.add(family, (env, *values), value)

@@ -1,0 +1,182 @@
+"""The runner: collects every target of a source in a bounded pool, enforcing each deadline."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from collectors.base import Collector, Deadline
+from collectors.errors import CollectorError, Reason
+from collectors.model import Health, Observation, Snapshot, SourceResult
+from collectors.secrets import redact
+
+log = logging.getLogger("certmon.runner")
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The wall clock, in UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """The outcome of one collect() call."""
+
+    observation: Observation | None
+    reason: Reason | None
+    message: str
+    duration: float
+
+
+def _attempt(collector: Collector, target: str, deadline: Deadline) -> Attempt:
+    started = time.monotonic()
+    try:
+        observation = collector.collect(target, deadline)
+        return Attempt(observation, None, "", time.monotonic() - started)
+    except CollectorError as err:
+        return Attempt(None, err.reason, redact(str(err)), time.monotonic() - started)
+    except Exception as err:
+        log.exception("collector %s crashed on %s", collector.name, target)
+        text = redact(f"{target}: internal error: {type(err).__name__}: {err}")
+        return Attempt(None, Reason.INTERNAL_ERROR, text, time.monotonic() - started)
+
+
+class Runner:
+    """Holds the latest result of every (source, target) and runs collection cycles."""
+
+    def __init__(
+        self,
+        environment: str,
+        collectors: Sequence[Collector],
+        clock: Clock = utc_now,
+        on_target_done: Callable[[Collector, SourceResult, Observation | None], None] | None = None,
+    ) -> None:
+        self.environment = environment
+        self.collectors = {c.name: c for c in collectors}
+        self.clock = clock
+        self.on_target_done = on_target_done
+        self._results: dict[tuple[str, str], SourceResult] = {}
+        self._lock = threading.Lock()
+        # The latest attempt thread of each target: one that overran its deadline and is
+        # still alive must not be joined by a second one.
+        self._threads: dict[tuple[str, str], threading.Thread] = {}
+
+    def snapshot(self) -> Snapshot:
+        """An immutable copy of the latest results."""
+        with self._lock:
+            return Snapshot(self.environment, self.clock(), dict(self._results))
+
+    def run_once(self) -> Snapshot:
+        """Collect every source once, one after the other."""
+        for name in self.collectors:
+            self.run_source(name)
+        return self.snapshot()
+
+    def _targets(self, collector: Collector) -> Sequence[str]:
+        try:
+            return tuple(dict.fromkeys(collector.targets()))
+        except CollectorError as err:
+            self._record(collector, collector.name, Attempt(None, err.reason, redact(str(err)), 0.0))
+            return ()
+        except Exception as err:
+            log.exception("collector %s could not list its targets", collector.name)
+            text = redact(f"internal error listing targets: {type(err).__name__}: {err}")
+            self._record(collector, collector.name, Attempt(None, Reason.INTERNAL_ERROR, text, 0.0))
+            return ()
+
+    def run_source(self, name: str) -> None:
+        """Collect every target of one source, at most `concurrency` at a time."""
+        collector = self.collectors[name]
+        targets = self._targets(collector)
+        self._forget_targets(collector, targets)
+        pending = list(targets)
+        running: dict[Future[Attempt], tuple[str, Deadline]] = {}
+        while pending or running:
+            while pending and len(running) < collector.concurrency:
+                target = pending.pop(0)
+                busy = self._threads.get((name, target))
+                if busy is not None and busy.is_alive():
+                    message = f"{target}: previous attempt is still running past its deadline"
+                    self._record(collector, target, Attempt(None, Reason.TIMEOUT, message, 0.0))
+                    continue
+                deadline = Deadline.after(collector.timeout)
+                future = self._start(collector, target, deadline)
+                running[future] = (target, deadline)
+            if not running:
+                break
+            nearest = min(d.remaining() for _, d in running.values())
+            done, _ = wait(list(running), timeout=nearest, return_when=FIRST_COMPLETED)
+            for future in list(running):
+                target, deadline = running[future]
+                if future in done:
+                    self._record(collector, target, future.result())
+                elif deadline.expired():
+                    text = f"{target}: no answer within {collector.timeout:g} s"
+                    self._record(collector, target, Attempt(None, Reason.TIMEOUT, text, collector.timeout))
+                else:
+                    continue
+                del running[future]
+
+    def _start(self, collector: Collector, target: str, deadline: Deadline) -> Future[Attempt]:
+        future: Future[Attempt] = Future()
+
+        def work() -> None:
+            outcome = _attempt(collector, target, deadline)
+            future.set_result(outcome)
+
+        thread = threading.Thread(target=work, name=f"collect-{collector.name}-{target}", daemon=True)
+        # Remember the thread until it ends, so a hung target is not started twice.
+        self._threads[(collector.name, target)] = thread
+        thread.start()
+        return future
+
+    def _forget_targets(self, collector: Collector, targets: Sequence[str]) -> None:
+        """Drop results of targets that are no longer configured (a node removed from the template)."""
+        keep = set(targets)
+        with self._lock:
+            for key in [k for k in self._results if k[0] == collector.name]:
+                if key[1] not in keep and key[1] != collector.name:
+                    del self._results[key]
+
+    def _record(self, collector: Collector, target: str, attempt: Attempt) -> None:
+        now = self.clock()
+        key = (collector.name, target)
+        with self._lock:
+            previous = self._results.get(key)
+        if attempt.reason is None:
+            health = Health(True, None, "", attempt.duration, now, now)
+            result = SourceResult(
+                collector.name, target, health, attempt.observation,
+                previous.errors_total if previous else {},
+            )
+            if previous is not None and not previous.health.ok:
+                log.info("%s %s recovered", collector.name, target)
+        else:
+            errors = dict(previous.errors_total) if previous else {}
+            errors[attempt.reason] = errors.get(attempt.reason, 0) + 1
+            last_success = previous.health.last_success_at if previous else None
+            health = Health(False, attempt.reason, attempt.message, attempt.duration, now, last_success)
+            result = SourceResult(
+                collector.name, target, health, previous.observation if previous else None, errors
+            )
+            if previous is None or previous.health.ok or previous.health.reason != attempt.reason:
+                log.warning("%s %s failing (%s): %s", collector.name, target, attempt.reason, attempt.message)
+        with self._lock:
+            self._results[key] = result
+        if self.on_target_done is not None:
+            self.on_target_done(collector, result, attempt.observation)
+
+    def close(self) -> None:
+        """Close every collector's connections."""
+        for collector in self.collectors.values():
+            try:
+                collector.close()
+            except Exception:
+                log.exception("closing collector %s failed", collector.name)

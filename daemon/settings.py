@@ -1,0 +1,206 @@
+"""Configuration: one YAML file plus CERTMON_* environment variables, validated by pydantic."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from collectors.errors import CertmonError
+from collectors.secrets import read_secret_file, register_secret
+
+DEFAULT_CONFIG = "certmon.yaml"
+SECRET_KEYS = ("password", "token", "secret", "passphrase")
+
+
+class ConfigError(CertmonError):
+    """The configuration is invalid; the message names the file and the field."""
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo must not silently disable a source."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceSettings(Strict):
+    """Scheduling shared by every source."""
+
+    enabled: bool = True
+    interval_seconds: float = Field(300.0, gt=0)
+    timeout_seconds: float = Field(60.0, gt=0)
+    jitter_seconds: float = Field(10.0, ge=0)
+
+
+class ConfigTemplateSource(SourceSettings):
+    """The Infrastructure / InfrastructureOld pair (folders or ConfigTemplate.xml paths)."""
+
+    infrastructure: Path | None = None
+    infrastructure_old: Path | None = None
+
+
+class FileSource(SourceSettings):
+    """A single configuration file."""
+
+    path: Path | None = None
+
+
+class CertFolderSource(SourceSettings):
+    """Folders of exported certificate files, one per node."""
+
+    path: Path | None = None
+    nodes: list[str] = Field(default_factory=list)
+    password: SecretStr | None = None
+    password_file: Path | None = None
+
+    def password_bytes(self) -> bytes | None:
+        """The PFX password from the environment or its file."""
+        return _secret_bytes(self.password, self.password_file)
+
+
+def _secret_bytes(value: SecretStr | None, file: Path | None) -> bytes | None:
+    if value is not None:
+        register_secret(value.get_secret_value())
+        return value.get_secret_value().encode()
+    if file is not None:
+        try:
+            return read_secret_file(str(file)).encode()
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"{file}: cannot read secret file: {type(err).__name__}") from err
+    return None
+
+
+class Sources(Strict):
+    """Every source certmon can read; a source without its location is off."""
+
+    configtemplate: ConfigTemplateSource = Field(default_factory=ConfigTemplateSource)
+    clusterconfig: FileSource = Field(default_factory=FileSource)
+    localagent: FileSource = Field(default_factory=FileSource)
+    certfolder: CertFolderSource = Field(default_factory=CertFolderSource)
+
+
+class ExpiryWindow(Strict):
+    """Days before expiry at which a certificate of a role raises a warning and a critical finding."""
+
+    warning_days: float = Field(ge=0)
+    critical_days: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ExpiryWindow:
+        if self.critical_days > self.warning_days:
+            raise ValueError("critical_days must not exceed warning_days")
+        return self
+
+
+DEFAULT_EXPIRY = {
+    "default": ExpiryWindow(warning_days=30, critical_days=14),
+    "DataEncryption": ExpiryWindow(warning_days=90, critical_days=30),
+    "ServiceFabricEncryption": ExpiryWindow(warning_days=90, critical_days=30),
+}
+
+
+class ExporterSettings(Strict):
+    """The HTTP listener for /metrics and /healthz."""
+
+    listen_address: str = "127.0.0.1"
+    port: int = Field(9877, ge=0, le=65535)
+    web_config_file: Path | None = None
+
+
+class Settings(BaseSettings):
+    """certmon's whole configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CERTMON_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    environment: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    production: bool = False
+    data_dir: Path = Path("certmon-data")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    exporter: ExporterSettings = Field(default_factory=ExporterSettings)
+    expiry: dict[str, ExpiryWindow] = Field(default_factory=dict)
+    unreferenced_certificates: bool = True
+    sources: Sources = Field(default_factory=Sources)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment variables override the YAML file, which arrives as init values."""
+        return (env_settings, init_settings)
+
+    def expiry_window(self, role: str) -> ExpiryWindow:
+        """The window for a role, falling back to the configured or built-in default."""
+        merged = {**DEFAULT_EXPIRY, **self.expiry}
+        return merged.get(role) or merged["default"]
+
+
+def _secret_keys(data: Any, path: str = "") -> Iterator[str]:
+    if isinstance(data, dict):
+        for key, value in data.items():
+            where = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and key.lower() in SECRET_KEYS and value not in (None, ""):
+                yield where
+            yield from _secret_keys(value, where)
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from _secret_keys(value, f"{path}[{index}]")
+
+
+def _resolve_paths(model: BaseModel, base: Path) -> None:
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, Path) and not value.is_absolute():
+            object.__setattr__(model, name, base / value)
+        elif isinstance(value, BaseModel):
+            _resolve_paths(value, base)
+
+
+def _describe(err: ValidationError, origin: str) -> str:
+    lines = []
+    for item in err.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        lines.append(f"{origin}: {field}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def load_settings(path: str | Path | None = None, *, required: bool = False) -> Settings:
+    """Load the YAML file (when present) and the environment; ConfigError names file and field."""
+    config_path = Path(path or os.environ.get("CERTMON_CONFIG") or DEFAULT_CONFIG)
+    data: Any = {}
+    if config_path.exists():
+        try:
+            text = config_path.read_text(encoding="utf-8-sig")
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{config_path}: invalid YAML: {err}") from err
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"{config_path}: cannot read: {err}") from err
+        if not isinstance(data, dict):
+            raise ConfigError(f"{config_path}: expected a mapping at the top level")
+        leaked = list(_secret_keys(data))
+        if leaked:
+            raise ConfigError(
+                f"{config_path}: {leaked[0]}: secrets do not belong in the configuration file; "
+                "use the matching *_file setting or a CERTMON_* environment variable"
+            )
+    elif required or path is not None:
+        raise ConfigError(f"{config_path}: configuration file not found")
+    origin = f"{config_path} (or CERTMON_* environment)"
+    try:
+        settings = Settings(**data)
+    except ValidationError as err:
+        raise ConfigError(_describe(err, origin)) from None
+    _resolve_paths(settings, config_path.resolve().parent)
+    return settings

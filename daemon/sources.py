@@ -1,0 +1,72 @@
+"""Where sources are registered: one factory per source, from its settings section."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from collectors.agentconfig import LocalAgentConfigCollector
+from collectors.base import Collector
+from collectors.certfolder import CertFolderCollector
+from collectors.clusterconfig import ClusterConfigFileCollector
+from collectors.configtemplate import ConfigTemplateCollector
+from daemon.settings import Settings, SourceSettings
+
+Factory = Callable[[Settings], Collector | None]
+
+
+def _timing(section: SourceSettings) -> dict[str, float]:
+    return {"timeout": section.timeout_seconds, "interval": section.interval_seconds}
+
+
+def _configtemplate(settings: Settings) -> Collector | None:
+    section = settings.sources.configtemplate
+    if not section.enabled or section.infrastructure is None:
+        return None
+    return ConfigTemplateCollector(section.infrastructure, section.infrastructure_old, **_timing(section))
+
+
+def _clusterconfig(settings: Settings) -> Collector | None:
+    section = settings.sources.clusterconfig
+    if not section.enabled or section.path is None:
+        return None
+    return ClusterConfigFileCollector(section.path, **_timing(section))
+
+
+def _localagent(settings: Settings) -> Collector | None:
+    section = settings.sources.localagent
+    if not section.enabled or section.path is None:
+        return None
+    return LocalAgentConfigCollector(section.path, **_timing(section))
+
+
+def _certfolder(settings: Settings) -> Collector | None:
+    section = settings.sources.certfolder
+    if not section.enabled or section.path is None:
+        return None
+    return CertFolderCollector(
+        section.path, section.password_bytes(), section.nodes, **_timing(section)
+    )
+
+
+SOURCES: dict[str, Factory] = {
+    "configtemplate": _configtemplate,
+    "clusterconfig": _clusterconfig,
+    "localagent": _localagent,
+    "certfolder": _certfolder,
+}
+
+
+def build_collectors(settings: Settings) -> list[Collector]:
+    """A collector for every configured and enabled source."""
+    collectors = []
+    for factory in SOURCES.values():
+        collector = factory(settings)
+        if collector is not None:
+            collectors.append(collector)
+    return collectors
+
+
+def jitter(settings: Settings, name: str) -> float:
+    """Configured jitter of a source."""
+    section = getattr(settings.sources, name, None)
+    return float(section.jitter_seconds) if isinstance(section, SourceSettings) else 0.0

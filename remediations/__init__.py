@@ -1,0 +1,1 @@
+"""Remediation steps an operator runs on demand: plan, dry-run, apply with backup and audit."""

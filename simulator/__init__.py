@@ -1,0 +1,1 @@
+"""Simulated peers (lab environment, Windows nodes, gateways) for the demo and the tests."""
