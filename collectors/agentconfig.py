@@ -42,9 +42,7 @@ def parse_agent_config(document: Any, name: str) -> AgentConfig:
         raise CollectorError(name, Reason.PARSE_ERROR, "serviceFabric: missing or not an object")
     settings = fabric.get("certificateSettings")
     if not isinstance(settings, dict):
-        raise CollectorError(
-            name, Reason.PARSE_ERROR, "serviceFabric.certificateSettings: missing or not an object"
-        )
+        raise CollectorError(name, Reason.PARSE_ERROR, "serviceFabric.certificateSettings: missing or not an object")
     values = {}
     for setting in (SERVER_SETTING, CLIENT_SETTING):
         raw = settings.get(setting.rsplit(".", 1)[1])
@@ -82,10 +80,7 @@ def agent_references(config: AgentConfig, source: str, label: str) -> tuple[Cert
 
 
 def _endpoint_samples(facts: Any, target: str) -> list[tuple[tuple[str, ...], float]]:
-    return [
-        ((target, setting, facts.thumbprint(setting)), 1.0)
-        for setting in (SERVER_SETTING, CLIENT_SETTING)
-    ]
+    return [((target, setting, facts.thumbprint(setting)), 1.0) for setting in (SERVER_SETTING, CLIENT_SETTING)]
 
 
 class LocalAgentConfigCollector(Collector):

@@ -46,9 +46,7 @@ class Collector(ABC):
     #: metrics this source adds to the core contract
     metrics: ClassVar[tuple[MetricSpec, ...]] = ()
 
-    def __init__(
-        self, *, timeout: float = 60.0, interval: float = 300.0, concurrency: int = 1
-    ) -> None:
+    def __init__(self, *, timeout: float = 60.0, interval: float = 300.0, concurrency: int = 1) -> None:
         self.timeout = timeout
         self.interval = interval
         self.concurrency = max(1, concurrency)

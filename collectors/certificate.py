@@ -37,12 +37,8 @@ def normalize_thumbprint(value: str) -> str:
         raise ThumbprintError(f"not a thumbprint: {shown!r} is empty")
     bad = sorted({c for c in cleaned if c not in "0123456789ABCDEF"})
     if bad:
-        raise ThumbprintError(
-            f"not a thumbprint: {shown!r} contains {''.join(bad)!r}; expected 40 hexadecimal digits"
-        )
-    raise ThumbprintError(
-        f"not a thumbprint: {shown!r} has {len(cleaned)} hexadecimal digits, expected 40"
-    )
+        raise ThumbprintError(f"not a thumbprint: {shown!r} contains {''.join(bad)!r}; expected 40 hexadecimal digits")
+    raise ThumbprintError(f"not a thumbprint: {shown!r} has {len(cleaned)} hexadecimal digits, expected 40")
 
 
 def is_thumbprint(value: str) -> bool:
@@ -324,15 +320,11 @@ def _load_pkcs12(data: bytes, password: bytes | None, source: str) -> list[Loade
         except ValueError:
             continue
         except UnsupportedAlgorithm as err:
-            raise CertificateError(
-                source, Reason.PARSE_ERROR, f"PKCS#12 uses an unsupported algorithm: {err}"
-            ) from err
+            raise CertificateError(source, Reason.PARSE_ERROR, f"PKCS#12 uses an unsupported algorithm: {err}") from err
     if bundle is None:
         if password:
             raise CertificateError(source, Reason.WRONG_PASSWORD, "wrong password for PKCS#12 file")
-        raise CertificateError(
-            source, Reason.WRONG_PASSWORD, "PKCS#12 file is password protected; no password given"
-        )
+        raise CertificateError(source, Reason.WRONG_PASSWORD, "PKCS#12 file is password protected; no password given")
     found: list[LoadedCertificate] = []
     if bundle.cert is not None:
         found.append(
@@ -360,9 +352,7 @@ def _load_pem(data: bytes, password: bytes | None, source: str) -> list[LoadedCe
         try:
             certs.extend(x509.load_pem_x509_certificates(data))
         except ValueError as err:
-            raise CertificateError(
-                source, Reason.PARSE_ERROR, f"malformed PEM certificate: {err}"
-            ) from err
+            raise CertificateError(source, Reason.PARSE_ERROR, f"malformed PEM certificate: {err}") from err
     if not certs:
         raise CertificateError(source, Reason.PARSE_ERROR, "PEM file holds no certificate")
     key_public = _pem_private_key_public_bytes(data, password)
@@ -398,9 +388,7 @@ def _pem_private_key_public_bytes(data: bytes, password: bytes | None) -> bytes 
 _BASE64_TEXT = re.compile(rb"[A-Za-z0-9+/=\s]+")
 
 
-def load_certificates(
-    data: bytes, source: str, password: bytes | None = None
-) -> list[LoadedCertificate]:
+def load_certificates(data: bytes, source: str, password: bytes | None = None) -> list[LoadedCertificate]:
     """Every certificate in a PEM, DER, PKCS#7 or PKCS#12 blob; raises CertificateError."""
     if not data.strip():
         raise CertificateError(source, Reason.PARSE_ERROR, "empty file")
@@ -410,9 +398,7 @@ def load_certificates(
         try:
             data = base64.b64decode(b"".join(data.split()), validate=True)
         except (binascii.Error, ValueError) as err:
-            raise CertificateError(
-                source, Reason.PARSE_ERROR, "not a certificate (invalid base64 text)"
-            ) from err
+            raise CertificateError(source, Reason.PARSE_ERROR, "not a certificate (invalid base64 text)") from err
     if data[:1] != b"\x30":
         raise CertificateError(
             source, Reason.PARSE_ERROR, "not a certificate (no PEM, DER, PKCS#7 or PKCS#12 content found)"

@@ -159,9 +159,7 @@ def parse_cluster_config(document: Any, name: str) -> ClusterConfig:
         item = _object(entry, where, name)
         clients.append(
             SfClient(
-                thumbprint=_thumbprint(
-                    item.get("CertificateThumbprint"), f"{where}.CertificateThumbprint", name
-                ),
+                thumbprint=_thumbprint(item.get("CertificateThumbprint"), f"{where}.CertificateThumbprint", name),
                 is_admin=_bool(item.get("IsAdmin")),
             )
         )

@@ -117,9 +117,7 @@ def parse_config_template(data: bytes, path: str, generation: Generation) -> Con
     """Parse ConfigTemplate.xml bytes; raises CollectorError naming the file and the element."""
     root = parse_xml(data, path)
     if local_name(root.tag) != "Config":
-        raise CollectorError(
-            path, Reason.PARSE_ERROR, f"root element is <{local_name(root.tag)}>, expected <Config>"
-        )
+        raise CollectorError(path, Reason.PARSE_ERROR, f"root element is <{local_name(root.tag)}>, expected <Config>")
     certificates = []
     for index, element in enumerate(_children(_child(root, "Certificates"), "Certificate"), 1):
         role = element.get("type", "").strip()
@@ -177,14 +175,9 @@ def parse_config_template(data: bytes, path: str, generation: Generation) -> Con
             )
         )
     sql = _child(root, "SQLCluster")
-    sql_vms = tuple(
-        vm.get("name", "")
-        for vm in _children(_child(sql, "SQLVMList"), "SQLVM")
-        if vm.get("name")
-    )
+    sql_vms = tuple(vm.get("name", "") for vm in _children(_child(sql, "SQLVMList"), "SQLVM") if vm.get("name"))
     shares = tuple(
-        (share.get("refName", ""), _text(share, "Path"))
-        for share in _children(_child(root, "FileShares"), "FileShare")
+        (share.get("refName", ""), _text(share, "Path")) for share in _children(_child(root, "FileShares"), "FileShare")
     )
     return ConfigTemplate(
         path=path,

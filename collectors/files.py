@@ -35,9 +35,7 @@ def decode_text(data: bytes, name: str) -> str:
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as err:
-        raise CollectorError(
-            name, Reason.PARSE_ERROR, f"not valid {encoding} text at byte {err.start}"
-        ) from err
+        raise CollectorError(name, Reason.PARSE_ERROR, f"not valid {encoding} text at byte {err.start}") from err
 
 
 def parse_json(data: bytes, name: str) -> Any:

@@ -49,8 +49,13 @@ Rule = Callable[[Context], Iterable[Finding]]
 def template_generations(snapshot: Snapshot) -> dict[str, dict[str, Generation]]:
     """Per role, thumbprint -> generation as the ConfigTemplate pair declares it."""
     templates = [facts for _, facts in snapshot.facts("configtemplate", ConfigTemplate)]
-    new = {(c.role, c.thumbprint) for t in templates if t.generation is Generation.NEW
-           for c in t.active_certificates() if c.thumbprint}
+    new = {
+        (c.role, c.thumbprint)
+        for t in templates
+        if t.generation is Generation.NEW
+        for c in t.active_certificates()
+        if c.thumbprint
+    }
     out: dict[str, dict[str, Generation]] = defaultdict(dict)
     for template in templates:
         for cert in template.active_certificates():
@@ -113,16 +118,17 @@ def expiry_findings(ctx: Context) -> Iterable[Finding]:
             common = {"role": role, "thumbprint": thumbprint, "node": node, "step": "certs-generated"}
             if cert.not_before > ctx.now:
                 yield Finding(
-                    "cert-not-yet-valid", Severity.WARNING,
+                    "cert-not-yet-valid",
+                    Severity.WARNING,
                     f"{role_text} {label} ({thumbprint}) is not valid before "
                     f"{cert.not_before:%Y-%m-%d %H:%M}Z; seen on {where}",
                     **common,
                 )
             if days <= 0:
                 yield Finding(
-                    "cert-expired", Severity.CRITICAL,
-                    f"{role_text} {label} ({thumbprint}) expired on {cert.not_after:%Y-%m-%d}; "
-                    f"seen on {where}",
+                    "cert-expired",
+                    Severity.CRITICAL,
+                    f"{role_text} {label} ({thumbprint}) expired on {cert.not_after:%Y-%m-%d}; seen on {where}",
                     **common,
                 )
                 continue
@@ -134,7 +140,8 @@ def expiry_findings(ctx: Context) -> Iterable[Finding]:
             else:
                 continue
             yield Finding(
-                rule, severity,
+                rule,
+                severity,
                 f"{role_text} {label} ({thumbprint}) expires in {days:.0f} days "
                 f"({cert.not_after:%Y-%m-%d}); seen on {where}",
                 **common,
@@ -149,10 +156,11 @@ def source_down_findings(ctx: Context) -> Iterable[Finding]:
         age = result.age_seconds(ctx.now)
         kept = "no data yet" if age is None else f"showing data from {age / 60:.0f} min ago"
         yield Finding(
-            "source-down", Severity.WARNING,
-            f"{result.source} {result.target} is failing ({result.health.reason}): "
-            f"{result.health.message}; {kept}",
-            source=result.source, target=result.target,
+            "source-down",
+            Severity.WARNING,
+            f"{result.source} {result.target} is failing ({result.health.reason}): {result.health.message}; {kept}",
+            source=result.source,
+            target=result.target,
         )
 
 

@@ -193,7 +193,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if isinstance(self.connection, ssl.SSLSocket):
             client_cert = self.connection.getpeercert() or None
         request = Request(
-            self.command, url.path, parse_qs(url.query), headers, body, params, client_cert, user,
+            self.command,
+            url.path,
+            parse_qs(url.query),
+            headers,
+            body,
+            params,
+            client_cert,
+            user,
             self.client_address[0],
         )
         try:

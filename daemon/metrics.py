@@ -115,7 +115,8 @@ def _source_families(evaluation: Evaluation, out: Families) -> None:
     env = evaluation.snapshot.environment
     up = out.gauge("certmon_source_up", "1 when the latest collection of the target succeeded.", SOURCE_LABELS)
     last = out.gauge(
-        "certmon_source_last_success_timestamp_seconds", "When the target was last collected successfully.",
+        "certmon_source_last_success_timestamp_seconds",
+        "When the target was last collected successfully.",
         SOURCE_LABELS,
     )
     duration = out.gauge(

@@ -50,9 +50,15 @@ def _source_row(result: SourceResult, view: View) -> dict[str, Any]:
 
 def _finding_row(finding: Finding) -> dict[str, Any]:
     return {
-        "rule": finding.rule, "severity": str(finding.severity), "message": finding.message,
-        "role": finding.role, "thumbprint": finding.thumbprint, "node": finding.node,
-        "source": finding.source, "target": finding.target, "step": finding.step,
+        "rule": finding.rule,
+        "severity": str(finding.severity),
+        "message": finding.message,
+        "role": finding.role,
+        "thumbprint": finding.thumbprint,
+        "node": finding.node,
+        "source": finding.source,
+        "target": finding.target,
+        "step": finding.step,
         "remediation": finding.remediation,
     }
 
@@ -70,8 +76,14 @@ def collection_payload(view: View) -> dict[str, Any]:
     certificates = []
     for obs in evaluation.snapshot.certificates():
         record = to_record(LoadedCertificate(obs.certificate, obs.has_private_key, obs.location))
-        record.update(source=obs.source, node=obs.node, store=obs.store, roles=list(roles.get(obs.thumbprint, ())),
-                      key_provider=obs.key_provider, location=obs.location)
+        record.update(
+            source=obs.source,
+            node=obs.node,
+            store=obs.store,
+            roles=list(roles.get(obs.thumbprint, ())),
+            key_provider=obs.key_provider,
+            location=obs.location,
+        )
         del record["path"]
         certificates.append(record)
     return {
@@ -80,8 +92,13 @@ def collection_payload(view: View) -> dict[str, Any]:
         "sources": [_source_row(r, view) for r in evaluation.snapshot],
         "certificates": certificates,
         "references": [
-            {"role": r.role, "thumbprint": r.thumbprint, "generation": str(r.generation),
-             "reference": r.reference, "source": r.source}
+            {
+                "role": r.role,
+                "thumbprint": r.thumbprint,
+                "generation": str(r.generation),
+                "reference": r.reference,
+                "source": r.source,
+            }
             for r in evaluation.references
         ],
         "findings": [_finding_row(f) for f in evaluation.findings],
@@ -117,9 +134,16 @@ def print_collection(view: View, fmt: str) -> int:
     now = view.evaluation.evaluated_at
     rows = sorted(
         (
-            (o.node, o.store, o.thumbprint, o.certificate.subject_cn, ",".join(roles.get(o.thumbprint, ())),
-             f"{o.certificate.not_after:%Y-%m-%d}", f"{o.certificate.days_left(now):.0f}",
-             {True: "yes", False: "no", None: "?"}[o.has_private_key])
+            (
+                o.node,
+                o.store,
+                o.thumbprint,
+                o.certificate.subject_cn,
+                ",".join(roles.get(o.thumbprint, ())),
+                f"{o.certificate.not_after:%Y-%m-%d}",
+                f"{o.certificate.days_left(now):.0f}",
+                {True: "yes", False: "no", None: "?"}[o.has_private_key],
+            )
             for o in view.evaluation.snapshot.certificates()
         ),
     )
@@ -164,9 +188,16 @@ def inspect_files(files: list[str], password_file: str | None, fmt: str) -> int:
         table(
             ("PATH", "THUMBPRINT", "SUBJECT CN", "NOT AFTER", "KEY", "SIZE", "SELF-SIGNED", "PRIVATE KEY"),
             [
-                (i.source, i.certificate.thumbprint, i.certificate.subject_cn, iso_z(i.certificate.not_after),
-                 i.certificate.key_algorithm, i.certificate.key_size, i.certificate.self_signed,
-                 {True: "yes", False: "no", None: "?"}[i.has_private_key])
+                (
+                    i.source,
+                    i.certificate.thumbprint,
+                    i.certificate.subject_cn,
+                    iso_z(i.certificate.not_after),
+                    i.certificate.key_algorithm,
+                    i.certificate.key_size,
+                    i.certificate.self_signed,
+                    {True: "yes", False: "no", None: "?"}[i.has_private_key],
+                )
                 for i in found
             ],
         )
@@ -190,8 +221,14 @@ def check_config(settings: Settings, fmt: str) -> int:
     rows: list[dict[str, Any]] = []
     for collector in collectors:
         targets = list(collector.targets())
-        rows.append({"source": collector.name, "interval_seconds": collector.interval,
-                     "timeout_seconds": collector.timeout, "targets": targets})
+        rows.append(
+            {
+                "source": collector.name,
+                "interval_seconds": collector.interval,
+                "timeout_seconds": collector.timeout,
+                "targets": targets,
+            }
+        )
     sources = settings.sources
     for label, path in (
         ("sources.configtemplate.infrastructure", sources.configtemplate.infrastructure),
@@ -216,8 +253,10 @@ def check_config(settings: Settings, fmt: str) -> int:
         print(f"environment: {settings.environment}")
         print(f"data_dir: {settings.data_dir}")
         print(f"exporter: {settings.exporter.listen_address}:{settings.exporter.port}\n")
-        table(("SOURCE", "INTERVAL", "TIMEOUT", "TARGETS"),
-              [(r["source"], r["interval_seconds"], r["timeout_seconds"], ", ".join(r["targets"])) for r in rows])
+        table(
+            ("SOURCE", "INTERVAL", "TIMEOUT", "TARGETS"),
+            [(r["source"], r["interval_seconds"], r["timeout_seconds"], ", ".join(r["targets"])) for r in rows],
+        )
         for problem in problems:
             print(f"problem: {problem}", file=sys.stderr)
     return 2 if problems else EXIT_OK

@@ -153,7 +153,10 @@ class Runner:
         if attempt.reason is None:
             health = Health(True, None, "", attempt.duration, now, now)
             result = SourceResult(
-                collector.name, target, health, attempt.observation,
+                collector.name,
+                target,
+                health,
+                attempt.observation,
                 previous.errors_total if previous else {},
             )
             if previous is not None and not previous.health.ok:
@@ -163,9 +166,7 @@ class Runner:
             errors[attempt.reason] = errors.get(attempt.reason, 0) + 1
             last_success = previous.health.last_success_at if previous else None
             health = Health(False, attempt.reason, attempt.message, attempt.duration, now, last_success)
-            result = SourceResult(
-                collector.name, target, health, previous.observation if previous else None, errors
-            )
+            result = SourceResult(collector.name, target, health, previous.observation if previous else None, errors)
             if previous is None or previous.health.ok or previous.health.reason != attempt.reason:
                 log.warning("%s %s failing (%s): %s", collector.name, target, attempt.reason, attempt.message)
         with self._lock:

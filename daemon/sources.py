@@ -43,9 +43,7 @@ def _certfolder(settings: Settings) -> Collector | None:
     section = settings.sources.certfolder
     if not section.enabled or section.path is None:
         return None
-    return CertFolderCollector(
-        section.path, section.password_bytes(), section.nodes, **_timing(section)
-    )
+    return CertFolderCollector(section.path, section.password_bytes(), section.nodes, **_timing(section))
 
 
 SOURCES: dict[str, Factory] = {

@@ -151,8 +151,7 @@ class StateStore:
                 before = {
                     (node, store, thumbprint): bool(present)
                     for node, store, thumbprint, present in self._db.execute(
-                        "SELECT node, store, thumbprint, present FROM cert_location "
-                        "WHERE source = ? AND target = ?",
+                        "SELECT node, store, thumbprint, present FROM cert_location WHERE source = ? AND target = ?",
                         (source, target),
                     )
                 }
@@ -162,8 +161,17 @@ class StateStore:
                     " ON CONFLICT (source, node, store, thumbprint) DO UPDATE SET"
                     " last_seen = excluded.last_seen, present = 1, target = excluded.target",
                     [
-                        (source, node, store, thumbprint, target, obs.certificate.subject_cn,
-                         obs.certificate.not_after_ts, at, at)
+                        (
+                            source,
+                            node,
+                            store,
+                            thumbprint,
+                            target,
+                            obs.certificate.subject_cn,
+                            obs.certificate.not_after_ts,
+                            at,
+                            at,
+                        )
                         for (node, store, thumbprint), obs in rows.items()
                     ],
                 )
@@ -194,9 +202,16 @@ class StateStore:
             rows = self._db.execute(query, args).fetchall()
         return [
             LocationHistory(
-                source=r[0], target=r[1], node=r[2], store=r[3], thumbprint=r[4], subject_cn=r[5],
-                not_after=r[6], first_seen=_dt(r[7]) or datetime.min.replace(tzinfo=UTC),
-                last_seen=_dt(r[8]) or datetime.min.replace(tzinfo=UTC), last_absent=_dt(r[9]),
+                source=r[0],
+                target=r[1],
+                node=r[2],
+                store=r[3],
+                thumbprint=r[4],
+                subject_cn=r[5],
+                not_after=r[6],
+                first_seen=_dt(r[7]) or datetime.min.replace(tzinfo=UTC),
+                last_seen=_dt(r[8]) or datetime.min.replace(tzinfo=UTC),
+                last_absent=_dt(r[9]),
                 present=bool(r[10]),
             )
             for r in rows
@@ -233,8 +248,15 @@ class StateStore:
             ).fetchall()
         return [
             {
-                "id": r[0], "at": _dt(r[1]), "actor": r[2], "host": r[3], "remediation": r[4],
-                "target": r[5], "mode": r[6], "outcome": r[7], "detail": json.loads(r[8]),
+                "id": r[0],
+                "at": _dt(r[1]),
+                "actor": r[2],
+                "host": r[3],
+                "remediation": r[4],
+                "target": r[5],
+                "mode": r[6],
+                "outcome": r[7],
+                "detail": json.loads(r[8]),
             }
             for r in rows
         ]

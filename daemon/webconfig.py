@@ -28,8 +28,16 @@ TLS_VERSIONS = {
     "TLS13": ssl.TLSVersion.TLSv1_3,
 }
 TLS_KEYS = {
-    "cert_file", "key_file", "client_auth_type", "client_ca_file", "client_allowed_sans",
-    "min_version", "max_version", "cipher_suites", "prefer_server_cipher_suites", "curve_preferences",
+    "cert_file",
+    "key_file",
+    "client_auth_type",
+    "client_ca_file",
+    "client_allowed_sans",
+    "min_version",
+    "max_version",
+    "cipher_suites",
+    "prefer_server_cipher_suites",
+    "curve_preferences",
 }
 TOP_KEYS = {"tls_server_config", "http_server_config", "basic_auth_users"}
 HTTP_KEYS = {"http2", "headers"}

@@ -38,19 +38,31 @@ class RoleSpec:
 
 
 ROLES: tuple[RoleSpec, ...] = (
-    RoleSpec("ServiceFabric", "Star", f"*.{DOMAIN}", ("AOS", "Orchestrator", "ReportServer", "MR"), True, 12,
-             dns=(f"*.{DOMAIN}", f"sf.d365ffo.onprem.{DOMAIN}", f"ax.d365ffo.onprem.{DOMAIN}")),
-    RoleSpec("ServiceFabricClient", "Client", f"client.{DOMAIN}",
-             ("AOS", "Orchestrator", "ReportServer", "MR"), True, 40),
-    RoleSpec("ServiceFabricEncryption", "axdataencipherment", "axdataencipherment.d365ffo.onprem",
-             ("AOS", "Orchestrator", "ReportServer", "MR"), False, 75),
-    RoleSpec("SessionAuthentication", "SessionAuthentication", f"SessionAuthentication.{DOMAIN}",
-             ("AOS",), False, 35),
+    RoleSpec(
+        "ServiceFabric",
+        "Star",
+        f"*.{DOMAIN}",
+        ("AOS", "Orchestrator", "ReportServer", "MR"),
+        True,
+        12,
+        dns=(f"*.{DOMAIN}", f"sf.d365ffo.onprem.{DOMAIN}", f"ax.d365ffo.onprem.{DOMAIN}"),
+    ),
+    RoleSpec(
+        "ServiceFabricClient", "Client", f"client.{DOMAIN}", ("AOS", "Orchestrator", "ReportServer", "MR"), True, 40
+    ),
+    RoleSpec(
+        "ServiceFabricEncryption",
+        "axdataencipherment",
+        "axdataencipherment.d365ffo.onprem",
+        ("AOS", "Orchestrator", "ReportServer", "MR"),
+        False,
+        75,
+    ),
+    RoleSpec("SessionAuthentication", "SessionAuthentication", f"SessionAuthentication.{DOMAIN}", ("AOS",), False, 35),
     RoleSpec("DataEncryption", "DataEncryption", "DataEncryption.d365ffo.onprem", ("AOS",), False, 25),
     RoleSpec("DataSigning", "DataSigning", "DataSigning.d365ffo.onprem", ("AOS",), False, 60),
     RoleSpec("FinancialReporting", "FinancialReporting", f"FinancialReporting.{DOMAIN}", ("AOS", "MR"), True, 50),
-    RoleSpec("ReportingService", "ReportingService", f"ReportingService.{DOMAIN}", ("AOS", "ReportServer"),
-             True, 50),
+    RoleSpec("ReportingService", "ReportingService", f"ReportingService.{DOMAIN}", ("AOS", "ReportServer"), True, 50),
     RoleSpec("Orchestrator", "LocalAgent", f"OnPremLocalAgent.{DOMAIN}", ("Orchestrator",), True, 45),
     RoleSpec("SSRSHTTPS", "SSRSHTTPS", f"bi1.{DOMAIN}", ("ReportServer",), True, 55, dns=(f"bi1.{DOMAIN}",)),
     RoleSpec("SQLCluster", "SQL1", f"sql1.{DOMAIN}", ("SQL",), True, 90, dns=(f"sql1.{DOMAIN}", "sql1")),
@@ -230,29 +242,51 @@ def _template(lab: Lab, generation: str, schema: str) -> bytes:
     for spec in ROLES:
         cert = lab.cert(spec.role, generation)
         element = ET.SubElement(
-            certificates, "Certificate",
-            {"type": spec.role, "exportable": "true", "generateSelfSignedCert": str(not spec.ca_issued).lower(),
-             "generateADCSCert": "false", "disabled": "false", "manualProperties": "false"},
+            certificates,
+            "Certificate",
+            {
+                "type": spec.role,
+                "exportable": "true",
+                "generateSelfSignedCert": str(not spec.ca_issued).lower(),
+                "generateADCSCert": "false",
+                "disabled": "false",
+                "manualProperties": "false",
+            },
         )
         for tag, text in (
-            ("Name", spec.name), ("FileName", spec.name.lower()), ("DNSName", ";".join(spec.dns or (spec.subject,))),
-            ("Subject", spec.subject), ("Provider", "Microsoft Enhanced RSA and AES Cryptographic Provider"),
-            ("KeyUsage", ""), ("EnhancedKeyUsage", ""), ("CertificateType", ""),
-            ("Thumbprint", cert.thumbprint), ("ProtectTo", "CONTOSO\\D365 Admins"),
+            ("Name", spec.name),
+            ("FileName", spec.name.lower()),
+            ("DNSName", ";".join(spec.dns or (spec.subject,))),
+            ("Subject", spec.subject),
+            ("Provider", "Microsoft Enhanced RSA and AES Cryptographic Provider"),
+            ("KeyUsage", ""),
+            ("EnhancedKeyUsage", ""),
+            ("CertificateType", ""),
+            ("Thumbprint", cert.thumbprint),
+            ("ProtectTo", "CONTOSO\\D365 Admins"),
         ):
             ET.SubElement(element, tag).text = text
     cluster = ET.SubElement(config, "ServiceFabricCluster")
     ET.SubElement(cluster, "ClusterName").text = "D365FOCluster"
     for type_name, purpose, prefix, primary, names in NODE_TYPES:
         node_type = ET.SubElement(
-            cluster, "NodeType",
+            cluster,
+            "NodeType",
             {"name": type_name, "primary": str(primary).lower(), "namePrefix": prefix, "purpose": purpose},
         )
         vm_list = ET.SubElement(node_type, "VMList")
         for index, name in enumerate(names):
             node = lab.node(name)
-            ET.SubElement(vm_list, "VM", {"name": name, "ipAddress": node.ip_address,
-                                          "faultDomain": f"fd:/fd{index}", "updateDomain": f"ud{index}"})
+            ET.SubElement(
+                vm_list,
+                "VM",
+                {
+                    "name": name,
+                    "ipAddress": node.ip_address,
+                    "faultDomain": f"fd:/fd{index}",
+                    "updateDomain": f"ud{index}",
+                },
+            )
     sql = ET.SubElement(config, "SQLCluster")
     ET.SubElement(sql, "ListenerName").text = f"sql1.{DOMAIN}"
     sql_list = ET.SubElement(sql, "SQLVMList")
@@ -293,26 +327,40 @@ def cluster_config_document(lab: Lab) -> dict[str, object]:
         clients.append({"CertificateThumbprint": new_client.thumbprint, "IsAdmin": True})
     node_types = []
     for type_name, _purpose, _prefix, primary, _names in NODE_TYPES:
-        node_types.append({
-            "name": type_name, "clientConnectionEndpointPort": "19000", "clusterConnectionEndpointPort": "19001",
-            "leaseDriverEndpointPort": "19002", "serviceConnectionEndpointPort": "19003",
-            "httpGatewayEndpointPort": "19080", "reverseProxyEndpointPort": "19081",
-            "applicationPorts": {"startPort": "20001", "endPort": "20031"},
-            "ephemeralPorts": {"startPort": "20606", "endPort": "20861"}, "isPrimary": primary,
-        })
+        node_types.append(
+            {
+                "name": type_name,
+                "clientConnectionEndpointPort": "19000",
+                "clusterConnectionEndpointPort": "19001",
+                "leaseDriverEndpointPort": "19002",
+                "serviceConnectionEndpointPort": "19003",
+                "httpGatewayEndpointPort": "19080",
+                "reverseProxyEndpointPort": "19081",
+                "applicationPorts": {"startPort": "20001", "endPort": "20031"},
+                "ephemeralPorts": {"startPort": "20606", "endPort": "20861"},
+                "isPrimary": primary,
+            }
+        )
     return {
         "name": "D365FOCluster",
         "clusterConfigurationVersion": "2.0.1" if staged else "2.0.0",
         "apiVersion": "10-2017",
         "nodes": [
-            {"nodeName": n.name, "iPAddress": n.ip_address, "nodeTypeRef": n.node_type,
-             "faultDomain": "fd:/fd0", "upgradeDomain": "ud0"}
-            for n in lab.nodes if n.node_type
+            {
+                "nodeName": n.name,
+                "iPAddress": n.ip_address,
+                "nodeTypeRef": n.node_type,
+                "faultDomain": "fd:/fd0",
+                "upgradeDomain": "ud0",
+            }
+            for n in lab.nodes
+            if n.node_type
         ],
         "properties": {
             "diagnosticsStore": {
                 "metadata": "Please replace the diagnostics file share with an actual file share.",
-                "dataDeletionAgeInDays": "7", "storeType": "FileShare",
+                "dataDeletionAgeInDays": "7",
+                "storeType": "FileShare",
                 "connectionstring": "\\\\DC1\\D365FFOStorage\\diagnostics",
             },
             "security": {
@@ -328,8 +376,13 @@ def cluster_config_document(lab: Lab) -> dict[str, object]:
             },
             "nodeTypes": node_types,
             "fabricSettings": [
-                {"name": "Setup", "parameters": [{"name": "FabricDataRoot", "value": "C:\\ProgramData\\SF"},
-                                                 {"name": "FabricLogRoot", "value": "C:\\ProgramData\\SF\\Log"}]},
+                {
+                    "name": "Setup",
+                    "parameters": [
+                        {"name": "FabricDataRoot", "value": "C:\\ProgramData\\SF"},
+                        {"name": "FabricLogRoot", "value": "C:\\ProgramData\\SF\\Log"},
+                    ],
+                },
             ],
         },
     }
@@ -352,8 +405,11 @@ def localagent_document(lab: Lab) -> dict[str, object]:
                 "clientCertThumbprint": lab.cert("ServiceFabricClient", "old").thumbprint,
             },
         },
-        "lcs": {"environmentId": "3f1d6c5e-4b6a-4d1f-9d62-2b1fb0d1a001", "projectId": "1234567",
-                "lcsUrl": "https://lcs.dynamics.com"},
+        "lcs": {
+            "environmentId": "3f1d6c5e-4b6a-4d1f-9d62-2b1fb0d1a001",
+            "projectId": "1234567",
+            "lcsUrl": "https://lcs.dynamics.com",
+        },
         "downloadFolder": "\\\\DC1\\D365FFOStorage\\agent\\assets",
         "deploymentOptions": {"enableSSIS": False, "enableSSRS": True, "sqlServerVersion": "2019"},
         "components": [{"name": "AXSF", "version": "10.0.42"}, {"name": "FinancialReporting", "version": "10.0.42"}],
