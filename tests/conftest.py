@@ -1,0 +1,61 @@
+"""Fixtures shared by every test: a generated lab, a fixed clock, free ports, the CLI."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from daemon.settings import Settings, load_settings
+from simulator.lab import Lab, build_lab
+
+ROOT = Path(__file__).resolve().parent.parent
+NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def now() -> datetime:
+    """The fixed moment tests run at."""
+    return NOW
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Lab:
+    """A freshly generated lab environment, mid-rotation (staged)."""
+    return build_lab(tmp_path / "lab", now=NOW, port=0)
+
+
+@pytest.fixture
+def lab_settings(lab: Lab) -> Settings:
+    """Settings loaded from the lab's certmon.yaml."""
+    return load_settings(lab.config_file)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def run_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run `python -m daemon ARGS` in a subprocess, as an operator would."""
+
+    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120,
+            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("CERTMON_")}
+        full_env["PYTHONPATH"] = str(ROOT)
+        full_env.update(env or {})
+        return subprocess.run(
+            [sys.executable, "-m", "daemon", *args],
+            capture_output=True, text=True, env=full_env, timeout=timeout, cwd=cwd or ROOT, check=False,
+        )
+
+    return run
