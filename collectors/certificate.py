@@ -310,7 +310,24 @@ def _looks_like_pkcs12(data: bytes) -> bool:
         return False
 
 
+# Opening a PKCS#12 file costs tens of milliseconds of key derivation; the same files are
+# read every cycle, so results are kept by a digest of (password, content), never the password.
+_PKCS12_CACHE: dict[bytes, tuple[tuple[Certificate, bool], ...]] = {}
+
+
 def _load_pkcs12(data: bytes, password: bytes | None, source: str) -> list[LoadedCertificate]:
+    key = hashlib.sha256(hashlib.sha256(password or b"").digest() + data).digest()
+    cached = _PKCS12_CACHE.get(key)
+    if cached is None:
+        cached = tuple((item.certificate, bool(item.has_private_key)) for item in _open_pkcs12(data, password, source))
+        with _CACHE_LOCK:
+            if len(_PKCS12_CACHE) >= 10_000:
+                _PKCS12_CACHE.clear()
+            _PKCS12_CACHE[key] = cached
+    return [LoadedCertificate(cert, has_key, source) for cert, has_key in cached]
+
+
+def _open_pkcs12(data: bytes, password: bytes | None, source: str) -> list[LoadedCertificate]:
     attempts: list[bytes | None] = [password] if password else [None, b""]
     bundle = None
     for attempt in attempts:

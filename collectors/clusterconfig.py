@@ -131,9 +131,9 @@ def _bool(value: Any) -> bool:
 
 def parse_cluster_config(document: Any, name: str) -> ClusterConfig:
     """Interpret a parsed ClusterConfig.json document; raises CollectorError naming the field."""
-    root = _object(document, "document", name)
-    if not root:
+    if not isinstance(document, dict) or not document:
         raise CollectorError(name, Reason.PARSE_ERROR, "document: expected a cluster configuration object")
+    root = document
     base = "properties.security.CertificateInformation"
     properties = _object(root.get("properties"), "properties", name)
     security = _object(properties.get("security"), "properties.security", name)

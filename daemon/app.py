@@ -113,7 +113,7 @@ class Daemon:
         status = 200 if running or self.scheduler is None else 503
         return Response.json({"status": "ok" if status == 200 else "stopping"}, status)
 
-    def start(self, *, serve: bool = True) -> None:
+    def start(self, *, serve: bool = True, schedule: bool = True) -> None:
         """Start the HTTP listener and the schedule (first cycle of every source right away)."""
         if serve:
             exporter = self.settings.exporter
@@ -121,8 +121,9 @@ class Daemon:
             self.http = HttpServer(exporter.listen_address, exporter.port, web_config, self.router)
             self.http.start()
             log.info("serving %s/metrics", self.http.url)
-        self.scheduler = Scheduler(self)
-        self.scheduler.start()
+        if schedule:
+            self.scheduler = Scheduler(self)
+            self.scheduler.start()
 
     def stop(self) -> None:
         """Stop scheduling and serving; close connections and the store."""

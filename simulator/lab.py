@@ -426,13 +426,16 @@ def _write_node_folders(lab: Lab) -> None:
     lab.password_file.write_text(lab.password + "\n", encoding="utf-8")
     password = lab.password.encode()
     generations = ("old",) if lab.stage == "before" else ("old", "new")
+    # One export per certificate, copied to every node that needs it, as operators do.
+    exported = {key: pfx_bytes(cert.issued, password) for key, cert in lab.certs.items() if key[1] in generations}
     for node in lab.nodes:
         folder = lab.certs_dir / node.name
         (folder / "Root").mkdir(parents=True, exist_ok=True)
         (folder / "Root" / "lab-root-ca.cer").write_bytes(lab.ca.der)
-        for (_role, generation), cert in lab.certs.items():
-            if generation in generations and node.name in cert.nodes:
-                (folder / f"{cert.file_stem}.pfx").write_bytes(pfx_bytes(cert.issued, password))
+        for key, data in exported.items():
+            cert = lab.certs[key]
+            if node.name in cert.nodes:
+                (folder / f"{cert.file_stem}.pfx").write_bytes(data)
 
 
 def _write_config(lab: Lab, port: int) -> None:
