@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -46,28 +47,49 @@ def is_thumbprint(value: str) -> bool:
     return bool(_HEX40.fullmatch(_THUMBPRINT_NOISE.sub("", value).upper()))
 
 
-@dataclass(frozen=True, slots=True)
 class Certificate:
-    """What a certificate says about itself; identical wherever the same DER is found."""
+    """What a certificate says about itself; identical wherever the same DER is found.
 
-    thumbprint: str
-    sha256: str
-    subject: str
-    issuer: str
-    subject_cn: str
-    issuer_cn: str
-    dns_names: tuple[str, ...]
-    ip_addresses: tuple[str, ...]
-    serial: str
-    not_before: datetime
-    not_after: datetime
-    key_algorithm: str
-    key_size: int
-    signature_algorithm: str
-    self_signed: bool
-    key_usage: tuple[str, ...]
-    extended_key_usage: tuple[str, ...]
-    subject_key_identifier: str
+    The thumbprint and the validity dates are read when the record is made; the other fields
+    are read from the DER on first use and kept, because most of them are only needed for
+    `inspect` and a few findings while every cycle sees thousands of certificates.
+    """
+
+    __slots__ = ("__dict__", "_der", "_parsed", "thumbprint")
+
+    def __init__(self, der: bytes, digest: bytes, parsed: x509.Certificate) -> None:
+        self._der = der
+        self._parsed = parsed
+        self.thumbprint = digest.hex().upper()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Certificate) and other.thumbprint == self.thumbprint
+
+    def __hash__(self) -> int:
+        return hash(self.thumbprint)
+
+    def __repr__(self) -> str:
+        return f"Certificate({self.thumbprint}, subject={self.subject!r})"
+
+    @property
+    def der(self) -> bytes:
+        """The DER encoding."""
+        return self._der
+
+    @property
+    def parsed(self) -> x509.Certificate:
+        """The cryptography object, for signature and chain checks."""
+        return self._parsed
+
+    @cached_property
+    def not_before(self) -> datetime:
+        """Start of validity, UTC."""
+        return self._parsed.not_valid_before_utc
+
+    @cached_property
+    def not_after(self) -> datetime:
+        """End of validity, UTC."""
+        return self._parsed.not_valid_after_utc
 
     @property
     def not_after_ts(self) -> float:
@@ -77,6 +99,90 @@ class Certificate:
     def days_left(self, now: datetime) -> float:
         """Days until expiry (negative once expired)."""
         return (self.not_after - now).total_seconds() / 86400.0
+
+    @cached_property
+    def sha256(self) -> str:
+        """SHA-256 fingerprint, upper-case hex."""
+        return hashlib.sha256(self._der).hexdigest().upper()
+
+    @cached_property
+    def subject(self) -> str:
+        """Subject, RFC 4514."""
+        return _name_text(self._parsed, "subject")
+
+    @cached_property
+    def issuer(self) -> str:
+        """Issuer, RFC 4514."""
+        return _name_text(self._parsed, "issuer")
+
+    @cached_property
+    def subject_cn(self) -> str:
+        """Subject common name, or ''."""
+        return _common_name(self._parsed, "subject")
+
+    @cached_property
+    def issuer_cn(self) -> str:
+        """Issuer common name, or ''."""
+        return _common_name(self._parsed, "issuer")
+
+    @cached_property
+    def dns_names(self) -> tuple[str, ...]:
+        """DNS subject alternative names."""
+        return tuple(_sans(self._parsed, x509.DNSName))
+
+    @cached_property
+    def ip_addresses(self) -> tuple[str, ...]:
+        """IP subject alternative names."""
+        return tuple(str(ip) for ip in _sans(self._parsed, x509.IPAddress))
+
+    @cached_property
+    def serial(self) -> str:
+        """Serial number, upper-case hex of even length."""
+        return _serial_hex(self._parsed.serial_number)
+
+    @cached_property
+    def _key(self) -> tuple[str, int]:
+        return _key_facts(self._parsed)
+
+    @property
+    def key_algorithm(self) -> str:
+        """RSA, EC <curve>, Ed25519..."""
+        return self._key[0]
+
+    @property
+    def key_size(self) -> int:
+        """Key size in bits."""
+        return self._key[1]
+
+    @cached_property
+    def signature_algorithm(self) -> str:
+        """Signature algorithm name, e.g. sha256WithRSAEncryption."""
+        return _oid_name(self._parsed.signature_algorithm_oid)
+
+    @cached_property
+    def self_signed(self) -> bool:
+        """Subject equals issuer and the certificate's own key verifies its signature."""
+        return _self_signed(self._parsed)
+
+    @cached_property
+    def key_usage(self) -> tuple[str, ...]:
+        """Key usage flags."""
+        return _key_usage(self._parsed)
+
+    @cached_property
+    def extended_key_usage(self) -> tuple[str, ...]:
+        """Extended key usages by name (serverAuth...) or dotted OID."""
+        return _extended_key_usage(self._parsed)
+
+    @cached_property
+    def subject_key_identifier(self) -> str:
+        """Subject key identifier, upper-case hex, or ''."""
+        return _subject_key_identifier(self._parsed)
+
+    @cached_property
+    def problems(self) -> tuple[str, ...]:
+        """Parts of the certificate that could not be read (a malformed extension)."""
+        return tuple(_extension_problem(self._parsed))
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +243,7 @@ def certificate_from_der(der: bytes, source: str = "<certificate>") -> Certifica
         parsed = x509.load_der_x509_certificate(der)
     except ValueError as err:
         raise CertificateError(source, Reason.PARSE_ERROR, _der_problem(der, err)) from err
-    record = _build(parsed, digest, der, source)
+    record = Certificate(bytes(der), digest, parsed)
     with _CACHE_LOCK:
         if len(_CACHE) >= _CACHE_LIMIT:
             _CACHE.clear()
@@ -152,37 +258,35 @@ def certificate_from_x509(cert: x509.Certificate, source: str = "<certificate>")
     return certificate_from_der(cert.public_bytes(Encoding.DER), source)
 
 
-def _build(cert: x509.Certificate, digest: bytes, der: bytes, source: str) -> Certificate:
+def _extension_problem(cert: x509.Certificate) -> list[str]:
     try:
-        subject = cert.subject
-        issuer = cert.issuer
-        key_algorithm, key_size = _key_facts(cert)
-        return Certificate(
-            thumbprint=digest.hex().upper(),
-            sha256=hashlib.sha256(der).hexdigest().upper(),
-            subject=subject.rfc4514_string(),
-            issuer=issuer.rfc4514_string(),
-            subject_cn=_common_name(subject),
-            issuer_cn=_common_name(issuer),
-            dns_names=_sans(cert, x509.DNSName),
-            ip_addresses=tuple(str(ip) for ip in _sans(cert, x509.IPAddress)),
-            serial=_serial_hex(cert.serial_number),
-            not_before=cert.not_valid_before_utc,
-            not_after=cert.not_valid_after_utc,
-            key_algorithm=key_algorithm,
-            key_size=key_size,
-            signature_algorithm=_oid_name(cert.signature_algorithm_oid),
-            self_signed=_self_signed(cert),
-            key_usage=_key_usage(cert),
-            extended_key_usage=_extended_key_usage(cert),
-            subject_key_identifier=_subject_key_identifier(cert),
-        )
+        cert.extensions  # noqa: B018 - parsing is the check
     except ValueError as err:
-        # cryptography parses lazily: a malformed extension or name surfaces here.
-        raise CertificateError(source, Reason.PARSE_ERROR, f"malformed certificate: {err}") from err
+        return [f"malformed extension: {err}"]
+    return []
 
 
-def _common_name(name: x509.Name) -> str:
+def _extensions(cert: x509.Certificate) -> x509.Extensions:
+    try:
+        return cert.extensions
+    except ValueError:
+        # Reported through Certificate.problems; the rest of the record stays usable.
+        return x509.Extensions([])
+
+
+def _name_text(cert: x509.Certificate, which: str) -> str:
+    try:
+        name = cert.subject if which == "subject" else cert.issuer
+        return name.rfc4514_string()
+    except ValueError as err:
+        return f"<malformed {which}: {err}>"
+
+
+def _common_name(cert: x509.Certificate, which: str) -> str:
+    try:
+        name = cert.subject if which == "subject" else cert.issuer
+    except ValueError:
+        return ""
     attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
     if not attrs:
         return ""
@@ -192,7 +296,7 @@ def _common_name(name: x509.Name) -> str:
 
 def _sans(cert: x509.Certificate, kind: Any) -> tuple[Any, ...]:
     try:
-        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = _extensions(cert).get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return ()
     return tuple(names.get_values_for_type(kind))
@@ -231,7 +335,10 @@ def _key_facts(cert: x509.Certificate) -> tuple[str, int]:
 
 
 def _self_signed(cert: x509.Certificate) -> bool:
-    if cert.subject != cert.issuer:
+    try:
+        if cert.subject != cert.issuer:
+            return False
+    except ValueError:
         return False
     try:
         cert.verify_directly_issued_by(cert)
@@ -253,7 +360,7 @@ _KEY_USAGE_FIELDS = (
 
 def _key_usage(cert: x509.Certificate) -> tuple[str, ...]:
     try:
-        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        usage = _extensions(cert).get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
         return ()
     names = [field for field in _KEY_USAGE_FIELDS if getattr(usage, field)]
@@ -264,7 +371,7 @@ def _key_usage(cert: x509.Certificate) -> tuple[str, ...]:
 
 def _extended_key_usage(cert: x509.Certificate) -> tuple[str, ...]:
     try:
-        usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        usage = _extensions(cert).get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
         return ()
     return tuple(_oid_name(oid) for oid in usage)
@@ -272,7 +379,7 @@ def _extended_key_usage(cert: x509.Certificate) -> tuple[str, ...]:
 
 def _subject_key_identifier(cert: x509.Certificate) -> str:
     try:
-        ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        ski = _extensions(cert).get_extension_for_class(x509.SubjectKeyIdentifier).value
     except x509.ExtensionNotFound:
         return ""
     return ski.digest.hex().upper()
