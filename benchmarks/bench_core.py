@@ -1,0 +1,187 @@
+"""Core benchmarks, measured side by side in one run.
+
+1. /metrics render time for 20,000 certificate series, certmon's exporter versus a bare
+   prometheus_client custom collector emitting exactly the same series (target <= 1.2).
+2. Certificate-model parse throughput versus bare cryptography load + SHA-1 (target >= 0.8),
+   cold (every certificate new to the process) and warm (seen before, as on every later cycle).
+
+Run: .venv/bin/python benchmarks/bench_core.py   (or /work/venv/bin/python from a checkout)
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from collectors import certificate as model
+from collectors.base import Collector, Deadline
+from collectors.model import CertObservation, Observation
+from daemon.app import Daemon
+from daemon.settings import Settings
+from simulator.pki import make_certificate
+
+NODES, PER_NODE = 200, 100
+NOW = datetime(2026, 11, 27, tzinfo=UTC)
+
+
+def _unique_ders(count: int) -> list[bytes]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    ca = make_certificate(
+        "Bench CA", not_before=NOW - timedelta(days=10), not_after=NOW + timedelta(days=900), key=key, is_ca=True
+    )
+    return [
+        make_certificate(
+            f"cert{i}.bench.lab",
+            not_before=NOW - timedelta(days=1),
+            not_after=NOW + timedelta(days=30 + i % 700),
+            key=key,
+            issuer=ca,
+            dns_names=(f"cert{i}.bench.lab",),
+        ).der
+        for i in range(count)
+    ]
+
+
+class SyntheticStores(Collector):
+    """200 nodes x 100 certificates already parsed: the exporter benchmark measures rendering only."""
+
+    name = "winrm"
+
+    def __init__(self, ders: list[bytes]) -> None:
+        super().__init__()
+        self.certs = [model.certificate_from_der(d) for d in ders]
+
+    def targets(self) -> tuple[str, ...]:
+        return tuple(f"NODE{n:03d}" for n in range(NODES))
+
+    def collect(self, target: str, deadline: Deadline) -> Observation:
+        return Observation(
+            certificates=tuple(CertObservation(c, self.name, target, has_private_key=True) for c in self.certs)
+        )
+
+
+class BareCollector:
+    """The minimum a custom collector does: build the same families from plain tuples per scrape."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self.rows = [
+            (
+                f.type,
+                f.name,
+                f.documentation,
+                list(f.samples[0].labels) if f.samples else [],
+                [(tuple(s.labels.values()), s.value) for s in f.samples],
+            )
+            for f in families
+        ]
+
+    def collect(self) -> Iterable[Metric]:
+        for kind, name, documentation, labels, samples in self.rows:
+            family_class = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+            family = family_class(name, documentation, labels=labels)
+            for values, value in samples:
+                family.add_metric(values, value)
+            yield family
+
+
+def _median_time(fn: Callable[[], object], rounds: int) -> float:
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def bench_metrics() -> None:
+    ders = _unique_ders(PER_NODE)
+    with tempfile.TemporaryDirectory() as folder:
+        settings = Settings(environment="bench", data_dir=Path(folder))
+        daemon = Daemon(settings, collectors=[SyntheticStores(ders)], clock=lambda: NOW)
+        daemon.collect_once()
+        ours = daemon.registry
+        cert_series = sum(
+            1 for f in daemon.view.families if f.name == "certmon_cert_not_after_timestamp_seconds" for _ in f.samples
+        )
+        total_series = sum(len(f.samples) for f in daemon.view.families)
+        bare = CollectorRegistry(auto_describe=False)
+        bare.register(BareCollector(daemon.view.families))  # type: ignore[arg-type]
+        assert generate_latest(bare) == generate_latest(ours), "both must emit exactly the same exposition"
+        pairs = [
+            (_median_time(lambda: generate_latest(ours), 1), _median_time(lambda: generate_latest(bare), 1))
+            for _ in range(15)
+        ]
+        ours_s = statistics.median(p[0] for p in pairs)
+        bare_s = statistics.median(p[1] for p in pairs)
+        daemon.stop()
+    print(f"/metrics render: {cert_series} certificate series ({total_series} series in all)")
+    print(f"  certmon exporter      {ours_s * 1000:8.1f} ms")
+    print(f"  bare custom collector {bare_s * 1000:8.1f} ms")
+    print(f"  ratio certmon / bare  {ours_s / bare_s:8.2f}   (target <= 1.2)")
+
+
+def bench_parse() -> None:
+    ders = _unique_ders(2000)
+
+    def bare() -> None:
+        for der in ders:
+            x509.load_der_x509_certificate(der).fingerprint(hashes.SHA1())
+
+    def ours_cold() -> None:
+        model._CACHE.clear()
+        for der in ders:
+            model.certificate_from_der(der)
+
+    def ours_cold_exporter_fields() -> None:
+        model._CACHE.clear()
+        for der in ders:
+            c = model.certificate_from_der(der)
+            _ = (c.subject_cn, c.issuer_cn, c.not_before, c.not_after)
+
+    def ours_cold_full() -> None:
+        model._CACHE.clear()
+        for der in ders:
+            model.to_record(model.LoadedCertificate(model.certificate_from_der(der), None, ""))
+
+    def ours_warm() -> None:
+        for der in ders:
+            model.certificate_from_der(der)
+
+    results: dict[str, list[float]] = {name: [] for name in ("bare", "cold", "fields", "full", "warm")}
+    for _ in range(7):
+        results["bare"].append(_median_time(bare, 1))
+        results["cold"].append(_median_time(ours_cold, 1))
+        results["fields"].append(_median_time(ours_cold_exporter_fields, 1))
+        results["full"].append(_median_time(ours_cold_full, 1))
+        ours_cold()
+        results["warm"].append(_median_time(ours_warm, 1))
+    rate = {k: len(ders) / statistics.median(v) for k, v in results.items()}
+    print(f"certificate parse throughput ({len(ders)} distinct certificates, certificates per second)")
+    print(f"  bare cryptography load + SHA-1           {rate['bare']:10.0f}")
+    print(
+        f"  certmon, new certificate (record)        {rate['cold']:10.0f}   ratio {rate['cold'] / rate['bare']:.2f}"
+        "   (target >= 0.8)"
+    )
+    print(
+        f"  certmon, new + exporter fields           {rate['fields']:10.0f}   ratio {rate['fields'] / rate['bare']:.2f}"
+    )
+    print(f"  certmon, new + every field (inspect)     {rate['full']:10.0f}   ratio {rate['full'] / rate['bare']:.2f}")
+    print(f"  certmon, seen before (every later cycle) {rate['warm']:10.0f}   ratio {rate['warm'] / rate['bare']:.2f}")
+
+
+if __name__ == "__main__":
+    bench_metrics()
+    bench_parse()
