@@ -7,7 +7,6 @@ the federation metadata, the OpenID discovery document and the JWKS (`/adfs/disc
 from __future__ import annotations
 
 import http.client
-import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography import x509
+from OpenSSL import SSL
 
 from collectors.adfsmeta import parse_federation_metadata, parse_jwks, parse_openid_configuration
 from collectors.base import Collector, Deadline
@@ -23,7 +23,7 @@ from collectors.errors import CertificateError, CollectorError, Reason
 from collectors.model import CertObservation, CertReference, Generation, Observation, Problem
 from collectors.tls import Clock, host_port, utc_now
 from collectors.tlschain import ChainVerdict, TrustCache, TrustStore, verify_chain
-from collectors.tlsclient import Handshake, client_context, connect, network_error, tls_handshake
+from collectors.tlsclient import Handshake, SocketTlsClient, TlsStream, client_context, connect, network_error
 
 METADATA_PATH = "/FederationMetadata/2007-06/FederationMetadata.xml"
 OPENID_PATH = "/adfs/.well-known/openid-configuration"
@@ -46,29 +46,33 @@ def base_url(url: str) -> tuple[str, str, int]:
     return origin, host, port
 
 
-class _Connection(http.client.HTTPSConnection):
-    """HTTPS to an AD FS host (optionally at a fixed address) keeping every handshake's presented chain."""
+class _Connection(http.client.HTTPConnection):
+    """HTTPS to an AD FS host (optionally at a fixed address), keeping every handshake's presented chain."""
 
-    def __init__(self, host: str, port: int, address: str, context: ssl.SSLContext, deadline: Deadline) -> None:
-        super().__init__(host, port, timeout=max(deadline.remaining(), 0.001), context=context)
+    default_port = 443
+
+    def __init__(self, host: str, port: int, address: str, context: SSL.Context, deadline: Deadline) -> None:
+        super().__init__(host, port, timeout=max(deadline.remaining(), 0.001))
         self.address = address
         self.deadline = deadline
         self.tls_context = context
         self.handshakes: list[Handshake] = []
 
     def connect(self) -> None:
+        """TCP, then a TLS handshake with verification off; the chain is judged by the collector."""
         where = host_port(self.address, self.port)
         sock = connect(self.address, self.port, self.deadline, where)
+        client = SocketTlsClient(self.tls_context, sock, self.deadline, self.host, where)
         try:
-            tls, handshake = tls_handshake(sock, self.host, self.tls_context, self.deadline, where)
+            handshake = client.handshake()
         except CollectorError:
             sock.close()
             raise
         self.handshakes.append(handshake)
         if handshake.error is not None:
-            tls.close()
+            sock.close()
             raise handshake.error
-        self.sock = tls
+        self.sock = TlsStream(client, sock)
 
 
 @dataclass
@@ -218,7 +222,6 @@ class _Run:
     def _get(self, path: str) -> bytes:
         url = f"{self.origin}{path}"
         try:
-            self.connection.timeout = max(self.deadline.remaining(), 0.001)
             self.connection.request("GET", path, headers={"Accept": "*/*", "User-Agent": "certmon"})
             response = self.connection.getresponse()
             body = response.read(MAX_DOCUMENT + 1)

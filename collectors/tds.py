@@ -8,13 +8,14 @@ and PRELOGIN follows inside it. The probe stops once the certificate is known; i
 from __future__ import annotations
 
 import socket
-import ssl
 import struct
 from dataclasses import dataclass, replace
 
+from OpenSSL import SSL
+
 from collectors.base import Deadline
 from collectors.errors import CollectorError, Reason
-from collectors.tlsclient import Handshake, memory_handshake, network_error, tls_handshake
+from collectors.tlsclient import Channel, Handshake, SocketChannel, SocketTlsClient, TlsClient
 
 PRELOGIN = 0x12
 TABULAR_RESULT = 0x04
@@ -119,27 +120,26 @@ def parse_answer(payload: bytes) -> PreloginAnswer:
 
 
 class MessageReader:
-    """Reads whole TDS messages (packets up to end-of-message) from a socket or TLS socket."""
+    """Reads whole TDS messages (packets up to end-of-message) from a channel."""
 
-    def __init__(self, sock: socket.socket, deadline: Deadline, where: str, stage: str) -> None:
-        self.sock = sock
-        self.deadline = deadline
+    def __init__(self, channel: Channel, where: str, stage: str) -> None:
+        self.channel = channel
         self.where = where
         self.stage = stage
+        self._buffer = bytearray()
 
     def _exact(self, count: int) -> bytes:
-        data = bytearray()
-        while len(data) < count:
-            self.deadline.check(self.where)
-            self.sock.settimeout(max(self.deadline.remaining(), 0.001))
-            try:
-                chunk = self.sock.recv(count - len(data))
-            except OSError as err:
-                raise network_error(self.where, err, self.stage) from err
+        while len(self._buffer) < count:
+            chunk = self.channel.receive()
             if not chunk:
-                return bytes(data)
-            data += chunk
-        return bytes(data)
+                break
+            self._buffer += chunk
+        data = bytes(self._buffer[:count])
+        del self._buffer[:count]
+        return data
+
+    def _fail(self, text: str) -> CollectorError:
+        return CollectorError(self.where, Reason.PROTOCOL_ERROR, text)
 
     def message(self, accepted: tuple[int, ...]) -> bytes:
         """The payload of the next message; b'' when the server closed the connection first."""
@@ -149,44 +149,25 @@ class MessageReader:
             if not header and not payload:
                 return b""
             if len(header) < HEADER.size:
-                raise CollectorError(
-                    self.where,
-                    Reason.PROTOCOL_ERROR,
-                    f"connection closed inside a TDS packet header during the {self.stage}",
-                )
+                raise self._fail(f"connection closed inside a TDS packet during the {self.stage}")
             kind, status, length, _, _, _ = HEADER.unpack(header)
             if kind not in accepted:
-                raise CollectorError(
-                    self.where,
-                    Reason.PROTOCOL_ERROR,
-                    f"not a TDS server: expected packet type "
-                    f"{' or '.join(f'{a:#04x}' for a in accepted)}, got {kind:#04x}",
-                )
+                expected = " or ".join(f"{a:#04x}" for a in accepted)
+                raise self._fail(f"not a TDS server: expected packet type {expected}, got {kind:#04x}")
             if length < HEADER.size or len(payload) + length > MAX_MESSAGE:
-                raise CollectorError(
-                    self.where, Reason.PROTOCOL_ERROR, f"TDS packet announces an invalid length {length}"
-                )
+                raise self._fail(f"TDS packet announces an invalid length {length}")
             body = self._exact(length - HEADER.size)
             if len(body) < length - HEADER.size:
-                raise CollectorError(
-                    self.where, Reason.PROTOCOL_ERROR, f"connection closed inside a TDS packet during the {self.stage}"
-                )
+                raise self._fail(f"connection closed inside a TDS packet during the {self.stage}")
             payload += body
             if status & STATUS_EOM:
                 return bytes(payload)
 
 
-def _send(sock: socket.socket, data: bytes, where: str, stage: str) -> None:
-    try:
-        sock.sendall(data)
-    except OSError as err:
-        raise network_error(where, err, stage) from err
-
-
-def _prelogin(sock: socket.socket, deadline: Deadline, where: str, stage: str) -> PreloginAnswer:
-    _send(sock, encode_packets(PRELOGIN, client_prelogin()), where, stage)
+def _prelogin(channel: Channel, where: str, stage: str) -> PreloginAnswer:
+    channel.send(encode_packets(PRELOGIN, client_prelogin()))
     # Servers before TDS 7.2 answered with 0x04 like today's, a few gateways with 0x12.
-    payload = MessageReader(sock, deadline, where, stage).message((TABULAR_RESULT, PRELOGIN))
+    payload = MessageReader(channel, where, stage).message((TABULAR_RESULT, PRELOGIN))
     if not payload:
         raise CollectorError(
             where, Reason.PROTOCOL_ERROR, f"the server closed the connection without a PRELOGIN response ({stage})"
@@ -197,18 +178,19 @@ def _prelogin(sock: socket.socket, deadline: Deadline, where: str, stage: str) -
         raise CollectorError(where, Reason.PROTOCOL_ERROR, str(err)) from err
 
 
-class _PreloginChannel:
+class PreloginChannel:
     """TLS records of a TDS 7.x handshake, wrapped in PRELOGIN packets."""
 
-    def __init__(self, sock: socket.socket, deadline: Deadline, where: str) -> None:
-        self.sock = sock
-        self.where = where
-        self.reader = MessageReader(sock, deadline, where, "TLS handshake inside TDS")
+    def __init__(self, channel: Channel, where: str) -> None:
+        self.channel = channel
+        self.reader = MessageReader(channel, where, "TLS handshake inside TDS")
 
     def send(self, data: bytes) -> None:
-        _send(self.sock, encode_packets(PRELOGIN, data), self.where, "TLS handshake inside TDS")
+        """Wrap TLS bytes in PRELOGIN packets."""
+        self.channel.send(encode_packets(PRELOGIN, data))
 
     def receive(self) -> bytes:
+        """The TLS bytes of the server's next PRELOGIN message."""
         return self.reader.message((PRELOGIN, TABULAR_RESULT))
 
 
@@ -222,15 +204,16 @@ class TdsResult:
 
 
 def probe_tds7(
-    sock: socket.socket, server_name: str | None, context: ssl.SSLContext, deadline: Deadline, where: str
+    sock: socket.socket, server_name: str | None, context: SSL.Context, deadline: Deadline, where: str
 ) -> TdsResult:
     """PRELOGIN in clear, then the TLS handshake inside PRELOGIN packets (TDS 7.x)."""
+    channel = SocketChannel(sock, deadline, where, "TDS pre-login")
     try:
-        answer = _prelogin(sock, deadline, where, "TDS pre-login")
+        answer = _prelogin(channel, where, "TDS pre-login")
     except CollectorError as err:
-        if err.reason is Reason.PROTOCOL_ERROR and "closed the connection" in err.message:
+        if err.reason is Reason.PROTOCOL_ERROR and ("closed" in err.message or "reset" in err.message):
             raise CollectorError(
-                where, err.reason, f"{err.message}; a server in strict encryption mode needs kind tds8"
+                where, err.reason, f"{err.message} (a SQL Server that forces strict encryption needs kind tds8)"
             ) from err
         raise
     if answer.encryption & 0x7F == ENCRYPT_NOT_SUP:
@@ -240,29 +223,31 @@ def probe_tds7(
             f"SQL Server {answer.version} does not support encryption "
             "(PRELOGIN ENCRYPT_NOT_SUP): no certificate to read",
         )
-    handshake = memory_handshake(_PreloginChannel(sock, deadline, where), server_name, context, deadline, where)
+    channel.stage = "TLS handshake inside TDS"
+    # After the handshake a client would send LOGIN7 over TLS straight on TCP; the probe stops here.
+    handshake = TlsClient(context, PreloginChannel(channel, where), server_name, where).handshake()
     return TdsResult(handshake, answer.version, answer.encryption_name)
 
 
 def probe_tds8(
-    sock: socket.socket, server_name: str | None, context: ssl.SSLContext, deadline: Deadline, where: str
+    sock: socket.socket, server_name: str | None, context: SSL.Context, deadline: Deadline, where: str
 ) -> TdsResult:
     """TLS first with ALPN tds/8.0, then PRELOGIN inside TLS to confirm a TDS 8 server answers."""
+    client = SocketTlsClient(context, sock, deadline, server_name, where)
     try:
-        tls, handshake = tls_handshake(sock, server_name, context, deadline, where)
+        handshake = client.handshake()
     except CollectorError as err:
         if "closed" in err.message or "reset" in err.message:
             raise CollectorError(
-                where, err.reason, f"{err.message}; a server without strict encryption needs kind tds"
+                where, err.reason, f"{err.message} (a SQL Server before 2022 needs kind tds)"
             ) from err
         raise
     if not handshake.completed:
-        tls.close()
         return TdsResult(handshake, "", "strict")
+    client.stage = "TDS pre-login inside TLS"
     try:
-        answer = _prelogin(tls, deadline, where, "TDS pre-login inside TLS")
+        answer = _prelogin(client, where, "TDS pre-login inside TLS")
     except CollectorError as err:
         return TdsResult(replace(handshake, error=err), "", "strict")
-    finally:
-        tls.close()
+    client.close()
     return TdsResult(handshake, answer.version, "strict")

@@ -16,15 +16,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-
 from collectors.base import Collector, Deadline
 from collectors.certificate import Certificate, certificate_from_der
 from collectors.errors import CertificateError, CollectorError, Reason
 from collectors.model import CertObservation, CertReference, Generation, MetricSpec, Observation, Problem
 from collectors.tds import ALPN_TDS8, probe_tds7, probe_tds8
-from collectors.tlschain import TrustCache, TrustStore, verify_chain
-from collectors.tlsclient import Handshake, client_context, close_quietly, connect, network_error, tls_handshake
+from collectors.tlschain import ChainJudge, TrustCache, TrustStore
+from collectors.tlsclient import Handshake, SocketTlsClient, client_context, connect, network_error
 
 KINDS = ("tls", "tds", "tds8")
 DEFAULT_PORTS = {"tls": 443, "tds": 1433, "tds8": 1433}
@@ -210,6 +208,7 @@ class Prober:
     def __init__(self) -> None:
         self.plain = client_context()
         self.tds8 = client_context((ALPN_TDS8,))
+        self.judge = ChainJudge()
 
     def handshake(self, endpoint: Endpoint, address: str, deadline: Deadline) -> tuple[Handshake, str, str]:
         """(handshake, SQL Server version, encryption) for one address; CollectorError when nothing came back."""
@@ -222,8 +221,10 @@ class Prober:
             if endpoint.kind == "tds8":
                 result = probe_tds8(sock, endpoint.sni_value, self.tds8, deadline, where)
                 return result.handshake, result.server_version, result.encryption
-            tls, handshake = tls_handshake(sock, endpoint.sni_value, self.plain, deadline, where)
-            close_quietly(tls)
+            client = SocketTlsClient(self.plain, sock, deadline, endpoint.sni_value, where)
+            handshake = client.handshake()
+            if handshake.completed:
+                client.close()
             return handshake, "", ""
         finally:
             sock.close()
@@ -238,21 +239,21 @@ class Prober:
             handshake, server_version, encryption = self.handshake(endpoint, address, deadline)
         except CollectorError as err:
             return AddressProbe(address, reason=err.reason, message=err.message, duration_seconds=_since(started))
-        presented, parsed = [], []
+        presented = []
         for index, der in enumerate(handshake.chain):
             try:
                 presented.append(certificate_from_der(der, where))
-                parsed.append(x509.load_der_x509_certificate(der))
-            except (CertificateError, ValueError) as err:
+            except CertificateError as err:
                 if index == 0:
                     return AddressProbe(
                         address,
                         reason=Reason.PARSE_ERROR,
-                        message=f"the server's certificate cannot be parsed: {err}",
+                        message=f"the server's certificate cannot be parsed: {err.message}",
                         duration_seconds=_since(started),
                     )
                 break
-        verdict = verify_chain(parsed, endpoint.server_name, trust, now) if trust is not None else None
+        chain = handshake.chain[: len(presented)]
+        verdict = self.judge.verify(chain, endpoint.server_name, trust, now) if trust is not None else None
         error = handshake.error
         return AddressProbe(
             address,

@@ -50,7 +50,7 @@ class ChainVerdict:
 VALID = ChainVerdict(True)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TrustStore:
     """CA certificates that anchor validation, and where they came from."""
 
@@ -167,14 +167,57 @@ def server_identity(name: str) -> verification.Subject:
 
 def verify_chain(chain: Sequence[x509.Certificate], name: str, trust: TrustStore, now: datetime) -> ChainVerdict:
     """Validate the presented chain (leaf first) for `name` at `now`; classify the failure."""
+    return _verify(chain, name, trust, now)[0]
+
+
+def _verify(
+    chain: Sequence[x509.Certificate], name: str, trust: TrustStore, now: datetime
+) -> tuple[ChainVerdict, Sequence[x509.Certificate]]:
     if not chain:
-        return ChainVerdict(False, ChainError.INVALID, "the server presented no certificate")
+        return ChainVerdict(False, ChainError.INVALID, "the server presented no certificate"), ()
     leaf, rest = chain[0], list(chain[1:])
     try:
-        _policy(trust, now).build_server_verifier(server_identity(name)).verify(leaf, rest)
+        verified = _policy(trust, now).build_server_verifier(server_identity(name)).verify(leaf, rest)
     except verification.VerificationError as err:
-        return classify(chain, name, now, str(err))
-    return VALID
+        return classify(chain, name, now, str(err)), chain
+    return VALID, verified
+
+
+class ChainJudge:
+    """verify_chain with a memory: a verdict on the same chain, name and trust store can only change
+    when the clock crosses a notBefore or notAfter of a certificate involved, so it is reused until then."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._lock = threading.Lock()
+        self._limit = limit
+        self._verdicts: dict[tuple[tuple[bytes, ...], str, TrustStore], tuple[ChainVerdict, datetime, datetime]] = {}
+
+    def verify(self, chain: Sequence[bytes], name: str, trust: TrustStore, now: datetime) -> ChainVerdict:
+        """The verdict on a presented chain (DER, leaf first) for `name` at `now`."""
+        key = (tuple(chain), name, trust)
+        with self._lock:
+            known = self._verdicts.get(key)
+        if known is not None and known[1] <= now < known[2]:
+            return known[0]
+        try:
+            parsed = [x509.load_der_x509_certificate(der) for der in chain]
+        except ValueError as err:
+            return ChainVerdict(False, ChainError.INVALID, f"a presented certificate cannot be parsed: {err}")
+        verdict, involved = _verify(parsed, name, trust, now)
+        start, end = _window([*parsed, *involved], now)
+        with self._lock:
+            if len(self._verdicts) >= self._limit:
+                self._verdicts.clear()
+            self._verdicts[key] = (verdict, start, end)
+        return verdict
+
+
+def _window(certs: Sequence[x509.Certificate], now: datetime) -> tuple[datetime, datetime]:
+    """The interval around now in which no certificate becomes valid or expires."""
+    moments = {c.not_valid_before_utc for c in certs} | {c.not_valid_after_utc for c in certs}
+    start = max((m for m in moments if m <= now), default=datetime.min.replace(tzinfo=now.tzinfo))
+    end = min((m for m in moments if m > now), default=datetime.max.replace(tzinfo=now.tzinfo))
+    return start, end
 
 
 def _label(cert: x509.Certificate) -> str:

@@ -1,20 +1,29 @@
-"""The TLS client side of every probe: connect, handshake with verification off, keep the presented chain.
+"""The TLS client side of every probe: handshake with verification off, keep the chain as presented.
 
 Verification is deliberately off during the handshake: a probe must still read the certificate of
 an endpoint whose certificate is expired, self-signed, untrusted or for another name, and then judge
-the chain itself (collectors.tlschain). One handshake per probe also halves the load on the endpoint
-compared with a verifying handshake followed by a non-verifying one.
+the chain itself (collectors.tlschain) at the injected clock. One handshake per probe, not a
+verifying one followed by a non-verifying one, halves the load on the endpoint.
+
+The engine is pyOpenSSL over the OpenSSL that `cryptography` ships, driven through memory buffers:
+the same code then runs TLS straight on TCP, inside TDS 7.x PRELOGIN packets, or under HTTP, and
+the presented chain is read through a public call (the stdlib only exposes it from Python 3.13).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
+import ipaddress
+import re
+import select
 import socket
-import ssl
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
+
+from cryptography.hazmat.primitives.serialization import Encoding
+from OpenSSL import SSL
 
 from collectors.base import Deadline
 from collectors.errors import CollectorError, Reason
@@ -26,26 +35,28 @@ TLS_VERSION_NAMES = {
     "TLSv1.2": "TLS 1.2",
     "TLSv1.3": "TLS 1.3",
 }
+RECEIVE_SIZE = 65536
 
-# OpenSSL reasons an operator meets, in words that point at the cause.
+# OpenSSL reasons an operator meets, in words that point at the cause (alert prefixes removed).
 _SSL_REASONS = {
-    "WRONG_VERSION_NUMBER": "the peer does not speak TLS on this port (wrong version number)",
-    "RECORD_LAYER_FAILURE": "the peer does not speak TLS on this port (record layer failure)",
-    "UNSUPPORTED_PROTOCOL": "no TLS version in common with the server",
-    "TLSV1_ALERT_PROTOCOL_VERSION": "the server refused the TLS version offered (protocol version alert)",
-    "SSLV3_ALERT_HANDSHAKE_FAILURE": "the server aborted the handshake (handshake failure alert)",
-    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "the server requires a client certificate",
-    "SSLV3_ALERT_BAD_CERTIFICATE": "the server rejected the client certificate",
-    "NO_SHARED_CIPHER": "no cipher suite in common with the server",
-    "TLSV1_ALERT_INTERNAL_ERROR": "the server reported an internal error during the handshake",
-    "TLSV1_UNRECOGNIZED_NAME": "the server does not know the SNI name sent",
-    "TLSV1_ALERT_UNRECOGNIZED_NAME": "the server does not know the SNI name sent",
+    "wrong version number": "the peer does not speak TLS on this port (wrong version number)",
+    "record layer failure": "the peer does not speak TLS on this port (record layer failure)",
+    "packet length too long": "the peer does not speak TLS on this port (packet length too long)",
+    "unsupported protocol": "no TLS version in common with the server",
+    "alert protocol version": "the server refused the TLS versions offered (protocol version alert)",
+    "alert handshake failure": "the server aborted the handshake (handshake failure alert)",
+    "alert certificate required": "the server requires a client certificate",
+    "alert bad certificate": "the server rejected the client certificate",
+    "no shared cipher": "no cipher suite in common with the server",
+    "alert internal error": "the server reported an internal error during the handshake",
+    "alert unrecognized name": "the server does not know the SNI name sent",
 }
+_ALERT_PREFIX = re.compile(r"^(?:sslv3|tlsv1|tlsv13|tls) alert ")
 
 
 @dataclass(frozen=True, slots=True)
 class Handshake:
-    """What a handshake produced: the chain as presented, and why it failed when it did."""
+    """What a handshake produced: the chain as presented, and why the probe failed when it did."""
 
     chain: tuple[bytes, ...]
     version: str = ""
@@ -59,62 +70,18 @@ class Handshake:
         return self.error is None
 
 
-class RecordChannel(Protocol):
-    """Carries TLS records for a handshake that does not run directly on TCP (TDS 7.x)."""
+class Channel(Protocol):
+    """Carries bytes to and from the server: a TCP socket, or TDS packets around TLS records."""
 
     def send(self, data: bytes) -> None:
-        """Send TLS bytes to the server."""
+        """Send bytes to the server."""
 
     def receive(self) -> bytes:
-        """The next TLS bytes from the server; b'' once the server closed the connection."""
-
-
-def client_context(alpn: Sequence[str] = ()) -> ssl.SSLContext:
-    """A client context that accepts any certificate and every TLS version the local OpenSSL can speak."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    # A monitor must be able to report an endpoint still on TLS 1.0 or weak ciphers, so the floor
-    # is lowered; nothing secret is ever sent over these connections.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            context.minimum_version = ssl.TLSVersion.TLSv1
-            context.set_ciphers("ALL:@SECLEVEL=0")
-        except (ValueError, ssl.SSLError):
-            context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if alpn:
-        context.set_alpn_protocols(list(alpn))
-    return context
-
-
-def sni_name(server_name: str | None) -> str | None:
-    """The name to send as SNI: None for empty names and IP addresses (SNI carries host names only)."""
-    if not server_name:
-        return None
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(server_name.strip("[]"))
-    except ValueError:
-        return server_name
-    return None
-
-
-def ssl_error_text(err: ssl.SSLError) -> str:
-    """An OpenSSL error in an operator's words."""
-    reason = getattr(err, "reason", None) or ""
-    if reason in _SSL_REASONS:
-        return _SSL_REASONS[reason]
-    return reason.replace("_", " ").lower() if reason else str(err)
+        """The next bytes from the server; b'' once the server closed the connection."""
 
 
 def network_error(where: str, err: OSError, stage: str) -> CollectorError:
-    """Map a socket or TLS error during `stage` (connect, TLS handshake, TDS pre-login) to a reason."""
-    if isinstance(err, ssl.SSLEOFError | ssl.SSLZeroReturnError):
-        return CollectorError(where, Reason.TLS_ERROR, f"connection closed by the server during the {stage}")
-    if isinstance(err, ssl.SSLError):
-        return CollectorError(where, Reason.TLS_ERROR, f"{stage} failed: {ssl_error_text(err)}")
+    """Map a socket error during `stage` (connect, TLS handshake, TDS pre-login...) to a reason."""
     if isinstance(err, TimeoutError):
         return CollectorError(where, Reason.TIMEOUT, f"no answer during the {stage}")
     if isinstance(err, ConnectionRefusedError):
@@ -127,119 +94,314 @@ def network_error(where: str, err: OSError, stage: str) -> CollectorError:
     return CollectorError(where, Reason.UNREACHABLE, f"{stage} failed: {err.strerror or type(err).__name__}")
 
 
+def tls_error_text(err: SSL.Error) -> str:
+    """An OpenSSL error in an operator's words."""
+    reasons = [str(entry[2]) for entry in (err.args[0] if err.args and isinstance(err.args[0], list) else [])]
+    for reason in reasons:
+        key = _ALERT_PREFIX.sub("alert ", reason.lower())
+        if key in _SSL_REASONS:
+            return _SSL_REASONS[key]
+    return "; ".join(reasons) or str(err) or type(err).__name__
+
+
+def tls_failure(where: str, err: SSL.Error, stage: str = "TLS handshake") -> CollectorError:
+    """Map a pyOpenSSL error during a handshake to a reason."""
+    if isinstance(err, SSL.ZeroReturnError | SSL.SysCallError):
+        return CollectorError(where, Reason.TLS_ERROR, f"connection closed by the server during the {stage}")
+    return CollectorError(where, Reason.TLS_ERROR, f"{stage} failed: {tls_error_text(err)}")
+
+
 def connect(address: str, port: int, deadline: Deadline, where: str) -> socket.socket:
-    """A TCP connection to one address, within the deadline."""
+    """A TCP connection to one address (or name), within the deadline."""
     deadline.check(where)
+    host = address.strip("[]")
     try:
-        sock = socket.create_connection((address.strip("[]"), port), timeout=max(deadline.remaining(), 0.001))
+        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        family = None
+    try:
+        if family is None:
+            sock = socket.create_connection((host, port), timeout=max(deadline.remaining(), 0.001))
+        else:
+            # An address needs no resolver round (create_connection would still call getaddrinfo).
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(max(deadline.remaining(), 0.001))
+                sock.connect((host, port))
+            except OSError:
+                sock.close()
+                raise
     except OSError as err:
         raise network_error(where, err, "connect") from err
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
 
 
-def presented_chain(tls: Any) -> tuple[bytes, ...]:
-    """The chain exactly as the server sent it (leaf first), even when the handshake failed later."""
-    getter = getattr(tls, "get_unverified_chain", None)  # public from Python 3.13
-    if getter is None:
-        # Python 3.10-3.12 have the same call on the C object only.
-        getter = getattr(getattr(tls, "_sslobj", None), "get_unverified_chain", None)
-    if getter is not None:
+class SocketChannel:
+    """Bytes straight on a TCP socket, each call bounded by the deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: Deadline, where: str, stage: str = "TLS handshake") -> None:
+        self.sock = sock
+        self.deadline = deadline
+        self.where = where
+        self.stage = stage
+
+    def send(self, data: bytes) -> None:
+        """Send everything or raise CollectorError."""
+        self.deadline.check(self.where)
         try:
-            chain = getter() or []
-        except (ssl.SSLError, ValueError):
-            chain = []
-        ders = []
-        for item in chain:
-            ders.append(item if isinstance(item, bytes) else item.public_bytes(ssl._ssl.ENCODING_DER))  # type: ignore[attr-defined]
-        if ders:
-            return tuple(ders)
+            self.sock.settimeout(max(self.deadline.remaining(), 0.001))
+            self.sock.sendall(data)
+        except OSError as err:
+            raise network_error(self.where, err, self.stage) from err
+
+    def receive(self) -> bytes:
+        """Whatever arrived next; b'' when the server closed."""
+        self.deadline.check(self.where)
+        try:
+            self.sock.settimeout(max(self.deadline.remaining(), 0.001))
+            return self.sock.recv(RECEIVE_SIZE)
+        except OSError as err:
+            raise network_error(self.where, err, self.stage) from err
+
+
+def client_context(alpn: Sequence[str] = ()) -> SSL.Context:
+    """A client context that accepts any certificate and every TLS version the OpenSSL build speaks."""
+    context = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    context.set_verify(SSL.VERIFY_NONE)
+    # A monitor must be able to report an endpoint still on TLS 1.0 or weak ciphers, so the floor
+    # is lowered; nothing secret is ever sent over these connections.
     try:
-        leaf = tls.getpeercert(binary_form=True)
-    except (ssl.SSLError, ValueError, AttributeError):
-        leaf = None
-    return (leaf,) if leaf else ()
+        context.set_min_proto_version(SSL.TLS1_VERSION)
+        context.set_cipher_list(b"ALL:@SECLEVEL=0")
+    except SSL.Error:
+        context.set_min_proto_version(SSL.TLS1_2_VERSION)
+    if alpn:
+        context.set_alpn_protos([p.encode() for p in alpn])
+    return context
 
 
-def _facts(tls: ssl.SSLSocket | ssl.SSLObject, chain: tuple[bytes, ...]) -> Handshake:
-    version = tls.version() or ""
-    cipher = tls.cipher()
-    return Handshake(
-        chain,
-        TLS_VERSION_NAMES.get(version, version),
-        cipher[0] if cipher else "",
-        tls.selected_alpn_protocol() or "",
-    )
-
-
-def tls_handshake(
-    sock: socket.socket, server_name: str | None, context: ssl.SSLContext, deadline: Deadline, where: str
-) -> tuple[ssl.SSLSocket, Handshake]:
-    """Handshake on a connected socket; a failure after the certificate arrived is kept in Handshake.error."""
-    tls = context.wrap_socket(sock, server_hostname=sni_name(server_name), do_handshake_on_connect=False)
-    tls.settimeout(max(deadline.remaining(), 0.001))
+def sni_name(server_name: str | None) -> bytes | None:
+    """The SNI to send: None for empty names and IP addresses (SNI carries host names only)."""
+    if not server_name:
+        return None
     try:
-        tls.do_handshake()
-    except OSError as err:
-        error = network_error(where, err, "TLS handshake")
-        chain = presented_chain(tls)
-        if not chain:
-            tls.close()
-            raise error from err
-        return tls, Handshake(chain, error=error)
-    return tls, _facts(tls, presented_chain(tls))
+        ipaddress.ip_address(server_name.strip("[]"))
+    except ValueError:
+        return server_name.encode("idna")
+    return None
 
 
-def memory_handshake(
-    channel: RecordChannel, server_name: str | None, context: ssl.SSLContext, deadline: Deadline, where: str
-) -> Handshake:
-    """Handshake through a channel that wraps TLS records (TDS 7.x carries them in PRELOGIN packets)."""
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    tls = context.wrap_bio(incoming, outgoing, server_side=False, server_hostname=sni_name(server_name))
-    while True:
+class TlsClient:
+    """One client TLS connection driven through memory buffers over a channel (TLS inside TDS, or HTTP)."""
+
+    def __init__(self, context: SSL.Context, channel: Channel, server_name: str | None, where: str) -> None:
+        self.channel = channel
+        self.where = where
+        self.connection = self._connection(context, None, server_name)
+        self._pending = b""
+
+    @staticmethod
+    def _connection(context: SSL.Context, sock: socket.socket | None, server_name: str | None) -> SSL.Connection:
+        connection = SSL.Connection(context, sock)
+        connection.set_connect_state()
+        name = sni_name(server_name)
+        if name:
+            connection.set_tlsext_host_name(name)
+        return connection
+
+    def _flush(self) -> None:
         try:
-            tls.do_handshake()
-        except ssl.SSLWantReadError:
-            pass
-        except ssl.SSLError as err:
-            return _failed(tls, network_error(where, err, "TLS handshake"), err)
-        else:
-            flight = outgoing.read()
-            if flight:
-                # TLS 1.3: the client's Finished still has to reach the server.
-                with contextlib.suppress(CollectorError):
-                    channel.send(flight)
-            return _facts(tls, presented_chain(tls))
-        try:
-            flight = outgoing.read()
-            if flight:
-                channel.send(flight)
-            deadline.check(where)
-            data = channel.receive()
-        except CollectorError as err:
-            return _failed(tls, err, None)
+            data = self.connection.bio_read(RECEIVE_SIZE * 4)
+        except SSL.WantReadError:
+            return
         if data:
-            incoming.write(data)
-        else:
-            incoming.write_eof()
+            self.channel.send(data)
+
+    def _await_read(self) -> bool:
+        """Make incoming bytes available to OpenSSL; False once the server closed."""
+        self._flush()
+        data = self.channel.receive()
+        if not data:
+            self.connection.bio_shutdown()
+            return False
+        self.connection.bio_write(data)
+        return True
+
+    def _await_write(self) -> None:
+        self._flush()
+
+    def handshake(self) -> Handshake:
+        """Run the handshake; a failure after the certificate arrived is kept in Handshake.error."""
+        while True:
+            try:
+                self.connection.do_handshake()
+            except SSL.WantReadError:
+                pass
+            except SSL.WantWriteError:
+                try:
+                    self._await_write()
+                except CollectorError as err:
+                    return self._failed(err, None)
+                continue
+            except SSL.Error as err:
+                # Send the alert OpenSSL queued, so the server knows why we stop.
+                with contextlib.suppress(CollectorError):
+                    self._flush()
+                return self._failed(tls_failure(self.where, err), err)
+            else:
+                with contextlib.suppress(CollectorError):
+                    # TLS 1.3: the client's Finished still has to reach the server.
+                    self._flush()
+                return self._facts()
+            try:
+                self._await_read()
+            except CollectorError as err:
+                return self._failed(err, None)
+
+    def chain(self) -> tuple[bytes, ...]:
+        """The chain exactly as the server sent it (leaf first), even when the handshake failed later."""
+        certs = self.connection.get_peer_cert_chain(as_cryptography=True) or []
+        return tuple(cert.public_bytes(Encoding.DER) for cert in certs)
+
+    def _facts(self) -> Handshake:
+        version = self.connection.get_protocol_version_name() or ""
+        alpn = self.connection.get_alpn_proto_negotiated() or b""
+        return Handshake(
+            self.chain(),
+            TLS_VERSION_NAMES.get(version, version),
+            self.connection.get_cipher_name() or "",
+            alpn.decode("ascii", "replace"),
+        )
+
+    def _failed(self, error: CollectorError, cause: Exception | None) -> Handshake:
+        chain = self.chain()
+        if chain:
+            return Handshake(chain, error=error)
+        if cause is None:
+            raise error
+        raise error from cause
+
+    def send(self, data: bytes) -> None:
+        """Send application data."""
+        view = memoryview(data)
+        while view:
+            try:
+                sent = self.connection.send(view)
+            except SSL.WantWriteError:
+                self._await_write()
+                continue
+            except SSL.WantReadError:
+                self._await_read()
+                continue
+            except SSL.Error as err:
+                raise tls_failure(self.where, err, "TLS session") from err
+            view = view[sent:]
+        self._flush()
+
+    def receive(self, limit: int = RECEIVE_SIZE) -> bytes:
+        """Up to `limit` bytes of application data; b'' once the server closed."""
+        if self._pending:
+            data, self._pending = self._pending[:limit], self._pending[limit:]
+            return data
+        while True:
+            try:
+                data = self.connection.recv(RECEIVE_SIZE)
+            except SSL.WantReadError:
+                if not self._await_read():
+                    return b""
+                continue
+            except SSL.WantWriteError:
+                self._await_write()
+                continue
+            except (SSL.ZeroReturnError, SSL.SysCallError):
+                return b""
+            except SSL.Error as err:
+                raise tls_failure(self.where, err, "TLS session") from err
+            data, self._pending = data[:limit], data[limit:]
+            return data
+
+    def close(self) -> None:
+        """Send close_notify without waiting for the server's."""
+        with contextlib.suppress(SSL.Error, CollectorError, OSError):
+            self.connection.shutdown()
+            self._flush()
 
 
-def _failed(tls: ssl.SSLObject, error: CollectorError, cause: Exception | None) -> Handshake:
-    chain = presented_chain(tls)
-    if chain:
-        return Handshake(chain, error=error)
-    if cause is None:
-        raise error
-    raise error from cause
+class SocketTlsClient(TlsClient):
+    """TLS straight on a TCP socket: OpenSSL reads and writes the socket itself, select() keeps the deadline.
+
+    Fewer round trips through Python than the memory-buffer driver, which matters for a probe that
+    is mostly a handshake.
+    """
+
+    def __init__(
+        self, context: SSL.Context, sock: socket.socket, deadline: Deadline, server_name: str | None, where: str
+    ) -> None:
+        self.sock = sock
+        self.deadline = deadline
+        self.where = where
+        self.stage = "TLS handshake"
+        sock.setblocking(False)
+        self.connection = self._connection(context, sock, server_name)
+        self._pending = b""
+
+    def _wait(self, readable: bool) -> None:
+        remaining = self.deadline.remaining()
+        if remaining <= 0:
+            raise CollectorError(self.where, Reason.TIMEOUT, f"no answer during the {self.stage}")
+        ready = select.select([self.sock] if readable else [], [] if readable else [self.sock], [], remaining)
+        if not ready[0] and not ready[1]:
+            raise CollectorError(self.where, Reason.TIMEOUT, f"no answer during the {self.stage}")
+
+    def _flush(self) -> None:
+        """OpenSSL writes the socket itself."""
+
+    def _await_read(self) -> bool:
+        self._wait(readable=True)
+        return True
+
+    def _await_write(self) -> None:
+        self._wait(readable=False)
 
 
-def close_quietly(tls: ssl.SSLSocket | socket.socket) -> None:
-    """Send close_notify without waiting for the server's, then close."""
-    try:
-        if isinstance(tls, ssl.SSLSocket):
-            tls.setblocking(False)
-            tls.unwrap()
-    except (OSError, ValueError):
-        pass
-    finally:
-        tls.close()
+class _Reader(io.RawIOBase):
+    """Decrypted bytes of a TlsClient as a raw stream; closing it leaves the connection open."""
+
+    def __init__(self, client: TlsClient) -> None:
+        super().__init__()
+        self.client = client
+
+    def readable(self) -> bool:
+        """Readable."""
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        """Fill buffer with decrypted bytes (0 at the end of the stream)."""
+        data = self.client.receive(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class TlsStream:
+    """A socket-like face of a TlsClient for http.client: sendall, makefile and close."""
+
+    def __init__(self, client: TlsClient, sock: socket.socket) -> None:
+        self.client = client
+        self.sock = sock
+        self.closed = False
+
+    def sendall(self, data: bytes) -> None:
+        """Send encrypted."""
+        self.client.send(bytes(data))
+
+    def makefile(self, mode: str = "rb", buffering: int = -1) -> io.BufferedReader:
+        """A buffered reader over the decrypted stream (http.client reads responses through it)."""
+        return io.BufferedReader(_Reader(self.client))
+
+    def close(self) -> None:
+        """Close the TLS session and the socket."""
+        if not self.closed:
+            self.closed = True
+            self.client.close()
+            self.sock.close()

@@ -142,3 +142,29 @@ class LabServices:
         self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m simulator.services DIR`: build a lab in DIR, serve it, print the endpoints as JSON, stop on EOF."""
+    import json
+    import sys
+
+    from simulator.lab import build_lab
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        print("usage: python -m simulator.services DIR", file=sys.stderr)
+        return 2
+    from pathlib import Path
+
+    lab = build_lab(Path(args[0]), port=0)
+    with LabServices(lab) as services:
+        report = {"root": str(lab.root), "ca_bundle": str(lab.ca_bundle), "endpoints": services.endpoints}
+        print(json.dumps(report), flush=True)
+        # Serve until the parent closes our stdin (portable: no signals needed).
+        sys.stdin.read()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

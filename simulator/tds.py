@@ -29,6 +29,7 @@ from collectors.tds import (
     encode_packets,
     parse_prelogin,
 )
+from collectors.tlsclient import SocketChannel
 from simulator.pki import Issued
 from simulator.tls import Listener, drain, server_context
 
@@ -100,7 +101,8 @@ class TdsServer:
         # Anything else: SQL Server closes the connection without a word.
 
     def _read_prelogin(self, sock: socket.socket) -> bool:
-        payload = MessageReader(sock, Deadline.after(10), "simulator", "pre-login").message((PRELOGIN,))
+        channel = SocketChannel(sock, Deadline.after(10), "simulator", "pre-login")
+        payload = MessageReader(channel, "simulator", "pre-login").message((PRELOGIN,))
         if not payload:
             return False
         options = parse_prelogin(payload)
@@ -125,7 +127,8 @@ class TdsServer:
             return
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         tls = self.tds7_context.wrap_bio(incoming, outgoing, server_side=True)
-        reader = MessageReader(conn, Deadline.after(10), "simulator", "TLS handshake inside TDS")
+        channel = SocketChannel(conn, Deadline.after(10), "simulator", "TLS handshake inside TDS")
+        reader = MessageReader(channel, "simulator", "TLS handshake inside TDS")
         while True:
             payload = reader.message((PRELOGIN,))
             if not payload:

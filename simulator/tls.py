@@ -164,7 +164,13 @@ class TlsEndpointServer:
             alpn=alpn,
             client_ca=issued if mode == "client-cert" else None,
         )
+        #: SNI names clients sent (None when a client sent none)
+        self.server_names: list[str | None] = []
+        self.context.sni_callback = self._record_sni
         self.listener = Listener(host, port, self._serve, name)
+
+    def _record_sni(self, tls: ssl.SSLObject, name: str | None, context: ssl.SSLContext) -> None:
+        self.server_names.append(name)
 
     @property
     def host(self) -> str:
