@@ -238,9 +238,7 @@ def probe_tds8(
         handshake = client.handshake()
     except CollectorError as err:
         if "closed" in err.message or "reset" in err.message:
-            raise CollectorError(
-                where, err.reason, f"{err.message} (a SQL Server before 2022 needs kind tds)"
-            ) from err
+            raise CollectorError(where, err.reason, f"{err.message} (a SQL Server before 2022 needs kind tds)") from err
         raise
     if not handshake.completed:
         return TdsResult(handshake, "", "strict")

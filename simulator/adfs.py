@@ -148,7 +148,10 @@ class _Handler(BaseHTTPRequestHandler):
             body = owner.metadata_override or federation_metadata(owner.host_name, owner.signing, owner.encryption)
             content_type = "application/samlmetadata+xml"
         elif path == OPENID_PATH:
-            body = json.dumps(openid_configuration(origin)).encode()
+            document = openid_configuration(origin)
+            if owner.jwks_uri:
+                document["jwks_uri"] = owner.jwks_uri
+            body = json.dumps(document).encode()
         elif path == KEYS_PATH:
             body = json.dumps(jwks(owner.signing)).encode()
         else:
@@ -188,7 +191,8 @@ class AdfsServer:
     """AD FS on loopback over HTTPS; a context manager.
 
     `failing` maps a path to an HTTP status the server answers instead of the document;
-    `metadata_override` replaces the metadata bytes (malformed documents in tests).
+    `metadata_override` replaces the metadata bytes (malformed documents in tests); `jwks_uri`
+    replaces the discovery document's pointer to the keys.
     """
 
     def __init__(
@@ -203,6 +207,7 @@ class AdfsServer:
         port: int = 0,
         failing: dict[str, int] | None = None,
         metadata_override: bytes | None = None,
+        jwks_uri: str | None = None,
     ) -> None:
         self.context = server_context(ssl_cert, chain)
         self.signing = tuple(signing)
@@ -210,6 +215,7 @@ class AdfsServer:
         self.host_name = host_name
         self.failing = dict(failing or {})
         self.metadata_override = metadata_override
+        self.jwks_uri = jwks_uri
         self.requests: list[str] = []
         self._server = _Server((host, port), self)
         self._thread: threading.Thread | None = None

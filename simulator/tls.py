@@ -79,6 +79,7 @@ class Listener:
             self._sock.close()
             raise
         self._sock.settimeout(0.1)
+        self._address = self._sock.getsockname()
         self._serve = serve
         self._name = name
         self._stop = threading.Event()
@@ -88,12 +89,12 @@ class Listener:
     @property
     def host(self) -> str:
         """The bound address."""
-        return str(self._sock.getsockname()[0])
+        return str(self._address[0])
 
     @property
     def port(self) -> int:
         """The bound port."""
-        return int(self._sock.getsockname()[1])
+        return int(self._address[1])
 
     def start(self) -> None:
         """Accept on a background thread."""
