@@ -23,7 +23,8 @@ from collectors.errors import CertificateError, CollectorError, Reason
 from collectors.model import CertObservation, CertReference, Generation, Observation, Problem
 from collectors.tls import Clock, host_port, utc_now
 from collectors.tlschain import ChainVerdict, TrustCache, TrustStore, verify_chain
-from collectors.tlsclient import Handshake, SocketTlsClient, TlsStream, client_context, connect, network_error
+from collectors.tlsclient import Handshake, SocketTlsClient, TlsStream, client_context
+from collectors.transport import connect, network_error
 
 METADATA_PATH = "/FederationMetadata/2007-06/FederationMetadata.xml"
 OPENID_PATH = "/adfs/.well-known/openid-configuration"

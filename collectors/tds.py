@@ -15,7 +15,8 @@ from OpenSSL import SSL
 
 from collectors.base import Deadline
 from collectors.errors import CollectorError, Reason
-from collectors.tlsclient import Channel, Handshake, SocketChannel, SocketTlsClient, TlsClient
+from collectors.tlsclient import Handshake, SocketTlsClient, TlsClient
+from collectors.transport import Channel, SocketChannel
 
 PRELOGIN = 0x12
 TABULAR_RESULT = 0x04

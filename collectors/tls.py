@@ -22,7 +22,8 @@ from collectors.errors import CertificateError, CollectorError, Reason
 from collectors.model import CertObservation, CertReference, Generation, MetricSpec, Observation, Problem
 from collectors.tds import ALPN_TDS8, probe_tds7, probe_tds8
 from collectors.tlschain import ChainJudge, TrustCache, TrustStore
-from collectors.tlsclient import Handshake, SocketTlsClient, client_context, connect, network_error
+from collectors.tlsclient import Handshake, SocketTlsClient, client_context
+from collectors.transport import connect, network_error
 
 KINDS = ("tls", "tds", "tds8")
 DEFAULT_PORTS = {"tls": 443, "tds": 1433, "tds8": 1433}

@@ -29,7 +29,7 @@ from collectors.tds import (
     encode_packets,
     parse_prelogin,
 )
-from collectors.tlsclient import SocketChannel
+from collectors.transport import SocketChannel
 from simulator.pki import Issued
 from simulator.tls import Listener, drain, server_context
 

@@ -13,6 +13,7 @@ import socket
 import ssl
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from types import TracebackType
 
@@ -43,10 +44,13 @@ def server_context(
         with open(key_file, "wb") as handle:
             handle.write(issued.key_pem)
         context.load_cert_chain(cert_file, key_file)
-    if min_version is not None:
-        context.minimum_version = min_version
-    if max_version is not None:
-        context.maximum_version = max_version
+    with warnings.catch_warnings():
+        # Simulating a legacy TLS 1.0 server is the point; the stdlib warns about the old versions.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if min_version is not None:
+            context.minimum_version = min_version
+        if max_version is not None:
+            context.maximum_version = max_version
     if alpn:
         context.set_alpn_protocols(list(alpn))
     if client_ca is not None:

@@ -24,7 +24,8 @@ from collectors.tds import (
     probe_tds7,
     probe_tds8,
 )
-from collectors.tlsclient import SocketChannel, client_context, connect
+from collectors.tlsclient import client_context
+from collectors.transport import SocketChannel, connect
 from simulator.lab import Lab
 from simulator.tds import TdsServer
 from simulator.tls import TlsEndpointServer

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from OpenSSL import SSL
 
 from collectors.base import Deadline
 from collectors.errors import CollectorError, Reason
@@ -131,6 +132,20 @@ def test_a_handshake_failing_before_any_certificate_is_a_tls_error(
     assert str(err.value).startswith("tls endpoint broken:")
 
 
+def test_an_endpoint_still_on_tls_1_0_is_reported_with_its_version(lab: Lab, now: datetime) -> None:
+    server = TlsEndpointServer(
+        lab.cert("ServiceFabric", "new").issued,
+        (lab.ca,),
+        min_version=ssl.TLSVersion.TLSv1,
+        max_version=ssl.TLSVersion.TLSv1,
+    )
+    server.context.set_ciphers("DEFAULT:@SECLEVEL=0")  # what an unpatched old server still accepts
+    with server:
+        observation = _collect(lab, now, _endpoint("legacy", STAR_NAME, server.port))
+    probe = _facts(observation).probes[0]
+    assert probe.success and probe.tls_version == "TLS 1.0" and probe.chain_valid
+
+
 def test_no_tls_version_in_common_is_a_tls_error(lab: Lab, now: datetime) -> None:
     # A server stuck on a version the client build refuses; the probe says so rather than hanging.
     with TlsEndpointServer(
@@ -138,7 +153,7 @@ def test_no_tls_version_in_common_is_a_tls_error(lab: Lab, now: datetime) -> Non
         min_version=ssl.TLSVersion.TLSv1_3,
     ) as server:
         collector = TlsCollector([_endpoint("modern", STAR_NAME, server.port)], lab.ca_bundle, clock=lambda: now)
-        collector.prober.plain.set_max_proto_version(0x0303)  # the client offers TLS 1.2 at most
+        collector.prober.plain.set_max_proto_version(SSL.TLS1_2_VERSION)  # the client offers TLS 1.2 at most
         with pytest.raises(CollectorError) as err:
             collector.collect("modern", Deadline.after(5))
     assert err.value.reason is Reason.TLS_ERROR and "TLS version" in err.value.message

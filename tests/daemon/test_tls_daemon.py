@@ -189,3 +189,13 @@ def test_a_failing_endpoint_keeps_its_certificate_and_reports_probe_failure(
     assert _value(samples, "certmon_tls_chain_valid", target="aos") == [1.0], "last known verdict kept"
     assert _value(samples, "certmon_cert_not_after_timestamp_seconds", source="tls", thumbprint=star.thumbprint)
     assert [f.rule for f in view.evaluation.findings if f.source == "tls"] == ["source-down"]
+
+
+def test_check_config_names_a_missing_ca_bundle(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    config = _write(
+        tmp_path / "certmon.yaml",
+        {"sources": {"tls": {"endpoints": [{"host": "ax.contoso.com", "ca_bundle": "nope.pem"}]}}},
+    )
+    result = run_cli("--config", str(config), "check-config")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"sources.tls.endpoints.0.ca_bundle: {tmp_path / 'nope.pem'} does not exist" in result.stdout + result.stderr
