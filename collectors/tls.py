@@ -8,6 +8,7 @@ one presents is reported whatever its validity, with the validation verdict besi
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,8 @@ from collectors.transport import connect, network_error
 
 KINDS = ("tls", "tds", "tds8")
 DEFAULT_PORTS = {"tls": 443, "tds": 1433, "tds8": 1433}
+# Addresses of one endpoint probed at once (nodes behind a load balancer).
+PROBE_THREADS = 16
 
 Resolver = Callable[[str, int], Sequence[str]]
 Clock = Callable[[], datetime]
@@ -301,6 +304,8 @@ class TlsCollector(Collector):
         self.resolver = resolver
         self.prober = Prober()
         self.trust = TrustCache()
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
 
     def targets(self) -> Sequence[str]:
         """One target per configured endpoint."""
@@ -351,8 +356,21 @@ class TlsCollector(Collector):
     ) -> tuple[AddressProbe, ...]:
         if len(addresses) == 1:
             return (self.prober.probe(endpoint, addresses[0], trust, now, deadline),)
-        with ThreadPoolExecutor(max_workers=min(len(addresses), 16), thread_name_prefix="tls-probe") as pool:
-            return tuple(pool.map(lambda a: self.prober.probe(endpoint, a, trust, now, deadline), addresses))
+        return tuple(self._executor().map(lambda a: self.prober.probe(endpoint, a, trust, now, deadline), addresses))
+
+    def _executor(self) -> ThreadPoolExecutor:
+        # One pool for the collector's life: starting threads per collection costs more than a probe.
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=PROBE_THREADS, thread_name_prefix="tls-probe")
+            return self._pool
+
+    def close(self) -> None:
+        """Stop the probe threads."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _observations(self, endpoint: Endpoint, probes: Sequence[AddressProbe]) -> Iterable[CertObservation]:
         for probe in probes:

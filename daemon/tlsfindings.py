@@ -43,6 +43,7 @@ def chain_findings(ctx: Context) -> Iterable[Finding]:
                 Severity.WARNING,
                 f"{host_port(probe.address, facts.port)} ({target}) presents a certificate that does not validate "
                 f"for {facts.server_name}: {probe.chain_error}: {probe.chain_message}",
+                role=next(iter(ctx.roles.get(probe.leaf.thumbprint, ())), ""),
                 thumbprint=probe.leaf.thumbprint,
                 node=probe.address,
                 source="tls",
