@@ -59,6 +59,10 @@ class Endpoint:
     ca_bundle: Path | None = None
     role: str = ""
 
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"endpoint {self.name}: kind {self.kind!r} is not one of {', '.join(KINDS)}")
+
     @property
     def server_name(self) -> str:
         """The name the certificate must carry: the SNI name when one is set, else the host."""

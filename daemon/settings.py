@@ -81,8 +81,11 @@ class AdfsSource(SourceSettings):
     interval_seconds: float = Field(300.0, gt=0)
     timeout_seconds: float = Field(30.0, gt=0)
     urls: list[str] = Field(default_factory=list)
+    #: CA bundle for the SSL certificate; unset: the system's trusted roots
     ca_bundle: Path | None = None
+    #: host name -> address to connect to (one node of a farm, or a name DNS does not know)
     resolve: dict[str, str] = Field(default_factory=dict)
+    #: refuse to read the documents when the SSL chain does not validate
     require_valid_tls: bool = False
 
     @field_validator("urls")
@@ -100,11 +103,16 @@ class TlsEndpointSettings(Strict):
 
     name: str | None = None
     host: str = Field(min_length=1)
+    #: default 443 for tls, 1433 for tds and tds8
     port: int | None = Field(None, ge=1, le=65535)
+    #: tls, SQL Server TDS 7.x (TLS inside PRELOGIN), or TDS 8 strict encryption
     kind: Literal["tls", "tds", "tds8"] = "tls"
+    #: SNI and the name the certificate must carry; unset: the host, "": send none
     sni: str | None = None
+    #: nodes behind a load balancer, probed with the host's SNI instead of what the name resolves to
     addresses: list[str] = Field(default_factory=list)
     ca_bundle: Path | None = None
+    #: role the presented certificate plays (ServiceFabric, SQLCluster, ADFSSSL...), for windows and labels
     role: str = ""
 
     def target(self) -> str:
