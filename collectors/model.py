@@ -76,6 +76,8 @@ class MetricSpec:
     labels: tuple[str, ...]
     samples: Callable[[Any, str], Iterable[tuple[tuple[str, ...], float]]]
     kind: str = "gauge"
+    #: value of every series while the target's latest collection fails (None: keep the last values)
+    stale_value: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 from daemon.app import Daemon
 from daemon.settings import load_settings
 from simulator.lab import STAGES, build_lab
+from simulator.services import LabServices
 
 
 def run_demo(directory: Path | None, port: int, stage: str, run: bool = True) -> int:
@@ -22,13 +23,16 @@ def run_demo(directory: Path | None, port: int, stage: str, run: bool = True) ->
     print(f"configuration: {lab.config_file}")
     if not run:
         return 0
-    settings = load_settings(lab.config_file)
-    daemon = Daemon(settings)
-    daemon.start()
-    assert daemon.http is not None
-    print(f"metrics: {daemon.http.url}/metrics   (Ctrl+C to stop)", flush=True)
-    try:
-        daemon.wait_for_stop()
-    finally:
-        daemon.stop()
+    with LabServices(lab) as services:
+        services.write_config()
+        print(f"simulated AD FS, TLS and SQL Server endpoints on {', '.join(services.hosts)}: {services.summary()}")
+        settings = load_settings(lab.config_file)
+        daemon = Daemon(settings)
+        daemon.start()
+        assert daemon.http is not None
+        print(f"metrics: {daemon.http.url}/metrics   (Ctrl+C to stop)", flush=True)
+        try:
+            daemon.wait_for_stop()
+        finally:
+            daemon.stop()
     return 0

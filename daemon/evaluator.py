@@ -18,6 +18,7 @@ from collectors.model import (
 )
 from daemon.settings import Settings
 from daemon.state import LocationHistory
+from daemon.tlsfindings import TLS_RULES
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,7 @@ def source_down_findings(ctx: Context) -> Iterable[Finding]:
         )
 
 
-RULES: list[Rule] = [expiry_findings, source_down_findings]
+RULES: list[Rule] = [expiry_findings, source_down_findings, *TLS_RULES]
 
 
 def evaluate(

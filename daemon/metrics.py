@@ -161,5 +161,7 @@ def _spec_samples(spec: MetricSpec, source: str, evaluation: Evaluation, out: Fa
         except Exception:
             log.exception("metric %s failed for %s %s", spec.name, source, result.target)
             continue
+        if result.stale and spec.stale_value is not None:
+            samples = [(values, spec.stale_value) for values, _ in samples]
         for values, value in samples:
             out.add(family, (env, *values), value)

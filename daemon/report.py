@@ -237,6 +237,9 @@ def check_config(settings: Settings, fmt: str) -> int:
         ("sources.localagent.path", sources.localagent.path),
         ("sources.certfolder.path", sources.certfolder.path),
         ("exporter.web_config_file", settings.exporter.web_config_file),
+        ("sources.tls.ca_bundle", sources.tls.ca_bundle),
+        ("sources.adfs.ca_bundle", sources.adfs.ca_bundle),
+        *((f"sources.tls.endpoints.{i}.ca_bundle", e.ca_bundle) for i, e in enumerate(sources.tls.endpoints)),
     ):
         if _exists(path) == "missing":
             problems.append(f"{label}: {path} does not exist")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from collectors.errors import CertmonError
@@ -75,6 +75,71 @@ def _secret_bytes(value: SecretStr | None, file: Path | None) -> bytes | None:
     return None
 
 
+class AdfsSource(SourceSettings):
+    """AD FS farms by base URL: metadata, discovery keys and the SSL certificate."""
+
+    interval_seconds: float = Field(300.0, gt=0)
+    timeout_seconds: float = Field(30.0, gt=0)
+    urls: list[str] = Field(default_factory=list)
+    #: CA bundle for the SSL certificate; unset: the system's trusted roots
+    ca_bundle: Path | None = None
+    #: host name -> address to connect to (one node of a farm, or a name DNS does not know)
+    resolve: dict[str, str] = Field(default_factory=dict)
+    #: refuse to read the documents when the SSL chain does not validate
+    require_valid_tls: bool = False
+
+    @field_validator("urls")
+    @classmethod
+    def _https(cls, urls: list[str]) -> list[str]:
+        from collectors.adfs import base_url
+
+        for url in urls:
+            base_url(url)
+        return urls
+
+
+class TlsEndpointSettings(Strict):
+    """One endpoint to probe: every address behind `host` (or the listed `addresses`)."""
+
+    name: str | None = None
+    host: str = Field(min_length=1)
+    #: default 443 for tls, 1433 for tds and tds8
+    port: int | None = Field(None, ge=1, le=65535)
+    #: tls, SQL Server TDS 7.x (TLS inside PRELOGIN), or TDS 8 strict encryption
+    kind: Literal["tls", "tds", "tds8"] = "tls"
+    #: SNI and the name the certificate must carry; unset: the host, "": send none
+    sni: str | None = None
+    #: nodes behind a load balancer, probed with the host's SNI instead of what the name resolves to
+    addresses: list[str] = Field(default_factory=list)
+    ca_bundle: Path | None = None
+    #: role the presented certificate plays (ServiceFabric, SQLCluster, ADFSSSL...), for windows and labels
+    role: str = ""
+
+    def target(self) -> str:
+        """The endpoint's name, by default host:port."""
+        from collectors.tls import DEFAULT_PORTS
+
+        return self.name or f"{self.host}:{self.port or DEFAULT_PORTS[self.kind]}"
+
+
+class TlsSource(SourceSettings):
+    """TLS and TDS endpoints (AOS URL, SF gateway, AD FS, SSRS, SQL Server)."""
+
+    interval_seconds: float = Field(60.0, gt=0)
+    timeout_seconds: float = Field(10.0, gt=0)
+    concurrency: int = Field(4, ge=1, le=64)
+    ca_bundle: Path | None = None
+    endpoints: list[TlsEndpointSettings] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> TlsSource:
+        names = [e.target() for e in self.endpoints]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"endpoint names must be unique; give a `name` to: {', '.join(duplicates)}")
+        return self
+
+
 class Sources(Strict):
     """Every source certmon can read; a source without its location is off."""
 
@@ -82,6 +147,8 @@ class Sources(Strict):
     clusterconfig: FileSource = Field(default_factory=FileSource)
     localagent: FileSource = Field(default_factory=FileSource)
     certfolder: CertFolderSource = Field(default_factory=CertFolderSource)
+    adfs: AdfsSource = Field(default_factory=AdfsSource)
+    tls: TlsSource = Field(default_factory=TlsSource)
 
 
 class ExpiryWindow(Strict):
@@ -165,6 +232,10 @@ def _resolve_paths(model: BaseModel, base: Path) -> None:
             object.__setattr__(model, name, base / value)
         elif isinstance(value, BaseModel):
             _resolve_paths(value, base)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, BaseModel):
+                    _resolve_paths(item, base)
 
 
 def _describe(err: ValidationError, origin: str) -> str:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from collectors.adfs import AdfsCollector
 from collectors.agentconfig import LocalAgentConfigCollector
 from collectors.base import Collector
 from collectors.certfolder import CertFolderCollector
 from collectors.clusterconfig import ClusterConfigFileCollector
 from collectors.configtemplate import ConfigTemplateCollector
+from collectors.tls import DEFAULT_PORTS, Endpoint, TlsCollector
 from daemon.settings import Settings, SourceSettings
 
 Factory = Callable[[Settings], Collector | None]
@@ -46,11 +48,53 @@ def _certfolder(settings: Settings) -> Collector | None:
     return CertFolderCollector(section.path, section.password_bytes(), section.nodes, **_timing(section))
 
 
+def _adfs(settings: Settings) -> Collector | None:
+    section = settings.sources.adfs
+    if not section.enabled or not section.urls:
+        return None
+    return AdfsCollector(
+        section.urls,
+        section.ca_bundle,
+        resolve=section.resolve,
+        require_valid_tls=section.require_valid_tls,
+        timeout=section.timeout_seconds,
+        interval=section.interval_seconds,
+    )
+
+
+def _tls(settings: Settings) -> Collector | None:
+    section = settings.sources.tls
+    if not section.enabled or not section.endpoints:
+        return None
+    endpoints = [
+        Endpoint(
+            name=e.target(),
+            host=e.host,
+            port=e.port or DEFAULT_PORTS[e.kind],
+            kind=e.kind,
+            sni=e.sni,
+            addresses=tuple(e.addresses),
+            ca_bundle=e.ca_bundle,
+            role=e.role,
+        )
+        for e in section.endpoints
+    ]
+    return TlsCollector(
+        endpoints,
+        section.ca_bundle,
+        concurrency=section.concurrency,
+        timeout=section.timeout_seconds,
+        interval=section.interval_seconds,
+    )
+
+
 SOURCES: dict[str, Factory] = {
     "configtemplate": _configtemplate,
     "clusterconfig": _clusterconfig,
     "localagent": _localagent,
     "certfolder": _certfolder,
+    "adfs": _adfs,
+    "tls": _tls,
 }
 
 

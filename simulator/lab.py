@@ -121,6 +121,8 @@ class Lab:
     ca: Issued
     nodes: list[LabNode] = field(default_factory=list)
     certs: dict[tuple[str, str], LabCert] = field(default_factory=dict)
+    #: AD FS and TLS endpoint certificates by name (SERVICE_CERTS); not template roles
+    service_certs: dict[str, Issued] = field(default_factory=dict)
 
     @property
     def infrastructure(self) -> Path:
@@ -158,6 +160,11 @@ class Lab:
         return self.root / "certmon.yaml"
 
     @property
+    def ca_bundle(self) -> Path:
+        """PEM bundle holding the lab root CA (what TLS and AD FS validation trust)."""
+        return self.root / "tls" / "lab-ca.pem"
+
+    @property
     def data_dir(self) -> Path:
         """The daemon's data directory."""
         return self.root / "data"
@@ -177,6 +184,43 @@ class Lab:
     def current(self, role: str) -> LabCert:
         """The certificate the environment's configuration names as current for a role."""
         return self.cert(role, "old" if self.stage == "before" else "new")
+
+
+ADFS_HOST = f"adfs.{DOMAIN}"
+ROGUE_CA = "Untrusted Test Root CA"
+
+# name, subject CN, DNS names, issuer ("lab", "self" or "rogue"), notBefore and notAfter in days from now.
+# Token-signing and decrypting certificates come in two generations, as AD FS auto-rollover leaves them.
+SERVICE_CERTS: tuple[tuple[str, str, tuple[str, ...], str, float, float], ...] = (
+    ("ADFSTokenSigning-old", f"ADFS Signing - {ADFS_HOST}", (), "self", -350, 15),
+    ("ADFSTokenSigning-new", f"ADFS Signing - {ADFS_HOST}", (), "self", -5, 360),
+    ("ADFSTokenDecrypting-old", f"ADFS Encryption - {ADFS_HOST}", (), "self", -350, 15),
+    ("ADFSTokenDecrypting-new", f"ADFS Encryption - {ADFS_HOST}", (), "self", -5, 360),
+    ("ADFSSSL", ADFS_HOST, (ADFS_HOST, f"enterpriseregistration.{DOMAIN}"), "lab", -300, 65),
+    ("tls-expired", f"expired.{DOMAIN}", (f"expired.{DOMAIN}",), "lab", -400, -3),
+    ("tls-untrusted", f"untrusted.{DOMAIN}", (f"untrusted.{DOMAIN}",), "rogue", -30, 335),
+    ("tls-wrongname", f"other.{DOMAIN}", (f"other.{DOMAIN}",), "lab", -30, 335),
+)
+
+
+def _issue_service_certs(lab: Lab) -> None:
+    rogue = make_certificate(
+        ROGUE_CA, not_before=days(lab.now, -100), not_after=days(lab.now, 900), key=rsa_key("rogue-ca"), is_ca=True
+    )
+    issuers = {"lab": lab.ca, "self": None, "rogue": rogue}
+    lab.service_certs["rogue-ca"] = rogue
+    for name, subject, dns, issuer, start, end in SERVICE_CERTS:
+        lab.service_certs[name] = make_certificate(
+            subject,
+            not_before=days(lab.now, start),
+            not_after=days(lab.now, end),
+            key=rsa_key(name),
+            issuer=issuers[issuer],
+            dns_names=dns,
+            extra_subject=((NameOID.ORGANIZATION_NAME, "Contoso Lab"),),
+        )
+    lab.ca_bundle.parent.mkdir(exist_ok=True)
+    lab.ca_bundle.write_bytes(lab.ca.pem)
 
 
 def _nodes() -> list[LabNode]:
@@ -231,6 +275,7 @@ def build_lab(
     _write_cluster_config(lab)
     _write_localagent(lab)
     _write_node_folders(lab)
+    _issue_service_certs(lab)
     _write_config(lab, port)
     return lab
 

@@ -1,0 +1,170 @@
+"""The lab's network services: AD FS, TLS endpoints and SQL Server's TDS listener, on loopback free ports.
+
+`LabServices(lab)` starts them all (a context manager) and writes the `adfs` and `tls` sections
+pointing at them into the lab's certmon.yaml; `certmon demo` and the end-to-end tests use it.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Sequence
+from contextlib import ExitStack
+from types import TracebackType
+from typing import Any
+
+import yaml
+
+from simulator.adfs import AdfsServer
+from simulator.lab import ADFS_HOST, DOMAIN, Lab
+from simulator.pki import Issued
+from simulator.tds import TdsServer
+from simulator.tls import TlsEndpointServer, same_port_on
+
+LOOPBACKS = ("127.0.0.1", "127.0.0.2")
+
+
+def usable_loopbacks(candidates: Sequence[str] = LOOPBACKS) -> tuple[str, ...]:
+    """The loopback addresses this machine can bind (127.0.0.2 needs an alias on macOS)."""
+    usable = []
+    for host in candidates:
+        try:
+            with socket.socket() as sock:
+                sock.bind((host, 0))
+        except OSError:
+            continue
+        usable.append(host)
+    return tuple(usable) or ("127.0.0.1",)
+
+
+class LabServices:
+    """Every simulated network peer of the lab, started together."""
+
+    def __init__(self, lab: Lab, hosts: Sequence[str] | None = None) -> None:
+        self.lab = lab
+        self.hosts = tuple(hosts) if hosts is not None else usable_loopbacks()
+        self._stack = ExitStack()
+        self.endpoints: list[dict[str, Any]] = []
+        self.adfs: AdfsServer | None = None
+        self.tds: TdsServer | None = None
+
+    def _serve(self, issued: Issued, chain: Sequence[Issued], name: str, host: str, role: str = "") -> None:
+        server = self._stack.enter_context(TlsEndpointServer(issued, chain, host=self.hosts[0], name=name))
+        self._add(name, host, server.port, [self.hosts[0]], role=role)
+
+    def _add(self, name: str, host: str, port: int, addresses: list[str], **extra: Any) -> None:
+        entry: dict[str, Any] = {"name": name, "host": host, "port": port, "addresses": addresses}
+        entry.update({k: v for k, v in extra.items() if v})
+        self.endpoints.append(entry)
+
+    def _nodes(self, name: str, host: str, certs: Sequence[Issued], role: str) -> None:
+        """One name served by every loopback address on one port, as nodes behind a load balancer."""
+        hosts = self.hosts[: len(certs)]
+        chain = (self.lab.ca,)
+
+        def make(address: str, port: int) -> TlsEndpointServer:
+            cert = certs[hosts.index(address)]
+            return TlsEndpointServer(cert, chain, host=address, port=port, name=name)
+
+        servers = same_port_on(hosts, make)
+        for server in servers:
+            self._stack.callback(server.stop)
+        self._add(name, host, servers[0].port, list(hosts), role=role)
+
+    def start(self) -> LabServices:
+        """Start every service."""
+        lab, certs = self.lab, self.lab.service_certs
+        try:
+            star = lab.current("ServiceFabric").issued
+            self._nodes("aos", f"ax.d365ffo.onprem.{DOMAIN}", [star, star], "ServiceFabric")
+            # Mid-rotation, one gateway node already presents the new cluster certificate.
+            old_star, new_star = lab.cert("ServiceFabric", "old").issued, lab.cert("ServiceFabric", "new").issued
+            self._nodes("sf-gateway", f"sf.d365ffo.onprem.{DOMAIN}", [new_star, old_star], "ServiceFabric")
+            self._serve(lab.current("SSRSHTTPS").issued, (lab.ca,), "ssrs", f"bi1.{DOMAIN}", "SSRSHTTPS")
+            self._serve(certs["tls-expired"], (lab.ca,), "expired", f"expired.{DOMAIN}")
+            self._serve(certs["tls-untrusted"], (certs["rogue-ca"],), "untrusted", f"untrusted.{DOMAIN}")
+            self._serve(certs["tls-wrongname"], (lab.ca,), "wrong-name", f"wrongname.{DOMAIN}")
+            self.tds = self._stack.enter_context(
+                TdsServer(lab.current("SQLCluster").issued, (lab.ca,), host=self.hosts[0])
+            )
+            self._add("sql", f"sql1.{DOMAIN}", self.tds.port, [self.hosts[0]], kind="tds", role="SQLCluster")
+            self._add("sql-strict", f"sql1.{DOMAIN}", self.tds.port, [self.hosts[0]], kind="tds8", role="SQLCluster")
+            self.adfs = self._stack.enter_context(
+                AdfsServer(
+                    certs["ADFSSSL"],
+                    (lab.ca,),
+                    [certs["ADFSTokenSigning-old"], certs["ADFSTokenSigning-new"]],
+                    [certs["ADFSTokenDecrypting-old"], certs["ADFSTokenDecrypting-new"]],
+                    host_name=ADFS_HOST,
+                    host=self.hosts[0],
+                )
+            )
+            self._add("adfs", ADFS_HOST, self.adfs.port, [self.hosts[0]], role="ADFSSSL")
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop every service."""
+        self._stack.close()
+
+    def sources(self) -> dict[str, Any]:
+        """The `adfs` and `tls` source sections pointing at the running services."""
+        assert self.adfs is not None, "start() first"
+        bundle = str(self.lab.ca_bundle.relative_to(self.lab.root))
+        return {
+            "adfs": {
+                "urls": [self.adfs.url],
+                "resolve": {ADFS_HOST: self.hosts[0]},
+                "ca_bundle": bundle,
+                "interval_seconds": 60,
+            },
+            "tls": {"ca_bundle": bundle, "interval_seconds": 30, "endpoints": self.endpoints},
+        }
+
+    def summary(self) -> str:
+        """One line naming each endpoint and its port."""
+        return ", ".join(f"{e['name']} :{e['port']}" for e in self.endpoints)
+
+    def write_config(self) -> None:
+        """Add the sections to the lab's certmon.yaml (the ports change with every start)."""
+        path = self.lab.config_file
+        text = path.read_text(encoding="utf-8")
+        header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
+        config = yaml.safe_load(text) or {}
+        config.setdefault("sources", {}).update(self.sources())
+        path.write_text(header + yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+
+    def __enter__(self) -> LabServices:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m simulator.services DIR`: build a lab in DIR, serve it, print the endpoints as JSON, stop on EOF."""
+    import json
+    import sys
+
+    from simulator.lab import build_lab
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        print("usage: python -m simulator.services DIR", file=sys.stderr)
+        return 2
+    from pathlib import Path
+
+    lab = build_lab(Path(args[0]), port=0)
+    with LabServices(lab) as services:
+        report = {"root": str(lab.root), "ca_bundle": str(lab.ca_bundle), "endpoints": services.endpoints}
+        print(json.dumps(report), flush=True)
+        # Serve until the parent closes our stdin (portable: no signals needed).
+        sys.stdin.read()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
