@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -31,6 +33,20 @@ def lab(tmp_path: Path) -> Lab:
     return build_lab(tmp_path / "lab", now=NOW, port=0)
 
 
+@pytest.fixture(scope="session")
+def lab_template(tmp_path_factory: pytest.TempPathFactory) -> Lab:
+    """One lab per session, never modified: copy it with `lab_copy` (building one takes seconds)."""
+    return build_lab(tmp_path_factory.mktemp("lab-template") / "lab", now=NOW, port=0)
+
+
+@pytest.fixture
+def lab_copy(lab_template: Lab, tmp_path: Path) -> Lab:
+    """A private copy of the session's lab, for tests that change files in it."""
+    root = tmp_path / "lab"
+    shutil.copytree(lab_template.root, root)
+    return dataclasses.replace(lab_template, root=root)
+
+
 @pytest.fixture
 def lab_settings(lab: Lab) -> Settings:
     """Settings loaded from the lab's certmon.yaml."""
@@ -48,14 +64,20 @@ def free_port() -> int:
 def run_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run `python -m daemon ARGS` in a subprocess, as an operator would."""
 
-    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120,
-            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, env: dict[str, str] | None = None, timeout: float = 120, cwd: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("CERTMON_")}
         full_env["PYTHONPATH"] = str(ROOT)
         full_env.update(env or {})
         return subprocess.run(
             [sys.executable, "-m", "daemon", *args],
-            capture_output=True, text=True, env=full_env, timeout=timeout, cwd=cwd or ROOT, check=False,
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=timeout,
+            cwd=cwd or ROOT,
+            check=False,
         )
 
     return run
