@@ -95,9 +95,14 @@ class JsonlAuditLog:
 
     def __call__(self, record: AuditRecord) -> None:
         """Append one record."""
-        line = json.dumps(record.to_dict(), sort_keys=True, ensure_ascii=False) + "\n"
+        line = (json.dumps(record.to_dict(), sort_keys=True, ensure_ascii=False) + "\n").encode()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock, open(self.path, "a", encoding="utf-8", newline="\n") as handle:
+        with self._lock, open(self.path, "a+b") as handle:
+            # A process killed mid-append leaves a torn last line; end it so this record stays whole.
+            if handle.seek(0, os.SEEK_END) > 0:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":
+                    line = b"\n" + line
             handle.write(line)
             handle.flush()
             os.fsync(handle.fileno())

@@ -34,7 +34,7 @@ from remediations.audit import AuditError, Auditor, AuditRecord
 from remediations.base import Check, Remediation, RemediationContext
 from remediations.checkpoint import Checkpoint
 from remediations.files import remove_stale_temp_files
-from remediations.journal import Journal, file_states
+from remediations.journal import Journal, file_states, remove_backup_leftovers
 from remediations.lock import EnvironmentLock, RemediationBusy
 from remediations.plan import Plan
 from remediations.signals import Interrupted, SignalGuard
@@ -287,6 +287,7 @@ class Engine:
         if entry is None:
             return None
         states = file_states(entry)
+        remove_backup_leftovers(entry)
         recovered = {
             "run_id": entry.get("run_id", ""),
             "remediation": entry.get("remediation", ""),

@@ -16,7 +16,7 @@ from typing import Any
 
 from collectors.errors import CertmonError
 from collectors.files import read_bytes
-from remediations.files import atomic_write, sha256
+from remediations.files import TEMP_MARK, TEMP_SUFFIX, atomic_write, remove_stale_temp_files, sha256
 
 
 class Journal:
@@ -28,6 +28,7 @@ class Journal:
     def begin(self, entry: dict[str, Any]) -> None:
         """Record the intent before any side effect."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(self.path)
         atomic_write(self.path, json.dumps(entry, sort_keys=True, indent=2).encode(), private=True)
 
     def finish(self) -> None:
@@ -43,6 +44,15 @@ class Journal:
         except (OSError, ValueError) as err:
             return {"corrupt": f"{type(err).__name__}: {err}"}
         return data if isinstance(data, dict) else {"corrupt": "not a JSON object"}
+
+
+def remove_backup_leftovers(entry: dict[str, Any]) -> None:
+    """Temporary files of a backup that a killed run was writing."""
+    folder = Path(str(entry.get("backup_dir") or ""))
+    if not folder.name or not folder.is_dir():
+        return
+    for leftover in folder.glob(f".*{TEMP_MARK}*{TEMP_SUFFIX}"):
+        leftover.unlink(missing_ok=True)
 
 
 def file_states(entry: dict[str, Any]) -> dict[str, str]:

@@ -19,7 +19,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from remediations.base import RemediationError
-from remediations.files import atomic_write
+from remediations.files import atomic_write, remove_stale_temp_files
 
 
 class RemediationBusy(RemediationError):
@@ -64,6 +64,7 @@ class EnvironmentLock:
                 f"waited {self.timeout:g} s; try again when it has finished"
             ) from None
         self._lock = lock
+        remove_stale_temp_files(self.holder_path)
         record = {
             "remediation": remediation,
             "actor": actor,

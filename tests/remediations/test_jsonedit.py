@@ -93,7 +93,10 @@ def test_appending_to_a_list_of_objects() -> None:
         "clients": [{"CertificateThumbprint": "A", "IsAdmin": False}, {"CertificateThumbprint": "B", "IsAdmin": True}]
     }
     assert editor.to_bytes().startswith(data[: data.index(b"\n\t]")])
-    assert b'\t\t},\n\t\t{\n\t\t\t"CertificateThumbprint": "B",\n\t\t\t"IsAdmin": true\n\t\t}\n\t]\n}\n' in editor.to_bytes()
+    assert (
+        b'\t\t},\n\t\t{\n\t\t\t"CertificateThumbprint": "B",\n\t\t\t"IsAdmin": true\n\t\t}\n\t]\n}\n'
+        in editor.to_bytes()
+    )
 
 
 @pytest.mark.parametrize(
@@ -135,7 +138,7 @@ def test_duplicate_keys_are_refused_not_guessed() -> None:
     ],
 )
 def test_invalid_documents_are_named_with_a_position(data: bytes, message: str) -> None:
-    with pytest.raises(JsonEditError, match="bad.json") as caught:
+    with pytest.raises(JsonEditError, match=r"bad\.json") as caught:
         JsonEditor(data, "bad.json")
     assert message in str(caught.value)
 
@@ -233,7 +236,9 @@ def test_insert_then_delete_restores_the_bytes(
     document: dict[str, Any], style: tuple[Any, ...], new: Any, key: str, data: st.DataObject
 ) -> None:
     original = _encode(document, style)
-    objects = [()] + [p for p in _paths(document) if _value_at(document, p) and isinstance(_value_at(document, p), dict)]
+    objects = [()] + [
+        p for p in _paths(document) if _value_at(document, p) and isinstance(_value_at(document, p), dict)
+    ]
     parent = data.draw(st.sampled_from(objects))
     target = _value_at(document, parent)
     key = key + "_new"
