@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from daemon.app import Daemon
@@ -99,7 +100,7 @@ def remediation_context(daemon: Daemon) -> RemediationContext:
         if path is not None
     }
 
-    def recollect(names: Any) -> Recollection:
+    def recollect(names: Sequence[str]) -> Recollection:
         for name in names:
             if name in daemon.collectors:
                 daemon.runner.run_source(name)

@@ -31,11 +31,11 @@ from typing import Any
 from collectors.errors import CertmonError
 from collectors.model import Finding
 from remediations.audit import AuditError, Auditor, AuditRecord
-from remediations.base import Check, Remediation, RemediationContext
+from remediations.base import Check, Remediation, RemediationContext, RemediationError
 from remediations.checkpoint import Checkpoint
 from remediations.files import remove_stale_temp_files
 from remediations.journal import Journal, file_states, remove_backup_leftovers
-from remediations.lock import EnvironmentLock, RemediationBusy
+from remediations.lock import EnvironmentLock
 from remediations.plan import Plan
 from remediations.signals import Interrupted, SignalGuard
 
@@ -274,7 +274,7 @@ class Engine:
         lock = EnvironmentLock(self.data_dir, self.environment, self.lock_timeout)
         try:
             lock.acquire(remediation=remediation.name, actor=self.actor, now=self.clock())
-        except RemediationBusy as err:
+        except RemediationError as err:  # busy, or the lock folder is not writable
             return self._finish(replace(run, outcome=Outcome.REFUSED, message=str(err)))
         try:
             with SignalGuard() as guard:

@@ -88,9 +88,21 @@ def _replace(source: str, target: Path) -> None:
             time.sleep(_REPLACE_BACKOFF_SECONDS * (attempt + 1))
 
 
+def _copy_owner(source: Path, target: str) -> None:
+    if os.name == "nt":
+        return  # a replaced file takes the folder's inherited ACL on Windows
+    info = source.stat()
+    # Only root may give a file away; otherwise the new file keeps the writer as owner.
+    with contextlib.suppress(OSError):
+        os.chown(target, info.st_uid, info.st_gid)
+
+
 def atomic_write(path: Path, data: bytes, *, private: bool = False) -> None:
     """Replace `path` with `data` so that it is always either the old or the new content."""
     name = str(path)
+    if path.is_symlink():
+        # Replace the file the link points at and keep the operator's link.
+        path = path.resolve()
     try:
         fd, temp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent)
     except OSError as err:
@@ -103,8 +115,9 @@ def atomic_write(path: Path, data: bytes, *, private: bool = False) -> None:
         if private:
             os.chmod(temp, 0o600)
         elif path.exists():
-            # Keep the target's permission bits (mkstemp creates 0600).
+            # Keep the target's permission bits (mkstemp creates 0600) and, where allowed, its owner.
             shutil.copymode(path, temp)
+            _copy_owner(path, temp)
         _replace(temp, path)
     except BaseException as err:
         with contextlib.suppress(OSError):

@@ -47,11 +47,11 @@ class EnvironmentLock:
 
     def acquire(self, *, remediation: str, actor: str, now: datetime) -> None:
         """Take the lock or raise RemediationBusy naming the holder."""
-        self.folder.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(self.path), timeout=self.timeout)
         try:
+            self.folder.mkdir(parents=True, exist_ok=True)
             lock.acquire()
-        except Timeout:
+        except Timeout:  # a TimeoutError, hence an OSError: test it first
             holder = self.holder()
             who = (
                 f"{holder.get('remediation', '?')} by {holder.get('actor', '?')}@{holder.get('host', '?')} "
@@ -63,6 +63,8 @@ class EnvironmentLock:
                 f"environment {self.environment}: another remediation is running: {who}; "
                 f"waited {self.timeout:g} s; try again when it has finished"
             ) from None
+        except OSError as err:
+            raise RemediationError(f"{self.path}: cannot take the remediation lock: {err}") from err
         self._lock = lock
         remove_stale_temp_files(self.holder_path)
         record = {

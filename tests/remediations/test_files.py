@@ -22,6 +22,27 @@ def test_atomic_write_replaces_content_and_keeps_permissions(tmp_path: Path) -> 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
 
 
+def test_atomic_write_through_a_symlink_keeps_the_link(tmp_path: Path) -> None:
+    real = tmp_path / "real" / "localagent-config.json"
+    real.parent.mkdir()
+    real.write_bytes(b"old")
+    link = tmp_path / "localagent-config.json"
+    link.symlink_to(real)
+    atomic_write(link, b"new")
+    assert link.is_symlink()
+    assert real.read_bytes() == b"new"
+    assert stale_temp_files(real) == []
+
+
+@pytest.mark.skipif(os.name == "nt" or os.geteuid() != 0, reason="only root can give a file away")
+def test_atomic_write_keeps_the_owner(tmp_path: Path) -> None:
+    target = tmp_path / "config.json"
+    target.write_bytes(b"old")
+    os.chown(target, 1234, 5678)
+    atomic_write(target, b"new")
+    assert (target.stat().st_uid, target.stat().st_gid) == (1234, 5678)
+
+
 def test_atomic_write_failure_leaves_the_target_and_no_temporary_file(tmp_path: Path) -> None:
     target = tmp_path / "is-a-folder"
     target.mkdir()
