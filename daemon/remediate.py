@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from daemon.state import StateStore
     from remediations.audit import AuditRecord, AuditSink
     from remediations.base import RemediationContext
-    from remediations.engine import Availability, Engine, Result
+    from remediations.engine import Engine
+    from remediations.outcome import Availability, Result
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_WAIT_SECONDS = 30.0

@@ -9,7 +9,8 @@ Modules, and the extension point each offers:
 * `base`      the contract: `Remediation` (name, description, step, sources,
               preconditions, plan, apply, verify), `Check`, `RemediationContext`;
 * `plan`      what would change: `FileChange`, `SqlChange`, `RemoteCommand`, `Plan`;
-* `jsonedit`  byte-preserving edits of hand-edited JSON (set, insert, delete, append);
+* `jsonedit`  byte-preserving edits of hand-edited JSON (set, insert, delete, append),
+              on top of `jsonspan` (where each value lies in the text; JSON paths);
 * `files`     atomic writes (same-folder temp file, fsync, os.replace) and backups;
 * `checkpoint` side effects of one apply and their undo steps (`write_file`, `on_rollback`);
 * `lock`      one remediation at a time per environment, across processes;
@@ -17,6 +18,7 @@ Modules, and the extension point each offers:
 * `journal`   the intent record that lets the next run report a killed one;
 * `audit`     audit records, the JSON-lines file, pluggable sinks, secret redaction;
 * `engine`    dry run and apply: the only place side effects are performed;
+* `outcome`   how a run ended (`Outcome`, `Result`, `Availability`) and its exit code;
 * `registry`  one line per remediation;
 * `localagent` the first remediation, `localagent-config-update`.
 

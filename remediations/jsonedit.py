@@ -23,168 +23,11 @@ rather than guessed at: `json.loads` keeps the last one, an operator may mean th
 from __future__ import annotations
 
 import json
-import json.decoder
-import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from collectors.errors import CertmonError
+from remediations.jsonspan import JsonEditError, JsonPath, Member, Node, Parser, format_path, parse_path
 
-JsonPath = tuple[str | int, ...]
-
-_WHITESPACE = " \t\n\r"
-_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?")
-_LITERALS = ("true", "false", "null")
-_MAX_DEPTH = 200
-_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
-# The standard library's string scanner (C-accelerated), not in its public type stubs.
-_scanstring: Callable[[str, int, bool], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
-
-
-class JsonEditError(CertmonError, ValueError):
-    """The document cannot be edited as asked; names the document and the path."""
-
-
-@dataclass(slots=True)
-class _Node:
-    kind: str  # "object", "array" or "scalar"
-    start: int
-    end: int  # exclusive
-    members: list[_Member] = field(default_factory=list)
-    items: list[_Node] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class _Member:
-    key: str
-    key_start: int
-    key_end: int
-    value: _Node
-
-
-class _Parser:
-    """A strict JSON scanner that records where every value and key lies in the text."""
-
-    def __init__(self, text: str, name: str) -> None:
-        self.text = text
-        self.name = name
-
-    def fail(self, pos: int, message: str) -> JsonEditError:
-        line = self.text.count("\n", 0, pos) + 1
-        column = pos - (self.text.rfind("\n", 0, pos) + 1) + 1
-        return JsonEditError(f"{self.name}: invalid JSON at line {line} column {column}: {message}")
-
-    def skip(self, pos: int) -> int:
-        text = self.text
-        while pos < len(text) and text[pos] in _WHITESPACE:
-            pos += 1
-        return pos
-
-    def document(self) -> _Node:
-        pos = self.skip(0)
-        if pos >= len(self.text):
-            raise self.fail(pos, "the document is empty")
-        node = self.value(pos, 0)
-        end = self.skip(node.end)
-        if end != len(self.text):
-            raise self.fail(end, "extra data after the document")
-        return node
-
-    def string_end(self, pos: int) -> tuple[str, int]:
-        try:
-            value, end = _scanstring(self.text, pos + 1, True)
-        except json.JSONDecodeError as err:
-            raise self.fail(err.pos, err.msg) from err
-        return value, end
-
-    def value(self, pos: int, depth: int) -> _Node:
-        if depth > _MAX_DEPTH:
-            raise self.fail(pos, f"nested deeper than {_MAX_DEPTH} levels")
-        if pos >= len(self.text):
-            raise self.fail(pos, "unexpected end of the document")
-        char = self.text[pos]
-        if char == "{":
-            return self.object(pos, depth)
-        if char == "[":
-            return self.array(pos, depth)
-        if char == '"':
-            return _Node("scalar", pos, self.string_end(pos)[1])
-        for literal in _LITERALS:
-            if self.text.startswith(literal, pos):
-                return _Node("scalar", pos, pos + len(literal))
-        match = _NUMBER.match(self.text, pos)
-        if match is None:
-            raise self.fail(pos, "expected a value")
-        return _Node("scalar", pos, match.end())
-
-    def object(self, start: int, depth: int) -> _Node:
-        node = _Node("object", start, start)
-        pos = self.skip(start + 1)
-        if self.text.startswith("}", pos):
-            node.end = pos + 1
-            return node
-        while True:
-            if not self.text.startswith('"', pos):
-                raise self.fail(pos, "expected a member name in double quotes")
-            key, key_end = self.string_end(pos)
-            colon = self.skip(key_end)
-            if not self.text.startswith(":", colon):
-                raise self.fail(colon, "expected ':' after the member name")
-            value = self.value(self.skip(colon + 1), depth + 1)
-            node.members.append(_Member(key, pos, key_end, value))
-            pos = self.skip(value.end)
-            if self.text.startswith(",", pos):
-                pos = self.skip(pos + 1)
-                continue
-            if self.text.startswith("}", pos):
-                node.end = pos + 1
-                return node
-            raise self.fail(pos, "expected ',' or '}'")
-
-    def array(self, start: int, depth: int) -> _Node:
-        node = _Node("array", start, start)
-        pos = self.skip(start + 1)
-        if self.text.startswith("]", pos):
-            node.end = pos + 1
-            return node
-        while True:
-            item = self.value(pos, depth + 1)
-            node.items.append(item)
-            pos = self.skip(item.end)
-            if self.text.startswith(",", pos):
-                pos = self.skip(pos + 1)
-                continue
-            if self.text.startswith("]", pos):
-                node.end = pos + 1
-                return node
-            raise self.fail(pos, "expected ',' or ']'")
-
-
-def parse_path(text: str) -> JsonPath:
-    """`"a.b[2].c"` -> `("a", "b", 2, "c")`; keys containing dots need the tuple form."""
-    parts: list[str | int] = []
-    pos = 0
-    while pos < len(text):
-        if text[pos] == ".":
-            pos += 1
-            continue
-        match = _PATH_PART.match(text, pos)
-        if match is None:
-            raise JsonEditError(f"invalid path {text!r} at character {pos + 1}")
-        parts.append(match.group(1) if match.group(1) is not None else int(match.group(2)))
-        pos = match.end()
-    if not parts:
-        raise JsonEditError("empty path")
-    return tuple(parts)
-
-
-def format_path(path: JsonPath) -> str:
-    """The dotted form of a path, for messages."""
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out or "(document)"
+__all__ = ["JsonEditError", "JsonEditor", "JsonPath", "format_path", "parse_path"]
 
 
 def _detect(data: bytes) -> tuple[str, bytes]:
@@ -208,7 +51,7 @@ class JsonEditor:
         except UnicodeDecodeError as err:
             raise JsonEditError(f"{name}: not valid {self.codec} text at byte {err.start + len(self.bom)}") from err
         self._original = self.text
-        self._root = _Parser(self.text, name).document()
+        self._root = Parser(self.text, name).document()
 
     # -- reading -------------------------------------------------------------------------
 
@@ -245,17 +88,17 @@ class JsonEditor:
         node = self._require(path)
         return node.start, node.end
 
-    def _member(self, node: _Node, key: str, path: JsonPath) -> _Member | None:
+    def _member(self, node: Node, key: str, path: JsonPath) -> Member | None:
         found = [m for m in node.members if m.key == key]
         if len(found) > 1:
             raise JsonEditError(f"{self.name}: {format_path(path)}: the key occurs {len(found)} times")
         return found[0] if found else None
 
-    def _lookup(self, path: JsonPath, *, missing_ok: bool) -> _Node | None:
+    def _lookup(self, path: JsonPath, *, missing_ok: bool) -> Node | None:
         node = self._root
         for depth, part in enumerate(path):
             here = path[: depth + 1]
-            child: _Node | None = None
+            child: Node | None = None
             if isinstance(part, str) and node.kind == "object":
                 member = self._member(node, part, here)
                 child = member.value if member else None
@@ -271,7 +114,7 @@ class JsonEditor:
             node = child
         return node
 
-    def _require(self, path: JsonPath) -> _Node:
+    def _require(self, path: JsonPath) -> Node:
         node = self._lookup(path, missing_ok=False)
         assert node is not None
         return node
@@ -324,10 +167,10 @@ class JsonEditor:
     def _splice(self, start: int, end: int, replacement: str) -> None:
         text = self.text[:start] + replacement + self.text[end:]
         # Re-parse rather than shift offsets: documents are small and this proves the result valid.
-        root = _Parser(text, self.name).document()
+        root = Parser(text, self.name).document()
         self.text, self._root = text, root
 
-    def _container(self, path: JsonPath, what: str) -> _Node:
+    def _container(self, path: JsonPath, what: str) -> Node:
         node = self._require(path)
         if node.kind != what:
             raise JsonEditError(f"{self.name}: {format_path(path)}: expected an {what}")
@@ -349,7 +192,7 @@ class JsonEditor:
             raise JsonEditError(f"{self.name}: {format_path(path)}: index out of range (use append)")
         self._insert(self._container(parent_path, "object"), last, value)
 
-    def _insert(self, parent: _Node, key: str, value: Any) -> None:
+    def _insert(self, parent: Node, key: str, value: Any) -> None:
         colon = self._colon()
         if parent.members:
             last = parent.members[-1]

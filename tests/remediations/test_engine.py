@@ -17,11 +17,12 @@ from daemon.app import Daemon
 from remediations.audit import AUDIT_FILE, Auditor, JsonlAuditLog
 from remediations.base import Recollection, RemediationContext, VerificationError
 from remediations.checkpoint import Checkpoint
-from remediations.engine import Engine, Outcome
+from remediations.engine import Engine
 from remediations.files import sha256, stale_temp_files
 from remediations.journal import Journal
 from remediations.localagent import LocalAgentConfigUpdate
 from remediations.lock import EnvironmentLock
+from remediations.outcome import Outcome
 from remediations.plan import FileChange, Plan
 from simulator.lab import Lab
 from tests.remediations.conftest import tree_hashes

@@ -12,8 +12,9 @@ from daemon.app import Daemon
 from daemon.remediate import remediation_context, remediation_engine
 from daemon.settings import Settings
 from remediations.base import RemediationContext
-from remediations.engine import Engine, Outcome
+from remediations.engine import Engine
 from remediations.localagent import LocalAgentConfigUpdate
+from remediations.outcome import Outcome
 from simulator.lab import Lab
 from tests.remediations.conftest import lab_settings_for
 
