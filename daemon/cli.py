@@ -11,6 +11,7 @@ from pathlib import Path
 from collectors.errors import CertmonError
 from daemon import __version__
 from daemon.logs import setup_logging
+from daemon.remediate import register_remediate
 from daemon.settings import ConfigError, Settings, load_settings
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
@@ -123,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--no-run", action="store_true", help="only generate the lab")
     sub.set_defaults(func=cmd_demo)
 
+    register_remediate(commands)
     for register in EXTRA_COMMANDS:
         register(commands)
     return parser

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from collectors.agentconfig import SETTING_ROLES, AgentConfig, agent_drift, agent_target
 from collectors.configtemplate import ConfigTemplate
 from collectors.model import (
     CertObservation,
@@ -165,7 +166,27 @@ def source_down_findings(ctx: Context) -> Iterable[Finding]:
         )
 
 
-RULES: list[Rule] = [expiry_findings, source_down_findings, *TLS_RULES]
+def agent_config_findings(ctx: Context) -> Iterable[Finding]:
+    """localagent-config.json server/client thumbprints that differ from the cluster's current ones."""
+    target = agent_target(ctx.snapshot)
+    roles = dict(SETTING_ROLES)
+    for file_target, config in ctx.snapshot.facts("localagent", AgentConfig):
+        for setting, current, wanted in agent_drift(config, target):
+            yield Finding(
+                "agent-config-thumbprint-stale",
+                Severity.WARNING,
+                f"{file_target} {setting.rsplit('.', 1)[1]} is {current or '(empty)'} but the cluster uses "
+                f"{wanted} ({target.basis}); the LocalAgent loses the cluster once the old certificate is removed",
+                role=roles[setting],
+                thumbprint=current,
+                source="localagent",
+                target=file_target,
+                step="localagent-updated",
+                remediation="localagent-config-update",
+            )
+
+
+RULES: list[Rule] = [expiry_findings, source_down_findings, agent_config_findings, *TLS_RULES]
 
 
 def evaluate(

@@ -1,0 +1,27 @@
+"""Where remediations are registered: one line per remediation."""
+
+from __future__ import annotations
+
+from remediations.base import Remediation, RemediationError
+from remediations.localagent import LocalAgentConfigUpdate
+
+REMEDIATIONS: dict[str, type[Remediation]] = {
+    LocalAgentConfigUpdate.name: LocalAgentConfigUpdate,
+}
+
+
+class UnknownRemediation(RemediationError):
+    """No remediation has this name."""
+
+
+def all_remediations() -> list[Remediation]:
+    """One instance of every registered remediation, in registration order."""
+    return [kind() for kind in REMEDIATIONS.values()]
+
+
+def get_remediation(name: str) -> Remediation:
+    """The remediation with this name; the error lists the known names."""
+    kind = REMEDIATIONS.get(name)
+    if kind is None:
+        raise UnknownRemediation(f"unknown remediation {name!r}; known: {', '.join(REMEDIATIONS)}")
+    return kind()

@@ -1,0 +1,40 @@
+"""The `agent-config-thumbprint-stale` finding on the lab, before and after staging."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from daemon.app import Daemon
+from daemon.settings import load_settings
+from simulator.lab import Lab, build_lab
+
+
+def _findings(config: Path, now: datetime) -> list:  # type: ignore[type-arg]
+    settings = load_settings(config)
+    settings.sources.certfolder.nodes = ["ORCH1"]
+    daemon = Daemon(settings, clock=lambda: now)
+    try:
+        view = daemon.collect_once()
+    finally:
+        daemon.stop()
+    return [f for f in view.evaluation.findings if f.rule == "agent-config-thumbprint-stale"]
+
+
+def test_staged_cluster_makes_the_agent_config_stale(lab_copy: Lab, now: datetime) -> None:
+    findings = _findings(lab_copy.config_file, now)
+    old_server = lab_copy.cert("ServiceFabric", "old").thumbprint
+    new_server = lab_copy.cert("ServiceFabric", "new").thumbprint
+    assert [(f.role, f.thumbprint) for f in findings] == [
+        ("ServiceFabric", old_server),
+        ("ServiceFabricClient", lab_copy.cert("ServiceFabricClient", "old").thumbprint),
+    ]
+    first = findings[0]
+    assert (first.severity, first.source, first.target) == ("warning", "localagent", "localagent-config.json")
+    assert (first.step, first.remediation) == ("localagent-updated", "localagent-config-update")
+    assert f"serverCertThumbprint is {old_server} but the cluster uses {new_server}" in first.message
+
+
+def test_no_finding_before_the_rotation(tmp_path: Path, now: datetime) -> None:
+    lab = build_lab(tmp_path / "lab", now=now, stage="before", port=0)
+    assert _findings(lab.config_file, now) == []
