@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from collectors.base import Collector, Deadline
-from collectors.certificate import load_certificate_file
+from collectors.certfiles import load_certificate_file
 from collectors.errors import CertificateError, CollectorError, Reason, file_error
 from collectors.model import DEFAULT_STORE, CertObservation, Observation, Problem
 

@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from collectors.certificate import LoadedCertificate, iso_z, load_certificate_file, to_record
+from collectors.certfiles import load_certificate_file
+from collectors.certificate import LoadedCertificate, iso_z, to_record
 from collectors.errors import CertificateError
 from collectors.model import Finding, Severity, SourceResult
 from collectors.secrets import read_secret_file

@@ -11,13 +11,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
-from collectors.certificate import (
-    certificate_from_der,
-    is_thumbprint,
-    load_certificate_file,
-    load_certificates,
-    normalize_thumbprint,
-)
+from collectors.certfiles import load_certificate_file, load_certificates
+from collectors.certificate import certificate_from_der, is_thumbprint, normalize_thumbprint
 from collectors.errors import CertificateError, Reason, ThumbprintError
 from simulator.pki import make_certificate, pfx_bytes
 
