@@ -8,7 +8,8 @@ from pathlib import Path
 
 from daemon.app import Daemon
 from daemon.settings import load_settings
-from simulator.lab import STAGES, build_lab
+from simulator.lab import STAGES, build_lab, write_config
+from simulator.winrm import SimulatedFleet
 
 
 def run_demo(directory: Path | None, port: int, stage: str, run: bool = True) -> int:
@@ -22,13 +23,17 @@ def run_demo(directory: Path | None, port: int, stage: str, run: bool = True) ->
     print(f"configuration: {lab.config_file}")
     if not run:
         return 0
-    settings = load_settings(lab.config_file)
-    daemon = Daemon(settings)
-    daemon.start()
-    assert daemon.http is not None
-    print(f"metrics: {daemon.http.url}/metrics   (Ctrl+C to stop)", flush=True)
-    try:
-        daemon.wait_for_stop()
-    finally:
-        daemon.stop()
+    # One simulated Windows node per VM, on loopback; the daemon reads them over WinRM (NTLM, encrypted).
+    with SimulatedFleet.from_lab(lab) as fleet:
+        write_config(lab, port, fleet.addresses())
+        print(f"simulated Windows nodes: {', '.join(f'{n} {a}' for n, a in fleet.addresses().items())}")
+        settings = load_settings(lab.config_file)
+        daemon = Daemon(settings)
+        daemon.start()
+        assert daemon.http is not None
+        print(f"metrics: {daemon.http.url}/metrics   (Ctrl+C to stop)", flush=True)
+        try:
+            daemon.wait_for_stop()
+        finally:
+            daemon.stop()
     return 0

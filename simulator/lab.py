@@ -496,6 +496,7 @@ def winrm_section(lab: Lab, addresses: dict[str, str]) -> dict[str, object]:
         "config_template": "Infrastructure",
         "addresses": dict(addresses),
         "transport": "ntlm",
+        "stores": ["LocalMachine\\My", "LocalMachine\\Root"],
         "username": lab.winrm_username,
         "password_file": "secrets/winrm-password.txt",
         "interval_seconds": 60,

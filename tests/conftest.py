@@ -48,14 +48,20 @@ def free_port() -> int:
 def run_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run `python -m daemon ARGS` in a subprocess, as an operator would."""
 
-    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120,
-            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, env: dict[str, str] | None = None, timeout: float = 120, cwd: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("CERTMON_")}
         full_env["PYTHONPATH"] = str(ROOT)
         full_env.update(env or {})
         return subprocess.run(
             [sys.executable, "-m", "daemon", *args],
-            capture_output=True, text=True, env=full_env, timeout=timeout, cwd=cwd or ROOT, check=False,
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=timeout,
+            cwd=cwd or ROOT,
+            check=False,
         )
 
     return run

@@ -201,7 +201,9 @@ class WinRMCollector(Collector):
         """Run the inventory script on one node and model what it printed."""
         session = self._session(target)
         executable, arguments = self._command
-        result = session.run(executable, arguments, deadline)
+        # Finish a little before the runner gives up, so the error says what the node was doing.
+        inner = Deadline(deadline.at - min(0.5, 0.1 * deadline.remaining()))
+        result = session.run(executable, arguments, inner)
         label = f"{target} ({session.endpoint.url})"
         inventory = interpret(label, result.stdout, result.stderr, result.exit_code)
         return self._observation(target, session.endpoint.url, inventory)

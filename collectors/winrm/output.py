@@ -134,7 +134,8 @@ def _json_line(node: str, stdout: bytes) -> Any:
     try:
         return json.loads(line)
     except json.JSONDecodeError as err:
-        truncated = err.pos >= len(line) - 1
+        # The script's line always ends with the closing brace of its one object.
+        truncated = not line.endswith("}") or err.pos >= len(line) - 1
         what = "truncated" if truncated else f"invalid JSON ({err.msg} at character {err.pos})"
         raise _fail(node, f"inventory output is {what}: {snippet(line, 120)}") from err
     except RecursionError as err:

@@ -416,8 +416,9 @@ def _protocol_options(endpoint: Endpoint) -> dict[str, Any]:
         "password": endpoint.password,
         "read_timeout_sec": 30,
         "operation_timeout_sec": 20,
-        # A daemon must not pick up HTTP(S)_PROXY from its environment by accident.
+        # A daemon must not pick up HTTP(S)_PROXY or REQUESTS_CA_BUNDLE from its environment by accident.
         "proxy": None,
+        "ca_trust_path": endpoint.ca_bundle,
     }
     if endpoint.transport == "ntlm":
         options.update(transport="ntlm", message_encryption="always")
@@ -429,6 +430,5 @@ def _protocol_options(endpoint: Endpoint) -> dict[str, Any]:
             transport="basic",
             message_encryption="never",
             server_cert_validation="ignore" if pinned_only else "validate",
-            ca_trust_path=endpoint.ca_bundle,
         )
     return options

@@ -58,6 +58,7 @@ class Counters:
 
     connections: int = 0
     requests: int = 0
+    encrypted: int = 0
     handshakes: int = 0
     logons: int = 0
     auth_failures: int = 0
@@ -81,6 +82,7 @@ class Counters:
             return {
                 "connections": self.connections,
                 "requests": self.requests,
+                "encrypted": self.encrypted,
                 "handshakes": self.handshakes,
                 "logons": self.logons,
                 "auth_failures": self.auth_failures,
@@ -91,6 +93,6 @@ class Counters:
     def reset(self) -> None:
         """Start counting from zero."""
         with self._lock:
-            self.connections = self.requests = self.handshakes = self.logons = 0
+            self.connections = self.requests = self.encrypted = self.handshakes = self.logons = 0
             self.auth_failures = self.faults = 0
             self.actions.clear()

@@ -94,6 +94,14 @@ class SimulatedNode:
         self.faults.update(**changes)
         self.fleet.call(self._apply(reset_connections="wrong_password" in changes or "refuse" in changes))
 
+    def restart_service(self) -> None:
+        """Restart-Service WinRM: every shell and connection is gone."""
+        self.fleet.call(self._restart())
+
+    async def _restart(self) -> None:
+        self.wsman.shells.clear()
+        await self._apply(reset_connections=True)
+
     def _action(self, name: str) -> None:
         self.counters.action(name)
 
@@ -136,6 +144,8 @@ class SimulatedNode:
         self._writers.add(writer)
         try:
             await serve_connection(reader, writer, self._handle, lambda: self.faults.idle_connection_timeout)
+        except asyncio.CancelledError:
+            writer.close()  # the fleet is shutting down
         finally:
             self._writers.discard(writer)
 
@@ -166,6 +176,7 @@ class SimulatedNode:
                 envelope = logon.open(request.body)
             except DecryptError:
                 return Response(400, b"the message could not be decrypted")
+            self.counters.add("encrypted")
         else:
             envelope = request.body
             if not envelope.strip():
@@ -325,9 +336,12 @@ class SimulatedFleet:
             await node.stop()
         current = asyncio.current_task()
         pending = [task for task in asyncio.all_tasks() if task is not current]
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        if pending:
+            # Connections end on their own once closed; cancel whatever is still busy after a moment.
+            _, busy = await asyncio.wait(pending, timeout=2.0)
+            for task in busy:
+                task.cancel()
+            await asyncio.gather(*busy, return_exceptions=True)
 
     def __enter__(self) -> SimulatedFleet:
         return self

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from collectors.winrm.script import script_body
+from simulator.winrm.pfx import PfxError, read_pfx
 
 # The script this emulation was written against. A changed inventory.ps1 is an unknown script
 # to the simulator until this emulation (and this hash) are updated with it.
@@ -44,6 +44,11 @@ CERT_SUFFIXES = frozenset({".pfx", ".p12", ".cer", ".crt", ".der", ".pem"})
 _PROLOGUE = re.compile(r"\$Stores=@\(('(?:[^']|'')*'(?:,'(?:[^']|'')*')*)\)")
 _QUOTED = re.compile(r"'((?:[^']|'')*)'")
 STORE_MISSING = "The system cannot find the file specified.\r\n"
+# Certificate files by (path, mtime, size, password), shared by every simulated node of the process:
+# decrypting PFX files is the slow part of answering, and tests start many fleets on one lab.
+_CACHE: dict[tuple[str, int, int, bytes | None], list[StoredCertificate]] = {}
+_CACHE_LIMIT = 200_000
+_CACHE_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -93,8 +98,6 @@ class NodeFolder:
     def __init__(self, root: Path, pfx_password: bytes | None) -> None:
         self.root = root
         self._password = pfx_password
-        self._cache: dict[Path, tuple[tuple[int, int], list[StoredCertificate]]] = {}
-        self._lock = threading.Lock()
 
     def facts(self) -> dict[str, Any]:
         """node.json, or nothing."""
@@ -132,11 +135,11 @@ class NodeFolder:
 
     def _read(self, path: Path) -> list[StoredCertificate]:
         stat = path.stat()
-        signature = (stat.st_mtime_ns, stat.st_size)
-        with self._lock:
-            cached = self._cache.get(path)
-        if cached is not None and cached[0] == signature:
-            return cached[1]
+        key = (str(path), stat.st_mtime_ns, stat.st_size, self._password)
+        with _CACHE_LOCK:
+            cached = _CACHE.get(key)
+        if cached is not None:
+            return cached
         data = path.read_bytes()
         if path.suffix.lower() in (".pfx", ".p12"):
             items = self._pfx(data)
@@ -147,24 +150,19 @@ class NodeFolder:
                 else [x509.load_der_x509_certificate(data)]
             )
             items = [StoredCertificate(c.public_bytes(Encoding.DER), False, False) for c in certs]
-        with self._lock:
-            self._cache[path] = (signature, items)
+        with _CACHE_LOCK:
+            if len(_CACHE) >= _CACHE_LIMIT:
+                _CACHE.clear()
+            _CACHE[key] = items
         return items
 
     def _pfx(self, data: bytes) -> list[StoredCertificate]:
-        bundle = None
-        for password in (self._password, None, b""):
-            try:
-                bundle = pkcs12.load_pkcs12(data, password)
-                break
-            except ValueError:
-                continue
-        if bundle is None or bundle.cert is None:
-            return []
         # Import-PfxCertificate puts the leaf (with its key) in the target store; the chain goes elsewhere.
-        key = bundle.key
-        der = bundle.cert.certificate.public_bytes(Encoding.DER)
-        return [StoredCertificate(der, key is not None, isinstance(key, ec.EllipticCurvePrivateKey))]
+        try:
+            entries = read_pfx(data, self._password)
+        except PfxError:
+            return []  # a PFX the node could not have imported with this password is not in its store
+        return [StoredCertificate(e.der, e.has_key, e.ec_key) for e in entries]
 
 
 def parse_stores(prologue: str) -> list[str] | None:
