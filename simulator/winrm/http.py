@@ -149,4 +149,6 @@ async def serve_connection(
     finally:
         writer.close()
         with contextlib.suppress(Exception):
-            await writer.wait_closed()
+            # A TLS close waits for the client's close_notify, which an idle pooled client never sends.
+            await asyncio.wait_for(writer.wait_closed(), 1.0)
+        writer.transport.abort()

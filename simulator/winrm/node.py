@@ -127,8 +127,9 @@ class SimulatedNode:
             await self.start()
 
     def _close_connections(self) -> None:
+        # Abort, as a restarting service does: no TLS close_notify exchange with idle clients.
         for writer in list(self._writers):
-            writer.close()
+            writer.transport.abort()
 
     async def stop(self) -> None:
         """Stop listening and drop every connection; hung requests end too."""
@@ -145,7 +146,7 @@ class SimulatedNode:
         try:
             await serve_connection(reader, writer, self._handle, lambda: self.faults.idle_connection_timeout)
         except asyncio.CancelledError:
-            writer.close()  # the fleet is shutting down
+            writer.transport.abort()  # the fleet is shutting down
         finally:
             self._writers.discard(writer)
 

@@ -199,13 +199,17 @@ class PowerShellHost:
         self.script_supported = hashlib.sha256(self._expected_body.encode()).hexdigest() == INVENTORY_SCRIPT_SHA256
 
     def run(self, executable: str, arguments: list[str]) -> Process:
-        """Run one command line."""
-        words = shlex.split(executable, posix=False) if executable.strip() else []
-        if words:
-            executable, arguments = words[0], words[1:] + arguments
-        program = executable.strip().strip('"').replace("/", "\\").rsplit("\\", 1)[-1].lower()
+        """Run one command line (WinRM joins Command and Arguments into one line for cmd.exe)."""
+        try:
+            words = [w.strip('"') for w in shlex.split(" ".join([executable, *arguments]), posix=False)]
+        except ValueError:
+            return not_recognized(executable)
+        if not words:
+            return not_recognized("(empty)")
+        program = words[0].replace("/", "\\").rsplit("\\", 1)[-1].lower()
         if program not in ("powershell", "powershell.exe"):
-            return not_recognized(executable.strip() or "(empty)")
+            return not_recognized(words[0])
+        arguments = words[1:]
         encoded = _encoded_argument(arguments)
         if encoded is None:
             return self._powershell_error("This simulated node only runs certmon's inventory script (-EncodedCommand).")

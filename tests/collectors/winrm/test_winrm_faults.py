@@ -42,9 +42,10 @@ def test_fault_maps_to_reason_while_other_nodes_report(
     reason: Reason,
     text: str,
 ) -> None:
-    collector = make_collector(timeout=2.0, concurrency=4)
+    collector = make_collector(timeout=10.0, concurrency=4)
     runner = Runner("test", [collector])
     runner.run_source("winrm")  # a good cycle first: its data must survive the failure
+    collector.timeout = 2.0
     fleet[FAULTY].configure(**knobs)
     if "shell_quota_exceeded" in knobs:
         fleet[FAULTY].restart_service()  # the shell certmon held is gone; others hold the quota now
@@ -69,6 +70,9 @@ def test_fault_maps_to_reason_while_other_nodes_report(
 def test_node_recovers_when_the_fault_clears(fleet: SimulatedFleet, make_collector: MakeCollector) -> None:
     collector = make_collector(timeout=2.0)
     runner = Runner("test", [collector])
+    collector.timeout = 10.0
+    runner.run_source("winrm")
+    collector.timeout = 2.0
     for knobs, clear in (
         ({"refuse": True}, {"refuse": False}),
         ({"wrong_password": True}, {"wrong_password": False}),
