@@ -204,6 +204,8 @@ class WinRMSession:
             # For NTLM and Kerberos this logs on (the handshake) to set up message encryption;
             # for Basic it sends nothing, so the pin is in place before the first connection.
             session = protocol.transport.build_session()
+            # No proxy or .netrc look-ups in the environment on every request (pywinrm sends directly).
+            session.trust_env = False
             if endpoint.server_thumbprint and endpoint.transport == "https-basic":
                 session.mount("https://", PinnedAdapter(endpoint.server_thumbprint))
         except BaseException:

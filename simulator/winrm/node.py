@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import shutil
 import ssl
 import tempfile
@@ -157,8 +158,9 @@ class SimulatedNode:
         stopping = self._stopping
         assert stopping is not None
         if self.faults.latency > 0:
-            await asyncio.sleep(self.faults.latency)
-        if self.faults.hang:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), self.faults.latency)
+        if self.faults.hang or stopping.is_set():
             await stopping.wait()
             return None
         if request.path.split("?", 1)[0].lower() != "/wsman":

@@ -13,8 +13,8 @@ import base64
 import binascii
 import hashlib
 import json
+import os
 import re
-import shlex
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +43,8 @@ CNG_PROVIDERS = frozenset(
 CERT_SUFFIXES = frozenset({".pfx", ".p12", ".cer", ".crt", ".der", ".pem"})
 _PROLOGUE = re.compile(r"\$Stores=@\(('(?:[^']|'')*'(?:,'(?:[^']|'')*')*)\)")
 _QUOTED = re.compile(r"'((?:[^']|'')*)'")
+# A command-line word as cmd.exe splits it: quoted, or up to the next blank.
+_WORD = re.compile(r'"[^"]*"|\S+')
 STORE_MISSING = "The system cannot find the file specified.\r\n"
 # Certificate files by (path, mtime, size, password), shared by every simulated node of the process:
 # decrypting PFX files is the slow part of answering, and tests start many fleets on one lab.
@@ -108,6 +110,24 @@ class NodeFolder:
             return {}
         return document if isinstance(document, dict) else {}
 
+    def signature(self) -> tuple[tuple[str, int, int], ...]:
+        """Names, sizes and times of every file of the node folder and its store sub-folders."""
+        found: list[tuple[str, int, int]] = []
+        pending = [self.root]
+        while pending:
+            folder = pending.pop()
+            try:
+                with os.scandir(folder) as entries:
+                    for entry in entries:
+                        if entry.is_dir():
+                            pending.append(Path(entry.path))
+                        else:
+                            stat = entry.stat()
+                            found.append((entry.path, stat.st_size, stat.st_mtime_ns))
+            except FileNotFoundError:
+                continue
+        return tuple(sorted(found))
+
     def store_folder(self, store: str) -> Path | None:
         """The folder holding a store, or None when the node has no such store."""
         location, _, name = store.partition("\\")
@@ -123,23 +143,26 @@ class NodeFolder:
     def certificates(self, folder: Path) -> list[StoredCertificate]:
         """Every certificate of one store, one entry per thumbprint, key present if any copy has it."""
         merged: dict[bytes, StoredCertificate] = {}
-        for path in sorted(folder.iterdir()):
-            if path.suffix.lower() not in CERT_SUFFIXES or not path.is_file():
+        with os.scandir(folder) as entries:
+            files = sorted((e.name, e) for e in entries if e.is_file())
+        for name, entry in files:
+            if os.path.splitext(name)[1].lower() not in CERT_SUFFIXES:
                 continue
-            for item in self._read(path):
+            for item in self._read(entry):
                 digest = hashlib.sha1(item.der, usedforsecurity=False).digest()
                 seen = merged.get(digest)
                 if seen is None or (item.has_key and not seen.has_key):
                     merged[digest] = item
         return list(merged.values())
 
-    def _read(self, path: Path) -> list[StoredCertificate]:
-        stat = path.stat()
-        key = (str(path), stat.st_mtime_ns, stat.st_size, self._password)
+    def _read(self, entry: os.DirEntry[str]) -> list[StoredCertificate]:
+        stat = entry.stat()
+        key = (entry.path, stat.st_mtime_ns, stat.st_size, self._password)
         with _CACHE_LOCK:
             cached = _CACHE.get(key)
         if cached is not None:
             return cached
+        path = Path(entry.path)
         data = path.read_bytes()
         if path.suffix.lower() in (".pfx", ".p12"):
             items = self._pfx(data)
@@ -196,14 +219,12 @@ class PowerShellHost:
     def __init__(self, folder: NodeFolder) -> None:
         self.folder = folder
         self._expected_body = script_body()
+        self._last: tuple[Any, str] | None = None
         self.script_supported = hashlib.sha256(self._expected_body.encode()).hexdigest() == INVENTORY_SCRIPT_SHA256
 
     def run(self, executable: str, arguments: list[str]) -> Process:
         """Run one command line (WinRM joins Command and Arguments into one line for cmd.exe)."""
-        try:
-            words = [w.strip('"') for w in shlex.split(" ".join([executable, *arguments]), posix=False)]
-        except ValueError:
-            return not_recognized(executable)
+        words = [w.strip('"') for w in _WORD.findall(" ".join([executable, *arguments]))]
         if not words:
             return not_recognized("(empty)")
         program = words[0].replace("/", "\\").rsplit("\\", 1)[-1].lower()
@@ -233,6 +254,15 @@ class PowerShellHost:
 
     def inventory(self, stores: list[str]) -> str:
         """What inventory.ps1 prints for these stores on this node: one JSON line."""
+        # Recomputed only when a file of the node folder changes (name, size or time).
+        signature = (tuple(stores), self.folder.signature())
+        if self._last is not None and self._last[0] == signature:
+            return self._last[1]
+        text = self._inventory(stores)
+        self._last = (signature, text)
+        return text
+
+    def _inventory(self, stores: list[str]) -> str:
         facts = self.folder.facts()
         providers = {str(k).upper(): str(v) for k, v in dict(facts.get("key_providers") or {}).items()}
         entries = []
