@@ -5,7 +5,8 @@ the collector through the daemon's runner, cycle after cycle, and prints, side b
 
 * cycle wall time / network-ideal, where ideal = requests per node x latency x ceil(nodes / pool);
 * HTTP requests per node per steady cycle and NTLM handshakes, counted by the nodes themselves;
-* collector CPU seconds per 1,000 certificates;
+* collector CPU seconds per 1,000 certificates, and the CPU the collector and the nodes spent per
+  cycle (on a small machine they compete for the same cores, which the ideal does not count);
 * the same node read with pywinrm's Session.run_cmd, for comparison (requests and time per call).
 
     /work/venv/bin/python benchmarks/bench_winrm.py [--nodes 200] [--certs 100] [--latency 0.05] [--pool 16 50]
@@ -17,6 +18,7 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import resource
 import shutil
 import statistics
@@ -113,6 +115,14 @@ class Nodes:
         keys = ("requests", "handshakes", "connections", "encrypted")
         return {k: float(sum(c[k] for c in counters.values())) for k in keys}
 
+    def cpu_seconds(self) -> float:
+        """CPU time of the simulator process so far (Linux /proc; 0 elsewhere)."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def close(self) -> None:
         """Stop the simulator."""
         with contextlib.suppress(RuntimeError, BrokenPipeError, json.JSONDecodeError):
@@ -137,13 +147,14 @@ def run_pool(nodes: Nodes, names: list[str], pool: int, latency: float, cycles: 
         runner.run_source("winrm")
         cold = time.monotonic() - started
         cold_totals = nodes.totals()
-        walls, cpus = [], []
+        walls, cpus, node_cpus = [], [], []
         nodes.ask("reset")
         for _ in range(cycles):
-            cpu, started = cpu_seconds(), time.monotonic()
+            cpu, node_cpu, started = cpu_seconds(), nodes.cpu_seconds(), time.monotonic()
             runner.run_source("winrm")
             walls.append(time.monotonic() - started)
             cpus.append(cpu_seconds() - cpu)
+            node_cpus.append(nodes.cpu_seconds() - node_cpu)
         totals = nodes.totals()
         failed = [r.target for r in runner.snapshot().of_source("winrm") if not r.health.ok]
         found = sum(len(r.observation.certificates) for r in runner.snapshot().of_source("winrm") if r.observation)
@@ -162,6 +173,8 @@ def run_pool(nodes: Nodes, names: list[str], pool: int, latency: float, cycles: 
         "requests_per_node": steady_requests,
         "handshakes_per_cycle": totals["handshakes"] / cycles,
         "cpu_per_1000_certs": statistics.median(cpus) / (found / 1000) if found else float("nan"),
+        "collector_cpu": statistics.median(cpus),
+        "nodes_cpu": statistics.median(node_cpus),
         "certs": found,
         "failed": len(failed),
         "expected_certs": len(names) * certs,
@@ -206,9 +219,12 @@ def main() -> int:
         nodes = Nodes(work / "nodes", users, password_file, args.latency)
         try:
             print(f"latency {args.latency * 1000:.0f} ms per request; {args.cycles} steady cycles per pool size\n")
+            load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+            print(f"{os.cpu_count()} CPUs, load average {load} (the nodes and this collector share them)\n")
             header = (
                 f"{'pool':>5} {'cold s':>7} {'cold req/node':>13} {'steady s':>9} {'ideal s':>8} {'ratio':>6} "
-                f"{'req/node':>8} {'handshakes':>10} {'CPU s/1000 certs':>16} {'certs':>7} {'failed':>6}"
+                f"{'req/node':>8} {'handshakes':>10} {'CPU s/1000 certs':>16} {'collector CPU s':>15} "
+                f"{'nodes CPU s':>11} {'certs':>7} {'failed':>6}"
             )
             print(header)
             for pool in args.pool:
@@ -216,8 +232,8 @@ def main() -> int:
                 print(
                     f"{r['pool']:>5} {r['cold_wall']:>7.2f} {r['cold_requests_per_node']:>13.1f} {r['wall']:>9.2f} "
                     f"{r['ideal']:>8.2f} {r['ratio']:>6.2f} {r['requests_per_node']:>8.1f} "
-                    f"{r['handshakes_per_cycle']:>10.0f} {r['cpu_per_1000_certs']:>16.3f} {r['certs']:>7} "
-                    f"{r['failed']:>6}"
+                    f"{r['handshakes_per_cycle']:>10.0f} {r['cpu_per_1000_certs']:>16.3f} {r['collector_cpu']:>15.2f} "
+                    f"{r['nodes_cpu']:>11.2f} {r['certs']:>7} {r['failed']:>6}"
                 )
             base = pywinrm_baseline(nodes, names, calls=10)
             print(

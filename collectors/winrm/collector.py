@@ -17,7 +17,8 @@ from collectors.errors import CertificateError, CollectorError, Reason, Thumbpri
 from collectors.model import DEFAULT_STORE, CertObservation, Generation, MetricSpec, Observation, Problem
 from collectors.winrm.output import Inventory, interpret
 from collectors.winrm.script import inventory_command
-from collectors.winrm.session import DEFAULT_PORTS, Endpoint, Transport, WinRMSession
+from collectors.winrm.session import WinRMSession
+from collectors.winrm.transport import DEFAULT_PORTS, Endpoint, Transport
 
 log = logging.getLogger("certmon.winrm")
 

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
-from winrm import transport as winrm_transport
 from winrm.exceptions import (
     InvalidCredentialsError,
     WinRMError,
@@ -29,41 +27,14 @@ from winrm.protocol import Protocol
 from collectors.base import Deadline
 from collectors.errors import CollectorError, Reason
 from collectors.winrm import soap
+from collectors.winrm.transport import Endpoint, classify, connection_alive, open_protocol, refused
 
 log = logging.getLogger("certmon.winrm")
 
-Transport = Literal["ntlm", "https-basic", "kerberos"]
-TRANSPORTS: tuple[Transport, ...] = ("ntlm", "https-basic", "kerberos")
-DEFAULT_PORTS = {"ntlm": 5985, "https-basic": 5986, "kerberos": 5985}
 # Output larger than this is not an inventory: stop reading instead of filling memory.
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 # Time left for the reply to travel after the server's operation timeout fires.
 REPLY_MARGIN = 1.0
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where and how to reach one node."""
-
-    node: str
-    host: str
-    port: int
-    transport: Transport = "ntlm"
-    username: str = ""
-    password: str = field(default="", repr=False)
-    ca_bundle: str | None = None
-    server_thumbprint: str | None = None
-    operation_timeout: float = 20.0
-    max_envelope_size: int = 512000
-    shell_idle_timeout: float = 7200.0
-    codepage: int = 65001
-
-    @property
-    def url(self) -> str:
-        """The WS-Management URL."""
-        scheme = "https" if self.transport == "https-basic" else "http"
-        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
-        return f"{scheme}://{host}:{self.port}/wsman"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,19 +44,6 @@ class CommandResult:
     stdout: bytes
     stderr: bytes
     exit_code: int
-
-
-class PinnedAdapter(HTTPAdapter):
-    """Checks the server certificate's SHA-1 thumbprint on every new TLS connection."""
-
-    def __init__(self, thumbprint: str) -> None:
-        self._thumbprint = thumbprint
-        super().__init__(pool_connections=1, pool_maxsize=2)
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        """Pools that assert the pinned fingerprint (urllib3 then skips the host-name check)."""
-        kwargs["assert_fingerprint"] = self._thumbprint
-        super().init_poolmanager(*args, **kwargs)
 
 
 class _Retry(Exception):
@@ -151,7 +109,7 @@ class WinRMSession:
     def _attempt(
         self, executable: str, arguments: tuple[str, ...], deadline: Deadline, retried: bool = False
     ) -> CommandResult:
-        reused = self._protocol is not None and self._connection_alive()
+        reused = self._protocol is not None and connection_alive(self._protocol, self.endpoint)
         if self._protocol is not None and not reused:
             # The server closed the idle connection, and NTLM authenticates a connection,
             # not a request: log on again before sending anything.
@@ -174,8 +132,8 @@ class WinRMSession:
             self._terminate(shell_id, command_id, deadline)
             return result
         except (requests.ConnectionError, InvalidCredentialsError, WinRMTransportError) as err:
-            refused = isinstance(err, requests.ConnectionError) and _refused(err)
-            if reused and not retried and not refused and not isinstance(err, requests.exceptions.SSLError):
+            is_refused = isinstance(err, requests.ConnectionError) and refused(err)
+            if reused and not retried and not is_refused and not isinstance(err, requests.exceptions.SSLError):
                 raise _Retry(err, new_shell=False) from err
             self._forget_after_failure()
             raise
@@ -185,33 +143,17 @@ class WinRMSession:
         except (WSManFaultError, WinRMOperationTimeoutError):
             self._abandon_shell()
             raise
+        except Exception:
+            self._forget_after_failure()
+            raise
 
     def _connect(self, deadline: Deadline) -> None:
         if self._protocol is not None:
             return
-        endpoint = self.endpoint
-        if endpoint.transport == "kerberos" and not winrm_transport.HAVE_KERBEROS:
-            raise self._error(
-                Reason.CONFIG_ERROR,
-                "transport kerberos needs the pykerberos (Linux) or winkerberos (Windows) package",
-            )
         try:
-            protocol = Protocol(endpoint.url, **_protocol_options(endpoint))
-        except WinRMError as err:
+            self._protocol = open_protocol(self.endpoint, self._remaining(deadline))
+        except ValueError as err:
             raise self._error(Reason.CONFIG_ERROR, str(err)) from err
-        self._arm(protocol, deadline)
-        try:
-            # For NTLM and Kerberos this logs on (the handshake) to set up message encryption;
-            # for Basic it sends nothing, so the pin is in place before the first connection.
-            session = protocol.transport.build_session()
-            # No proxy or .netrc look-ups in the environment on every request (pywinrm sends directly).
-            session.trust_env = False
-            if endpoint.server_thumbprint and endpoint.transport == "https-basic":
-                session.mount("https://", PinnedAdapter(endpoint.server_thumbprint))
-        except BaseException:
-            protocol.transport.close_session()
-            raise
-        self._protocol = protocol
         self.logons += 1
 
     def _create_shell(self, deadline: Deadline) -> str:
@@ -288,25 +230,6 @@ class WinRMSession:
         timeout = wait if wait is not None else min(self.endpoint.operation_timeout, max(0.5, remaining - REPLY_MARGIN))
         return {"operation_timeout": timeout, "max_envelope_size": self.endpoint.max_envelope_size}
 
-    def _connection_alive(self) -> bool:
-        """True when the authenticated keep-alive connection is still open (Basic needs no such thing)."""
-        if self.endpoint.transport == "https-basic":
-            return True
-        protocol = self._protocol
-        session = protocol.transport.session if protocol is not None else None
-        if session is None:
-            return False
-        adapter = session.get_adapter(self.endpoint.url)
-        if not isinstance(adapter, HTTPAdapter):
-            return False
-        for key in list(adapter.poolmanager.pools.keys()):
-            pool = adapter.poolmanager.pools.get(key)
-            queue = getattr(getattr(pool, "pool", None), "queue", ())
-            for connection in list(queue):
-                if connection is not None and getattr(connection, "is_connected", False):
-                    return True
-        return False
-
     def _recover(self, new_shell: bool) -> None:
         if new_shell:
             self._abandon_shell()
@@ -355,82 +278,3 @@ class WinRMSession:
             return err
         reason, message = classify(err)
         return self._error(reason, message)
-
-
-def _refused(err: BaseException) -> bool:
-    seen: set[int] = set()
-    current: BaseException | None = err
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ConnectionRefusedError) or "Connection refused" in str(current):
-            return True
-        current = current.__cause__ or current.__context__ or _inner(current)
-    return False
-
-
-def _inner(err: BaseException) -> BaseException | None:
-    for arg in getattr(err, "args", ()):
-        if isinstance(arg, BaseException):
-            return arg
-    reason = getattr(err, "reason", None)
-    return reason if isinstance(reason, BaseException) else None
-
-
-def classify(err: BaseException) -> tuple[Reason, str]:
-    """The reason and an operator-readable message for a failure talking to a node."""
-    import spnego.exceptions
-
-    if isinstance(err, requests.exceptions.SSLError):
-        return Reason.TLS_ERROR, f"TLS handshake failed: {_short(err)}"
-    if isinstance(err, requests.Timeout):
-        return Reason.TIMEOUT, "no answer before the deadline"
-    if isinstance(err, requests.ConnectionError):
-        if _refused(err):
-            return Reason.CONNECTION_REFUSED, "connection refused (is WinRM listening on this port?)"
-        return Reason.UNREACHABLE, f"connection failed: {_short(err)}"
-    if isinstance(err, InvalidCredentialsError):
-        return Reason.AUTH_FAILED, "the server rejected the credentials"
-    if isinstance(err, PermissionError | spnego.exceptions.SpnegoError):
-        return Reason.AUTH_FAILED, f"authentication failed: {_short(err)}"
-    if isinstance(err, WSManFaultError):
-        code = f" (WSManFault {err.wsman_fault_code})" if err.wsman_fault_code is not None else ""
-        return Reason.PROTOCOL_ERROR, f"SOAP fault{code}: {_short(err.reason)}"
-    if isinstance(err, WinRMOperationTimeoutError):
-        return Reason.TIMEOUT, "the operation timed out on the server"
-    if isinstance(err, WinRMTransportError):
-        return Reason.PROTOCOL_ERROR, f"unexpected HTTP {err.code} from the WinRM service"
-    if isinstance(err, soap.SoapError):
-        return Reason.PROTOCOL_ERROR, f"malformed WS-Management reply: {err}"
-    if isinstance(err, WinRMError):
-        return Reason.PROTOCOL_ERROR, f"WinRM error: {_short(err)}"
-    return Reason.PROTOCOL_ERROR, f"{type(err).__name__}: {_short(err)}"
-
-
-def _short(err: BaseException | str, limit: int = 200) -> str:
-    text = " ".join(str(err).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _protocol_options(endpoint: Endpoint) -> dict[str, Any]:
-    """pywinrm Protocol arguments; timeouts are re-armed per request from the deadline."""
-    options: dict[str, Any] = {
-        "username": endpoint.username or None,
-        "password": endpoint.password,
-        "read_timeout_sec": 30,
-        "operation_timeout_sec": 20,
-        # A daemon must not pick up HTTP(S)_PROXY or REQUESTS_CA_BUNDLE from its environment by accident.
-        "proxy": None,
-        "ca_trust_path": endpoint.ca_bundle,
-    }
-    if endpoint.transport == "ntlm":
-        options.update(transport="ntlm", message_encryption="always")
-    elif endpoint.transport == "kerberos":
-        options.update(transport="kerberos", message_encryption="always", username=endpoint.username or None)
-    else:
-        pinned_only = endpoint.server_thumbprint and not endpoint.ca_bundle
-        options.update(
-            transport="basic",
-            message_encryption="never",
-            server_cert_validation="ignore" if pinned_only else "validate",
-        )
-    return options
