@@ -236,6 +236,9 @@ def check_config(settings: Settings, fmt: str) -> int:
         ("sources.clusterconfig.path", sources.clusterconfig.path),
         ("sources.localagent.path", sources.localagent.path),
         ("sources.certfolder.path", sources.certfolder.path),
+        ("sources.winrm.config_template", sources.winrm.config_template),
+        ("sources.winrm.ca_bundle", sources.winrm.ca_bundle),
+        ("sources.winrm.password_file", sources.winrm.password_file),
         ("exporter.web_config_file", settings.exporter.web_config_file),
     ):
         if _exists(path) == "missing":
