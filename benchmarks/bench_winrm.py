@@ -206,7 +206,10 @@ def main() -> int:
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--pool", type=int, nargs="+", default=[16, 50])
     parser.add_argument("--cycles", type=int, default=3)
+    parser.add_argument("--switch-interval", type=float, help="sys.setswitchinterval for the collector process")
     args = parser.parse_args()
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
     work = Path(tempfile.mkdtemp(prefix="bench-winrm-"))
     try:
         started = time.monotonic()

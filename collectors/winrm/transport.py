@@ -64,7 +64,7 @@ class PinnedAdapter(HTTPAdapter):
 
 
 def open_protocol(endpoint: Endpoint, timeout: float) -> Protocol:
-    """A pywinrm Protocol with its HTTP session built: for NTLM and Kerberos this logs on.
+    """A pywinrm Protocol with its HTTP session in place: for NTLM and Kerberos this logs on.
 
     ValueError when the endpoint cannot work at all (a missing package, a missing user name).
     """
@@ -74,20 +74,49 @@ def open_protocol(endpoint: Endpoint, timeout: float) -> Protocol:
         protocol = Protocol(endpoint.url, **_protocol_options(endpoint))
     except WinRMError as err:
         raise ValueError(str(err)) from err
+    transport = protocol.transport
     # pywinrm passes this to requests as the timeout; floats work although it is typed int.
-    protocol.transport.read_timeout_sec = timeout  # type: ignore[assignment]
-    try:
-        # For NTLM and Kerberos this logs on (the handshake) to set up message encryption;
-        # for Basic it sends nothing, so the pin is in place before the first connection.
-        session = protocol.transport.build_session()
-        # No proxy or .netrc look-ups in the environment on every request (pywinrm sends directly).
-        session.trust_env = False
-        if endpoint.server_thumbprint and endpoint.transport == "https-basic":
+    transport.read_timeout_sec = timeout  # type: ignore[assignment]
+    # The session is built here the way pywinrm's build_session builds it, minus the environment:
+    # build_session merges proxy settings through requests' should_bypass_proxies, which sets and
+    # deletes os.environ["no_proxy"] without a lock (psf/requests#4997) and raised KeyError with many
+    # nodes logging on at once. Nor should a daemon pick up HTTP(S)_PROXY or REQUESTS_CA_BUNDLE.
+    session = requests.Session()
+    session.trust_env = False
+    session.headers.update(transport.default_headers)
+    session.auth = _authentication(endpoint)
+    if endpoint.transport == "https-basic":
+        # With only a pin, the pin is the trust: chain and host name are not checked.
+        session.verify = endpoint.ca_bundle or not endpoint.server_thumbprint
+        if endpoint.server_thumbprint:
             session.mount("https://", PinnedAdapter(endpoint.server_thumbprint))
+    transport.session = session
+    try:
+        if endpoint.transport in ("ntlm", "kerberos"):
+            transport.setup_encryption(session)  # the logon: NTLM or Kerberos handshake
     except BaseException:
-        protocol.transport.close_session()
+        transport.close_session()
         raise
     return protocol
+
+
+def _authentication(endpoint: Endpoint) -> requests.auth.AuthBase:
+    if endpoint.transport == "ntlm":
+        from requests_ntlm import HttpNtlmAuth
+
+        return HttpNtlmAuth(endpoint.username, endpoint.password, send_cbt=True)
+    if endpoint.transport == "kerberos":
+        from winrm.vendor.requests_kerberos import REQUIRED, HTTPKerberosAuth
+
+        return HTTPKerberosAuth(
+            mutual_authentication=REQUIRED,
+            force_preemptive=True,
+            principal=endpoint.username or None,
+            sanitize_mutual_error_response=False,
+            service="HTTP",
+            send_cbt=True,
+        )
+    return requests.auth.HTTPBasicAuth(endpoint.username, endpoint.password)
 
 
 def connection_alive(protocol: Protocol, endpoint: Endpoint) -> bool:
@@ -166,24 +195,12 @@ def _short(err: BaseException | str, limit: int = 200) -> str:
 
 def _protocol_options(endpoint: Endpoint) -> dict[str, Any]:
     """pywinrm Protocol arguments; timeouts are re-armed per request from the deadline."""
-    options: dict[str, Any] = {
+    auth = {"ntlm": "ntlm", "kerberos": "kerberos", "https-basic": "basic"}[endpoint.transport]
+    return {
+        "transport": auth,
         "username": endpoint.username or None,
         "password": endpoint.password,
+        "message_encryption": "never" if endpoint.transport == "https-basic" else "always",
         "read_timeout_sec": 30,
         "operation_timeout_sec": 20,
-        # A daemon must not pick up HTTP(S)_PROXY or REQUESTS_CA_BUNDLE from its environment by accident.
-        "proxy": None,
-        "ca_trust_path": endpoint.ca_bundle,
     }
-    if endpoint.transport == "ntlm":
-        options.update(transport="ntlm", message_encryption="always")
-    elif endpoint.transport == "kerberos":
-        options.update(transport="kerberos", message_encryption="always", username=endpoint.username or None)
-    else:
-        pinned_only = endpoint.server_thumbprint and not endpoint.ca_bundle
-        options.update(
-            transport="basic",
-            message_encryption="never",
-            server_cert_validation="ignore" if pinned_only else "validate",
-        )
-    return options

@@ -62,16 +62,11 @@ def write_user_file(path: Path, accounts: list[Account]) -> None:
 
 @contextlib.contextmanager
 def _user_file(path: Path) -> Iterator[None]:
+    # The variable is only ever overwritten, never removed: other threads of the process may be
+    # iterating os.environ, and a change of its size would break them.
     with _USER_FILE_LOCK:
-        previous = os.environ.get("NTLM_USER_FILE")
         os.environ["NTLM_USER_FILE"] = str(path)
-        try:
-            yield
-        finally:
-            if previous is None:
-                os.environ.pop("NTLM_USER_FILE", None)
-            else:
-                os.environ["NTLM_USER_FILE"] = previous
+        yield
 
 
 class NtlmLogon:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from winrm import transport as winrm_transport
 
 from collectors.base import Deadline
 from collectors.errors import CollectorError, Reason
@@ -206,3 +207,12 @@ def test_split_address(text: str, expected: tuple[str, int]) -> None:
 def test_split_address_rejects_malformed(text: str) -> None:
     with pytest.raises(ValueError, match="address"):
         split_address(text, 5985)
+
+
+@pytest.mark.skipif(winrm_transport.HAVE_KERBEROS, reason="a Kerberos package is installed here")
+def test_kerberos_without_its_package_is_a_config_error(shared_lab: Lab) -> None:
+    collector = WinRMCollector(WinRMOptions(transport="kerberos"), nodes=["AOS1"])
+    with pytest.raises(CollectorError) as caught:
+        collector.collect("AOS1", Deadline.after(5))
+    assert caught.value.reason is Reason.CONFIG_ERROR
+    assert "pykerberos" in caught.value.message
