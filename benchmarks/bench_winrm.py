@@ -5,7 +5,8 @@ the collector through the daemon's runner, cycle after cycle, and prints, side b
 
 * cycle wall time / network-ideal, where ideal = requests per node x latency x ceil(nodes / pool);
 * HTTP requests per node per steady cycle and NTLM handshakes, counted by the nodes themselves;
-* collector CPU seconds per 1,000 certificates, and the CPU the collector and the nodes spent per
+* collector CPU seconds per 1,000 certificates, in steady cycles and in a cycle where every node
+  renewed a certificate (nothing reused), and the CPU the collector and the nodes spent per
   cycle (on a small machine they compete for the same cores, which the ideal does not count);
 * the same node read with pywinrm's Session.run_cmd, for comparison (requests and time per call).
 
@@ -48,12 +49,30 @@ USER, PASSWORD, PFX_PASSWORD = "CONTOSO\\svc-certmon", "Bench-Passw0rd!", b"pfx-
 SHARED_WITH_KEYS = 5  # role certificates installed on every node, with private keys (PFX)
 
 
+_CA_KEY = ec.generate_private_key(ec.SECP256R1())
+
+
+def node_certificate(name: str, index: int) -> bytes:
+    """A node-specific certificate (RSA subject key, signed by an EC CA so building 20,000 is quick)."""
+    now = datetime.now(UTC)
+    host = f"{name.lower()}-{index}.contoso.lab"
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Bench CA")]))
+        .public_key(rsa_key("bench-subject").public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30 + index % 700))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .sign(_CA_KEY, hashes.SHA256())
+    )
+    return cert.public_bytes(Encoding.DER)
+
+
 def build_nodes(root: Path, nodes: int, certs: int) -> list[str]:
     """Node folders: a few shared PFX role certificates plus node-specific certificates (DER)."""
     now = datetime.now(UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    subject_key = rsa_key("bench-subject").public_key()
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Bench CA")])
     lifetime = {"not_before": now - timedelta(days=10), "not_after": now + timedelta(days=300)}
     shared = [
         pfx_bytes(make_certificate(f"role{i}.contoso.lab", **lifetime), PFX_PASSWORD) for i in range(SHARED_WITH_KEYS)
@@ -65,21 +84,14 @@ def build_nodes(root: Path, nodes: int, certs: int) -> list[str]:
         for i, data in enumerate(shared):
             (folder / f"role{i}.pfx").write_bytes(data)
         for i in range(certs - SHARED_WITH_KEYS):
-            cert = (
-                x509.CertificateBuilder()
-                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name.lower()}-{i}.contoso.lab")]))
-                .issuer_name(ca_name)
-                .public_key(subject_key)
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now - timedelta(days=1))
-                .not_valid_after(now + timedelta(days=30 + i))
-                .add_extension(
-                    x509.SubjectAlternativeName([x509.DNSName(f"{name.lower()}-{i}.contoso.lab")]), critical=False
-                )
-                .sign(ca_key, hashes.SHA256())
-            )
-            (folder / f"cert{i:03d}.cer").write_bytes(cert.public_bytes(Encoding.DER))
+            (folder / f"cert{i:03d}.cer").write_bytes(node_certificate(name, i))
     return names
+
+
+def replace_one_certificate(root: Path, names: list[str], round_: int) -> None:
+    """Every node renews one certificate: its output changes and must be parsed again."""
+    for name in names:
+        (root / name / f"cert{round_ % 90:03d}.cer").write_bytes(node_certificate(name, 1000 + round_))
 
 
 class Nodes:
@@ -136,7 +148,9 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_pool(nodes: Nodes, names: list[str], pool: int, latency: float, cycles: int, certs: int) -> dict[str, float]:
+def run_pool(
+    nodes: Nodes, root: Path, names: list[str], pool: int, latency: float, cycles: int, certs: int
+) -> dict[str, float]:
     """Cold cycle then steady cycles with one pool size."""
     options = WinRMOptions(username=USER, password=PASSWORD)
     collector = WinRMCollector(options, nodes=names, addresses=nodes.addresses, concurrency=pool, timeout=60)
@@ -156,6 +170,11 @@ def run_pool(nodes: Nodes, names: list[str], pool: int, latency: float, cycles: 
             cpus.append(cpu_seconds() - cpu)
             node_cpus.append(nodes.cpu_seconds() - node_cpu)
         totals = nodes.totals()
+        # One more cycle after every node renewed a certificate: nothing can be reused.
+        replace_one_certificate(root, names, pool)
+        cpu = cpu_seconds()
+        runner.run_source("winrm")
+        changed_cpu = cpu_seconds() - cpu
         failed = [r.target for r in runner.snapshot().of_source("winrm") if not r.health.ok]
         found = sum(len(r.observation.certificates) for r in runner.snapshot().of_source("winrm") if r.observation)
     finally:
@@ -173,6 +192,7 @@ def run_pool(nodes: Nodes, names: list[str], pool: int, latency: float, cycles: 
         "requests_per_node": steady_requests,
         "handshakes_per_cycle": totals["handshakes"] / cycles,
         "cpu_per_1000_certs": statistics.median(cpus) / (found / 1000) if found else float("nan"),
+        "changed_cpu_per_1000_certs": changed_cpu / (found / 1000) if found else float("nan"),
         "collector_cpu": statistics.median(cpus),
         "nodes_cpu": statistics.median(node_cpus),
         "certs": found,
@@ -226,16 +246,17 @@ def main() -> int:
             print(f"{os.cpu_count()} CPUs, load average {load} (the nodes and this collector share them)\n")
             header = (
                 f"{'pool':>5} {'cold s':>7} {'cold req/node':>13} {'steady s':>9} {'ideal s':>8} {'ratio':>6} "
-                f"{'req/node':>8} {'handshakes':>10} {'CPU s/1000 certs':>16} {'collector CPU s':>15} "
+                f"{'req/node':>8} {'handshakes':>10} {'CPU s/1000 certs':>16} {'(changed)':>9} {'collector CPU s':>15} "
                 f"{'nodes CPU s':>11} {'certs':>7} {'failed':>6}"
             )
             print(header)
             for pool in args.pool:
-                r = run_pool(nodes, names, pool, args.latency, args.cycles, args.certs)
+                r = run_pool(nodes, work / "nodes", names, pool, args.latency, args.cycles, args.certs)
                 print(
                     f"{r['pool']:>5} {r['cold_wall']:>7.2f} {r['cold_requests_per_node']:>13.1f} {r['wall']:>9.2f} "
                     f"{r['ideal']:>8.2f} {r['ratio']:>6.2f} {r['requests_per_node']:>8.1f} "
-                    f"{r['handshakes_per_cycle']:>10.0f} {r['cpu_per_1000_certs']:>16.3f} {r['collector_cpu']:>15.2f} "
+                    f"{r['handshakes_per_cycle']:>10.0f} {r['cpu_per_1000_certs']:>16.3f} "
+                    f"{r['changed_cpu_per_1000_certs']:>9.3f} {r['collector_cpu']:>15.2f} "
                     f"{r['nodes_cpu']:>11.2f} {r['certs']:>7} {r['failed']:>6}"
                 )
             base = pywinrm_baseline(nodes, names, calls=10)

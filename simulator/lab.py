@@ -21,10 +21,8 @@ from simulator.pki import Issued, days, make_certificate, pfx_bytes, rsa_key
 
 DOMAIN = "contoso.lab"
 STAGES = ("before", "staged")
-# The account certmon uses on the nodes, and what a node's registry / key storage say (see simulator.winrm).
+# The account certmon uses on the (simulated) Windows nodes.
 WINRM_DOMAIN, WINRM_USER = "CONTOSO", "svc-certmon"
-NODE_FILE = "node.json"
-CNG_PROVIDER = "Microsoft Software Key Storage Provider"
 
 
 @dataclass(frozen=True)
@@ -461,33 +459,18 @@ def _write_node_folders(lab: Lab) -> None:
 
 def _write_node_facts(lab: Lab, cng_roles: tuple[str, ...]) -> None:
     """The WinRM account, and node.json: SQL Server's TLS thumbprint on SQL nodes, CNG keys where asked."""
+    from simulator.winrm.nodefile import CNG_DEFAULT, set_key_provider, set_sql_certificate
+
     lab.winrm_password_file.write_text(lab.winrm_password + "\n", encoding="utf-8")
     lab.ntlm_user_file.write_text(f"{WINRM_DOMAIN}:{WINRM_USER}:{lab.winrm_password}\n", encoding="utf-8")
     for node in lab.nodes:
         if node.purpose == "SQL":
-            update_node_facts(lab, node.name, sql_instances={"MSSQLSERVER": lab.current("SQLCluster").thumbprint})
+            set_sql_certificate(lab.certs_dir / node.name, "MSSQLSERVER", lab.current("SQLCluster").thumbprint)
     for role in cng_roles:
         for generation in ("old", "new"):
             cert = lab.certs[(role, generation)]
             for name in cert.nodes:
-                set_key_provider(lab, name, cert.thumbprint, CNG_PROVIDER)
-
-
-def update_node_facts(lab: Lab, node: str, **facts: object) -> None:
-    """Merge keys into a node's node.json (what its registry and key storage would report)."""
-    path = lab.certs_dir / node / NODE_FILE
-    document = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    document.update(facts)
-    path.write_text(json.dumps(document, indent=2), encoding="utf-8")
-
-
-def set_key_provider(lab: Lab, node: str, thumbprint: str, provider: str) -> None:
-    """Say which provider holds a certificate's private key on a node (default: a CAPI provider)."""
-    path = lab.certs_dir / node / NODE_FILE
-    document = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    providers = dict(document.get("key_providers") or {})
-    providers[thumbprint] = provider
-    update_node_facts(lab, node, key_providers=providers)
+                set_key_provider(lab.certs_dir / name, cert.thumbprint, CNG_DEFAULT)
 
 
 def winrm_section(lab: Lab, addresses: dict[str, str]) -> dict[str, object]:

@@ -1,10 +1,9 @@
 """The only program the simulated node can run: certmon's inventory script, answered from the node folder.
 
 The node folder is the lab's `certs/<NODE>/`: certificate files at the top are `LocalMachine\\My`,
-a sub-folder `Root/` is `LocalMachine\\Root`, and so on. `node.json` stands for what the registry
-and the key storage of a real node would say: `{"sql_instances": {"MSSQLSERVER": "<thumbprint>"},
-"key_providers": {"<thumbprint>": "Microsoft Software Key Storage Provider"}}`. Anything else sent
-to the node fails the way cmd.exe or PowerShell would fail; the simulator never guesses.
+a sub-folder `Root/` is `LocalMachine\\Root`, and so on; `node.json` stands for the registry and the
+key storage (see nodefile.py). Anything else sent to the node fails the way cmd.exe or PowerShell
+would fail; the simulator never guesses.
 """
 
 from __future__ import annotations
@@ -24,14 +23,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from collectors.winrm.script import script_body
+from simulator.winrm.nodefile import CAPI_DEFAULT, CNG_DEFAULT, read_node_facts
 from simulator.winrm.pfx import PfxError, read_pfx
 
 # The script this emulation was written against. A changed inventory.ps1 is an unknown script
 # to the simulator until this emulation (and this hash) are updated with it.
 INVENTORY_SCRIPT_SHA256 = "0b51fca91c1f2390eb55abac05fafc1ba97827a8a81f6b786e9e3c6306c60210"
-NODE_FILE = "node.json"
-CAPI_DEFAULT = "Microsoft Enhanced RSA and AES Cryptographic Provider"
-CNG_DEFAULT = "Microsoft Software Key Storage Provider"
 CNG_PROVIDERS = frozenset(
     {
         CNG_DEFAULT.lower(),
@@ -103,12 +100,7 @@ class NodeFolder:
 
     def facts(self) -> dict[str, Any]:
         """node.json, or nothing."""
-        path = self.root / NODE_FILE
-        try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
-        return document if isinstance(document, dict) else {}
+        return read_node_facts(self.root)
 
     def signature(self) -> tuple[tuple[str, int, int], ...]:
         """Names, sizes and times of every file of the node folder and its store sub-folders."""

@@ -13,8 +13,9 @@ from collectors.base import Deadline
 from collectors.errors import CollectorError, Reason
 from collectors.winrm import WinRMCollector, WinRMOptions
 from collectors.winrm.collector import NodeFacts, split_address
-from simulator.lab import CNG_PROVIDER, Lab, build_lab, set_key_provider
+from simulator.lab import Lab, build_lab
 from simulator.winrm import SimulatedFleet
+from simulator.winrm.nodefile import CNG_DEFAULT, set_key_provider
 
 MakeCollector = Callable[..., WinRMCollector]
 
@@ -138,7 +139,7 @@ def test_server_closing_idle_connections_costs_one_clean_logon(
 def test_cng_key_is_reported_as_cng(tmp_path: Path) -> None:
     lab = build_lab(tmp_path / "lab", port=0, cng_roles=("ServiceFabric",))
     extra = lab.cert("DataEncryption", "old")
-    set_key_provider(lab, "AOS1", extra.thumbprint, "Microsoft Platform Crypto Provider")
+    set_key_provider(lab.certs_dir / "AOS1", extra.thumbprint, "Microsoft Platform Crypto Provider")
     with SimulatedFleet.from_lab(lab, names=["AOS1"]) as fleet:
         collector = WinRMCollector(
             options_for(lab),
@@ -156,7 +157,7 @@ def test_cng_key_is_reported_as_cng(tmp_path: Path) -> None:
     assert kinds[lab.cert("ServiceFabricClient", "new").thumbprint] == "capi"
     assert isinstance(observation.facts, NodeFacts)
     providers = {k.thumbprint: k.provider for k in observation.facts.key_providers}
-    assert providers[lab.cert("ServiceFabric", "new").thumbprint] == CNG_PROVIDER
+    assert providers[lab.cert("ServiceFabric", "new").thumbprint] == CNG_DEFAULT
     samples = dict(WinRMCollector.metrics[0].samples(observation.facts, "AOS1"))
     assert any(labels[6] == "cng" and labels[3] == extra.thumbprint for labels in samples)
 
