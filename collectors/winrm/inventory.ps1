@@ -36,7 +36,7 @@ foreach ($name in $Stores) {
     $entry = @{ s = $name; c = @() }
     $store = $null
     try {
-        $location, $storeName = $name.Split('\', 2)
+        $location, $storeName = $name -split '\\', 2
         $store = New-Object Security.Cryptography.X509Certificates.X509Store($storeName, $location)
         $store.Open('ReadOnly, OpenExistingOnly')
         $entry.c = @(foreach ($cert in $store.Certificates) {

@@ -28,7 +28,7 @@ from simulator.winrm.pfx import PfxError, read_pfx
 
 # The script this emulation was written against. A changed inventory.ps1 is an unknown script
 # to the simulator until this emulation (and this hash) are updated with it.
-INVENTORY_SCRIPT_SHA256 = "0b51fca91c1f2390eb55abac05fafc1ba97827a8a81f6b786e9e3c6306c60210"
+INVENTORY_SCRIPT_SHA256 = "438957a6d33cc0c8b59bf60ae735280e6e322e2425f1ad43a9b277174216285f"
 CNG_PROVIDERS = frozenset(
     {
         CNG_DEFAULT.lower(),
