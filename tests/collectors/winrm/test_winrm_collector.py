@@ -217,3 +217,42 @@ def test_kerberos_without_its_package_is_a_config_error(shared_lab: Lab) -> None
         collector.collect("AOS1", Deadline.after(5))
     assert caught.value.reason is Reason.CONFIG_ERROR
     assert "pykerberos" in caught.value.message
+
+
+def test_output_larger_than_an_envelope_arrives_in_several_receives(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography.x509.oid import NameOID
+
+    lab = build_lab(tmp_path / "lab", port=0)
+    folder = lab.certs_dir / "BI1"
+    signer = ec.generate_private_key(ec.SECP256R1())
+    subject_key = lab.ca.key.public_key()
+    expected = set()
+    for index in range(800):
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"extra-{index}.contoso.lab")])
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(subject_key)
+            .serial_number(index + 1)
+            .not_valid_before(lab.now - timedelta(days=1))
+            .not_valid_after(lab.now + timedelta(days=90))
+            .sign(signer, hashes.SHA256())
+        )
+        (folder / f"extra-{index:03d}.cer").write_bytes(cert.public_bytes(Encoding.DER))
+        expected.add(cert.fingerprint(hashes.SHA1()).hex().upper())
+    with SimulatedFleet.from_lab(lab, names=["BI1"]) as fleet:
+        collector = WinRMCollector(options_for(lab), nodes=["BI1"], addresses=fleet.addresses())
+        try:
+            observation = collector.collect("BI1", Deadline.after(20))
+        finally:
+            collector.close()
+        receives = fleet["BI1"].counters.snapshot()["actions"]["Receive"]
+    assert expected <= {o.thumbprint for o in observation.certificates}
+    assert receives >= 2
