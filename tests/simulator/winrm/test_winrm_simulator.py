@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -15,7 +16,7 @@ from winrm.protocol import Protocol
 from collectors.winrm.script import inventory_command
 from simulator.lab import Lab, build_lab
 from simulator.winrm import SimulatedFleet
-from simulator.winrm.powershell import INVENTORY_SCRIPT_SHA256, PowerShellHost
+from simulator.winrm.powershell import INVENTORY_SCRIPT_SHA256, NodeFolder, PowerShellHost
 
 NODE = "AOS1"
 # Plain pywinrm sessions warn that they read REQUESTS_CA_BUNDLE; these tests use plain HTTP.
@@ -78,9 +79,8 @@ def test_a_changed_script_is_not_run(sim_lab: Lab, fleet: SimulatedFleet) -> Non
     assert result.status_code == 1 and b"CLIXML" in result.std_err
 
 
-def test_simulator_emulates_the_current_inventory_script(sim_lab: Lab) -> None:
-    host = PowerShellHost.__new__(PowerShellHost)
-    PowerShellHost.__init__(host, folder=None)  # type: ignore[arg-type]
+def test_simulator_emulates_the_current_inventory_script(tmp_path: Path) -> None:
+    host = PowerShellHost(NodeFolder(tmp_path, None))
     assert host.script_supported, (
         "collectors/winrm/inventory.ps1 changed: update simulator/winrm/powershell.py to answer what the new "
         f"script prints, then INVENTORY_SCRIPT_SHA256 (now {INVENTORY_SCRIPT_SHA256})"
