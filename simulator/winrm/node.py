@@ -95,6 +95,14 @@ class SimulatedNode:
         self.faults.update(**changes)
         self.fleet.call(self._apply(reset_connections="wrong_password" in changes or "refuse" in changes))
 
+    def drop_connections(self) -> None:
+        """Close every client connection now, as HTTP.sys does with idle keep-alive connections."""
+        self.fleet.call(self._drop())
+
+    async def _drop(self) -> None:
+        for writer in list(self._writers):
+            writer.close()
+
     def restart_service(self) -> None:
         """Restart-Service WinRM: every shell and connection is gone."""
         self.fleet.call(self._restart())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import select
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -204,3 +206,15 @@ def test_message_ids_are_fresh(sim_lab: Lab, fleet: SimulatedFleet) -> None:
         message_id=uuid.UUID(int=7),
     )
     assert header["env:Header"]["a:MessageID"] == f"uuid:{uuid.UUID(int=7)}"
+
+
+def test_idle_connections_are_closed_by_the_server(sim_lab: Lab, fleet: SimulatedFleet) -> None:
+    fleet[NODE].configure(idle_connection_timeout=0.05)
+    host, port = fleet[NODE].address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as client:
+        client.sendall(b"POST /wsman HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        reply = client.recv(65536)
+        assert reply.startswith(b"HTTP/1.1 401")
+        # Block until the server closes the idle connection (EOF), not for a fixed time.
+        ready, _, _ = select.select([client], [], [], 5)
+        assert ready and client.recv(1) == b""
