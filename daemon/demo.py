@@ -8,8 +8,9 @@ from pathlib import Path
 
 from daemon.app import Daemon
 from daemon.settings import load_settings
-from simulator.lab import STAGES, build_lab
+from simulator.lab import STAGES, build_lab, write_config
 from simulator.services import LabServices
+from simulator.winrm import SimulatedFleet
 
 
 def run_demo(directory: Path | None, port: int, stage: str, run: bool = True) -> int:
@@ -23,8 +24,12 @@ def run_demo(directory: Path | None, port: int, stage: str, run: bool = True) ->
     print(f"configuration: {lab.config_file}")
     if not run:
         return 0
-    with LabServices(lab) as services:
+    # One simulated Windows node per VM (read over WinRM, NTLM with encryption), and the AD FS,
+    # TLS and SQL Server endpoints, all on loopback.
+    with SimulatedFleet.from_lab(lab) as fleet, LabServices(lab) as services:
+        write_config(lab, port, fleet.addresses())
         services.write_config()
+        print(f"simulated Windows nodes: {', '.join(f'{n} {a}' for n, a in fleet.addresses().items())}")
         print(f"simulated AD FS, TLS and SQL Server endpoints on {', '.join(services.hosts)}: {services.summary()}")
         settings = load_settings(lab.config_file)
         daemon = Daemon(settings)

@@ -11,7 +11,8 @@ from collectors.certfolder import CertFolderCollector
 from collectors.clusterconfig import ClusterConfigFileCollector
 from collectors.configtemplate import ConfigTemplateCollector
 from collectors.tls import DEFAULT_PORTS, Endpoint, TlsCollector
-from daemon.settings import Settings, SourceSettings
+from collectors.winrm import WinRMCollector, WinRMOptions
+from daemon.settings import ConfigError, Settings, SourceSettings
 
 Factory = Callable[[Settings], Collector | None]
 
@@ -88,6 +89,38 @@ def _tls(settings: Settings) -> Collector | None:
     )
 
 
+def _winrm(settings: Settings) -> Collector | None:
+    section = settings.sources.winrm
+    if not section.enabled or (section.config_template is None and not section.nodes):
+        return None
+    password = section.password_text()
+    if section.transport != "kerberos" and not (section.username and password):
+        raise ConfigError(
+            f"sources.winrm: transport {section.transport} needs username and a password "
+            "(CERTMON_SOURCES__WINRM__PASSWORD or password_file)"
+        )
+    options = WinRMOptions(
+        transport=section.transport,
+        port=section.port,
+        username=section.username,
+        password=password,
+        ca_bundle=str(section.ca_bundle) if section.ca_bundle else None,
+        server_thumbprint=section.server_thumbprint,
+        operation_timeout=section.operation_timeout_seconds,
+        stores=tuple(section.stores),
+    )
+    return WinRMCollector(
+        options,
+        nodes=section.nodes,
+        addresses=section.addresses,
+        config_template=section.config_template,
+        use_template_addresses=section.use_template_addresses,
+        concurrency=section.concurrency,
+        timeout=section.timeout_seconds,
+        interval=section.interval_seconds,
+    )
+
+
 SOURCES: dict[str, Factory] = {
     "configtemplate": _configtemplate,
     "clusterconfig": _clusterconfig,
@@ -95,6 +128,7 @@ SOURCES: dict[str, Factory] = {
     "certfolder": _certfolder,
     "adfs": _adfs,
     "tls": _tls,
+    "winrm": _winrm,
 }
 
 

@@ -21,6 +21,8 @@ from simulator.pki import Issued, days, make_certificate, pfx_bytes, rsa_key
 
 DOMAIN = "contoso.lab"
 STAGES = ("before", "staged")
+# The account certmon uses on the (simulated) Windows nodes.
+WINRM_DOMAIN, WINRM_USER = "CONTOSO", "svc-certmon"
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,7 @@ class Lab:
     certs: dict[tuple[str, str], LabCert] = field(default_factory=dict)
     #: AD FS and TLS endpoint certificates by name (SERVICE_CERTS); not template roles
     service_certs: dict[str, Issued] = field(default_factory=dict)
+    winrm_password: str = ""
 
     @property
     def infrastructure(self) -> Path:
@@ -153,6 +156,21 @@ class Lab:
     def password_file(self) -> Path:
         """The PFX password."""
         return self.root / "secrets" / "pfx-password.txt"
+
+    @property
+    def winrm_password_file(self) -> Path:
+        """The password of the WinRM account, for certmon."""
+        return self.root / "secrets" / "winrm-password.txt"
+
+    @property
+    def ntlm_user_file(self) -> Path:
+        """The nodes' accounts (`DOMAIN:user:password` lines), for the simulated nodes."""
+        return self.root / "secrets" / "ntlm-users.txt"
+
+    @property
+    def winrm_username(self) -> str:
+        """DOMAIN\\user of the WinRM account."""
+        return f"{WINRM_DOMAIN}\\{WINRM_USER}"
 
     @property
     def config_file(self) -> Path:
@@ -253,8 +271,9 @@ def build_lab(
     now: datetime | None = None,
     stage: str = "staged",
     port: int = 9877,
+    cng_roles: tuple[str, ...] = (),
 ) -> Lab:
-    """Generate the lab under root and return its description."""
+    """Generate the lab under root and return its description; cng_roles keep their keys in a CNG provider."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; one of {', '.join(STAGES)}")
     now = (now or datetime.now(UTC)).replace(microsecond=0)
@@ -266,7 +285,9 @@ def build_lab(
         key=rsa_key("lab-root-ca"),
         is_ca=True,
     )
-    lab = Lab(root, environment, now, stage, secrets.token_urlsafe(18), ca, _nodes())
+    lab = Lab(
+        root, environment, now, stage, secrets.token_urlsafe(18), ca, _nodes(), winrm_password=secrets.token_urlsafe(18)
+    )
     for spec in ROLES:
         nodes = lab.nodes_for(spec.purposes)
         for generation in ("old", "new"):
@@ -276,6 +297,7 @@ def build_lab(
     _write_localagent(lab)
     _write_node_folders(lab)
     _issue_service_certs(lab)
+    _write_node_facts(lab, cng_roles)
     _write_config(lab, port)
     return lab
 
@@ -483,7 +505,42 @@ def _write_node_folders(lab: Lab) -> None:
                 (folder / f"{cert.file_stem}.pfx").write_bytes(data)
 
 
-def _write_config(lab: Lab, port: int) -> None:
+def _write_node_facts(lab: Lab, cng_roles: tuple[str, ...]) -> None:
+    """The WinRM account, and node.json: SQL Server's TLS thumbprint on SQL nodes, CNG keys where asked."""
+    from simulator.winrm.nodefile import CNG_DEFAULT, set_key_provider, set_sql_certificate
+
+    lab.winrm_password_file.write_text(lab.winrm_password + "\n", encoding="utf-8")
+    lab.ntlm_user_file.write_text(f"{WINRM_DOMAIN}:{WINRM_USER}:{lab.winrm_password}\n", encoding="utf-8")
+    for node in lab.nodes:
+        if node.purpose == "SQL":
+            set_sql_certificate(lab.certs_dir / node.name, "MSSQLSERVER", lab.current("SQLCluster").thumbprint)
+    for role in cng_roles:
+        for generation in ("old", "new"):
+            cert = lab.certs[(role, generation)]
+            for name in cert.nodes:
+                set_key_provider(lab.certs_dir / name, cert.thumbprint, CNG_DEFAULT)
+
+
+def winrm_section(lab: Lab, addresses: dict[str, str]) -> dict[str, object]:
+    """The certmon.yaml `sources.winrm` section for simulated nodes at these addresses (NTLM, encrypted)."""
+    return {
+        "config_template": "Infrastructure",
+        "addresses": dict(addresses),
+        "transport": "ntlm",
+        "stores": ["LocalMachine\\My", "LocalMachine\\Root"],
+        "username": lab.winrm_username,
+        "password_file": "secrets/winrm-password.txt",
+        "interval_seconds": 60,
+        "timeout_seconds": 20,
+    }
+
+
+def write_config(lab: Lab, port: int, winrm_addresses: dict[str, str] | None = None) -> None:
+    """(Re)write certmon.yaml; with WinRM addresses the nodes are read over WinRM, not from folders."""
+    _write_config(lab, port, winrm_addresses)
+
+
+def _write_config(lab: Lab, port: int, winrm_addresses: dict[str, str] | None = None) -> None:
     config = {
         "environment": lab.environment,
         "data_dir": "data",
@@ -496,6 +553,11 @@ def _write_config(lab: Lab, port: int) -> None:
             "certfolder": {"path": "certs", "password_file": "secrets/pfx-password.txt", "interval_seconds": 60},
         },
     }
+    if winrm_addresses is not None:
+        sources = config["sources"]
+        assert isinstance(sources, dict)
+        sources["certfolder"]["enabled"] = False
+        sources["winrm"] = winrm_section(lab, winrm_addresses)
     lab.config_file.write_text(
         "# certmon configuration for the generated lab environment\n" + yaml.safe_dump(config, sort_keys=False),
         encoding="utf-8",

@@ -1,0 +1,210 @@
+"""What the inventory script printed: its JSON on stdout, PowerShell's CLIXML on stderr, its exit code."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from defusedxml import DefusedXmlException
+from defusedxml import ElementTree as SafeET
+
+from collectors.errors import CollectorError, Reason
+
+SCRIPT_VERSION = 1
+KEY_KINDS = frozenset({"", "capi", "cng", "unknown"})
+CLIXML_HEADER = "#< CLIXML"
+_OBJS = re.compile(r"<Objs\b.*?</Objs>", re.S)
+_CLIXML_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+_SNIPPET_LIMIT = 240
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCertificate:
+    """One certificate as the script found it: raw DER and how its private key is held."""
+
+    der: bytes
+    has_private_key: bool
+    key_kind: str
+    provider: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoreListing:
+    """The certificates of one store, or why the store could not be read."""
+
+    store: str
+    certificates: tuple[StoreCertificate, ...]
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SqlInstance:
+    """A SQL Server instance and the thumbprint in its SuperSocketNetLib\\Certificate value (may be empty)."""
+
+    instance: str
+    thumbprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    """The parsed output of one run of the inventory script."""
+
+    stores: tuple[StoreListing, ...]
+    sql: tuple[SqlInstance, ...]
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StderrText:
+    """stderr split into error messages and the number of progress records (noise)."""
+
+    errors: tuple[str, ...]
+    progress_records: int
+
+
+def snippet(data: bytes | str, limit: int = _SNIPPET_LIMIT) -> str:
+    """A short, printable excerpt of remote output for an error message."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    text = "".join(c if c.isprintable() else " " for c in text).strip()
+    text = re.sub(r"\s+", " ", text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _unescape(text: str) -> str:
+    return _CLIXML_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
+
+
+def read_stderr(stderr: bytes) -> StderrText:
+    """Split stderr into error text and progress records; CLIXML from powershell.exe is decoded."""
+    text = stderr.decode("utf-8", "replace")
+    if CLIXML_HEADER not in text:
+        plain = snippet(text)
+        return StderrText((plain,) if plain else (), 0)
+    errors: list[str] = []
+    progress = 0
+    outside = _OBJS.sub("", text.replace(CLIXML_HEADER, ""))
+    for document in _OBJS.findall(text):
+        try:
+            root = SafeET.fromstring(document, forbid_dtd=True)
+        except (SafeET.ParseError, DefusedXmlException):
+            errors.append(snippet(document))
+            continue
+        for element in root:
+            kind = element.get("S", "")
+            if kind.lower() == "progress":
+                progress += 1
+            elif kind.lower() in ("error", "warning"):
+                message = snippet(_unescape("".join(element.itertext())))
+                if message:
+                    errors.append(message)
+    leftover = snippet(outside)
+    if leftover:
+        errors.append(leftover)
+    return StderrText(tuple(errors), progress)
+
+
+def _fail(node: str, message: str) -> CollectorError:
+    return CollectorError(node, Reason.BAD_OUTPUT, message)
+
+
+def _field(node: str, item: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if not isinstance(item, dict) or key not in item:
+        raise _fail(node, f"inventory output has no field {where}.{key}")
+    value = item[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise _fail(node, f"inventory output field {where}.{key} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def _json_line(node: str, stdout: bytes) -> Any:
+    try:
+        text = stdout.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise _fail(node, f"output is not text (byte {err.start}): {snippet(stdout)}") from err
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise _fail(node, "the inventory script printed nothing")
+    # The script prints one JSON line; anything a logon banner adds comes before it.
+    candidates = [line for line in lines if line.startswith("{")]
+    line = candidates[-1] if candidates else lines[-1]
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as err:
+        # The script's line always ends with the closing brace of its one object.
+        truncated = not line.endswith("}") or err.pos >= len(line) - 1
+        what = "truncated" if truncated else f"invalid JSON ({err.msg} at character {err.pos})"
+        raise _fail(node, f"inventory output is {what}: {snippet(line, 120)}") from err
+    except RecursionError as err:
+        raise _fail(node, "inventory output is nested too deeply") from err
+
+
+def _certificate(node: str, item: Any, where: str) -> StoreCertificate:
+    # The common case in one step: this runs for every certificate of every node on every cycle.
+    if type(item) is dict and len(item) == 4:
+        encoded, has_key, kind, provider = item.get("d"), item.get("h"), item.get("k"), item.get("p")
+        if type(encoded) is str and type(has_key) is bool and kind in KEY_KINDS and type(provider) is str:
+            try:
+                return StoreCertificate(binascii.a2b_base64(encoded, strict_mode=True), has_key, kind, provider)
+            except binascii.Error:
+                pass  # the slow path below names the problem
+    encoded = _field(node, item, "d", str, where)
+    try:
+        der = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError) as err:
+        raise _fail(node, f"inventory output field {where}.d is not base64") from err
+    kind = _field(node, item, "k", str, where)
+    if kind not in KEY_KINDS:
+        raise _fail(node, f"inventory output field {where}.k has an unknown key kind {kind!r}")
+    return StoreCertificate(
+        der=der,
+        has_private_key=_field(node, item, "h", bool, where),
+        key_kind=kind,
+        provider=_field(node, item, "p", str, where),
+    )
+
+
+def parse_inventory(node: str, stdout: bytes) -> Inventory:
+    """Parse and check the script's JSON; CollectorError(bad_output) when it is not what the script prints."""
+    document = _json_line(node, stdout)
+    if not isinstance(document, dict):
+        raise _fail(node, f"inventory output is a JSON {type(document).__name__}, expected an object")
+    version = _field(node, document, "v", int, "$")
+    if version != SCRIPT_VERSION:
+        raise _fail(node, f"inventory output has version {version}, expected {SCRIPT_VERSION}")
+    stores = []
+    for index, entry in enumerate(_field(node, document, "stores", list, "$")):
+        where = f"stores[{index}]"
+        error = entry.get("e", "") if isinstance(entry, dict) else ""
+        certificates = tuple(
+            _certificate(node, item, f"{where}.c[{position}]")
+            for position, item in enumerate(_field(node, entry, "c", list, where))
+        )
+        stores.append(
+            StoreListing(_field(node, entry, "s", str, where), certificates, error if isinstance(error, str) else "")
+        )
+    sql = tuple(
+        SqlInstance(_field(node, item, "i", str, f"sql[{i}]"), _field(node, item, "t", str, f"sql[{i}]"))
+        for i, item in enumerate(_field(node, document, "sql", list, "$"))
+    )
+    count = _field(node, document, "n", int, "$")
+    found = sum(len(s.certificates) for s in stores)
+    if count != found:
+        raise _fail(node, f"inventory output announces {count} certificates but holds {found}")
+    return Inventory(tuple(stores), sql)
+
+
+def interpret(node: str, stdout: bytes, stderr: bytes, exit_code: int) -> Inventory:
+    """The inventory from a finished run: script_error on a failed run, bad_output on garbage."""
+    messages = read_stderr(stderr)
+    if exit_code != 0:
+        detail = "; ".join(messages.errors) or snippet(stdout) or "no error text"
+        message = f"the inventory script failed (exit code {exit_code}): {detail}"
+        raise CollectorError(node, Reason.SCRIPT_ERROR, message)
+    inventory = parse_inventory(node, stdout)
+    if messages.errors:
+        return Inventory(inventory.stores, inventory.sql, messages.errors)
+    return inventory

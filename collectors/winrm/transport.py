@@ -1,0 +1,206 @@
+"""How certmon reaches a node: endpoint, pywinrm transport (auth, encryption, TLS trust), error reasons."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import requests
+from requests.adapters import HTTPAdapter
+from winrm import transport as winrm_transport
+from winrm.exceptions import (
+    InvalidCredentialsError,
+    WinRMError,
+    WinRMOperationTimeoutError,
+    WinRMTransportError,
+    WSManFaultError,
+)
+from winrm.protocol import Protocol
+
+from collectors.errors import Reason
+from collectors.winrm import soap
+
+Transport = Literal["ntlm", "https-basic", "kerberos"]
+TRANSPORTS: tuple[Transport, ...] = ("ntlm", "https-basic", "kerberos")
+DEFAULT_PORTS = {"ntlm": 5985, "https-basic": 5986, "kerberos": 5985}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and how to reach one node."""
+
+    node: str
+    host: str
+    port: int
+    transport: Transport = "ntlm"
+    username: str = ""
+    password: str = field(default="", repr=False)
+    ca_bundle: str | None = None
+    server_thumbprint: str | None = None
+    operation_timeout: float = 20.0
+    max_envelope_size: int = 512000
+    shell_idle_timeout: float = 7200.0
+    codepage: int = 65001
+
+    @property
+    def url(self) -> str:
+        """The WS-Management URL."""
+        scheme = "https" if self.transport == "https-basic" else "http"
+        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
+        return f"{scheme}://{host}:{self.port}/wsman"
+
+
+class PinnedAdapter(HTTPAdapter):
+    """Checks the server certificate's SHA-1 thumbprint on every new TLS connection."""
+
+    def __init__(self, thumbprint: str) -> None:
+        self._thumbprint = thumbprint
+        super().__init__(pool_connections=1, pool_maxsize=2)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        """Pools that assert the pinned fingerprint (urllib3 then skips the host-name check)."""
+        kwargs["assert_fingerprint"] = self._thumbprint
+        super().init_poolmanager(*args, **kwargs)
+
+
+def open_protocol(endpoint: Endpoint, timeout: float) -> Protocol:
+    """A pywinrm Protocol with its HTTP session in place: for NTLM and Kerberos this logs on.
+
+    ValueError when the endpoint cannot work at all (a missing package, a missing user name).
+    """
+    if endpoint.transport == "kerberos" and not winrm_transport.HAVE_KERBEROS:
+        raise ValueError("transport kerberos needs the pykerberos (Linux) or winkerberos (Windows) package")
+    try:
+        protocol = Protocol(endpoint.url, **_protocol_options(endpoint))
+    except WinRMError as err:
+        raise ValueError(str(err)) from err
+    transport = protocol.transport
+    # pywinrm passes this to requests as the timeout; floats work although it is typed int.
+    transport.read_timeout_sec = timeout  # type: ignore[assignment]
+    # The session is built here the way pywinrm's build_session builds it, minus the environment:
+    # build_session merges proxy settings through requests' should_bypass_proxies, which sets and
+    # deletes os.environ["no_proxy"] without a lock (psf/requests#4997) and raised KeyError with many
+    # nodes logging on at once. Nor should a daemon pick up HTTP(S)_PROXY or REQUESTS_CA_BUNDLE.
+    session = requests.Session()
+    session.trust_env = False
+    session.headers.update(transport.default_headers)
+    session.auth = _authentication(endpoint)
+    if endpoint.transport == "https-basic":
+        # With only a pin, the pin is the trust: chain and host name are not checked.
+        session.verify = endpoint.ca_bundle or not endpoint.server_thumbprint
+        if endpoint.server_thumbprint:
+            session.mount("https://", PinnedAdapter(endpoint.server_thumbprint))
+    transport.session = session
+    try:
+        if endpoint.transport in ("ntlm", "kerberos"):
+            transport.setup_encryption(session)  # the logon: NTLM or Kerberos handshake
+    except BaseException:
+        transport.close_session()
+        raise
+    return protocol
+
+
+def _authentication(endpoint: Endpoint) -> requests.auth.AuthBase:
+    if endpoint.transport == "ntlm":
+        from requests_ntlm import HttpNtlmAuth
+
+        return HttpNtlmAuth(endpoint.username, endpoint.password, send_cbt=True)
+    if endpoint.transport == "kerberos":
+        from winrm.vendor.requests_kerberos import REQUIRED, HTTPKerberosAuth
+
+        return HTTPKerberosAuth(
+            mutual_authentication=REQUIRED,
+            force_preemptive=True,
+            principal=endpoint.username or None,
+            sanitize_mutual_error_response=False,
+            service="HTTP",
+            send_cbt=True,
+        )
+    return requests.auth.HTTPBasicAuth(endpoint.username, endpoint.password)
+
+
+def connection_alive(protocol: Protocol, endpoint: Endpoint) -> bool:
+    """True when the authenticated keep-alive connection is still open (Basic needs no such thing)."""
+    if endpoint.transport == "https-basic":
+        return True
+    session = protocol.transport.session
+    if session is None:
+        return False
+    adapter = session.get_adapter(endpoint.url)
+    if not isinstance(adapter, HTTPAdapter):
+        return False
+    for key in list(adapter.poolmanager.pools.keys()):
+        pool = adapter.poolmanager.pools.get(key)
+        queue = getattr(getattr(pool, "pool", None), "queue", ())
+        for connection in list(queue):
+            if connection is not None and getattr(connection, "is_connected", False):
+                return True
+    return False
+
+
+def refused(err: BaseException) -> bool:
+    """True when the failure is a refused TCP connection, however deep requests wrapped it."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError) or "Connection refused" in str(current):
+            return True
+        current = current.__cause__ or current.__context__ or _inner(current)
+    return False
+
+
+def _inner(err: BaseException) -> BaseException | None:
+    for arg in getattr(err, "args", ()):
+        if isinstance(arg, BaseException):
+            return arg
+    reason = getattr(err, "reason", None)
+    return reason if isinstance(reason, BaseException) else None
+
+
+def classify(err: BaseException) -> tuple[Reason, str]:
+    """The reason and an operator-readable message for a failure talking to a node."""
+    import spnego.exceptions
+
+    if isinstance(err, requests.exceptions.SSLError):
+        return Reason.TLS_ERROR, f"TLS handshake failed: {_short(err)}"
+    if isinstance(err, requests.Timeout):
+        return Reason.TIMEOUT, "no answer before the deadline"
+    if isinstance(err, requests.ConnectionError):
+        if refused(err):
+            return Reason.CONNECTION_REFUSED, "connection refused (is WinRM listening on this port?)"
+        return Reason.UNREACHABLE, f"connection failed: {_short(err)}"
+    if isinstance(err, InvalidCredentialsError):
+        return Reason.AUTH_FAILED, "the server rejected the credentials"
+    if isinstance(err, PermissionError | spnego.exceptions.SpnegoError):
+        return Reason.AUTH_FAILED, f"authentication failed: {_short(err)}"
+    if isinstance(err, WSManFaultError):
+        code = f" (WSManFault {err.wsman_fault_code})" if err.wsman_fault_code is not None else ""
+        return Reason.PROTOCOL_ERROR, f"SOAP fault{code}: {_short(err.reason)}"
+    if isinstance(err, WinRMOperationTimeoutError):
+        return Reason.TIMEOUT, "the operation timed out on the server"
+    if isinstance(err, WinRMTransportError):
+        return Reason.PROTOCOL_ERROR, f"unexpected HTTP {err.code} from the WinRM service"
+    if isinstance(err, soap.SoapError):
+        return Reason.PROTOCOL_ERROR, f"malformed WS-Management reply: {err}"
+    if isinstance(err, WinRMError):
+        return Reason.PROTOCOL_ERROR, f"WinRM error: {_short(err)}"
+    return Reason.PROTOCOL_ERROR, f"{type(err).__name__}: {_short(err)}"
+
+
+def _short(err: BaseException | str, limit: int = 200) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _protocol_options(endpoint: Endpoint) -> dict[str, Any]:
+    """pywinrm Protocol arguments; timeouts are re-armed per request from the deadline."""
+    auth = {"ntlm": "ntlm", "kerberos": "kerberos", "https-basic": "basic"}[endpoint.transport]
+    return {
+        "transport": auth,
+        "username": endpoint.username or None,
+        "password": endpoint.password,
+        "message_encryption": "never" if endpoint.transport == "https-basic" else "always",
+        "read_timeout_sec": 30,
+        "operation_timeout_sec": 20,
+    }

@@ -1,0 +1,161 @@
+"""Authentication and message encryption as a Windows WinRM listener does them.
+
+NTLM goes through pyspnego's acceptor, which validates against an NTLM user file (lines of
+`DOMAIN:user:password`) named by the NTLM_USER_FILE environment variable. Each simulated node has
+its own user file, like each Windows server has its own accounts, so the variable is set under a
+lock around every acceptor step.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import os
+import re
+import struct
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import spnego
+import spnego.exceptions
+
+_USER_FILE_LOCK = threading.Lock()
+ENCRYPTED_PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"
+BOUNDARY = b"--Encrypted Boundary"
+_LENGTH = re.compile(rb"Length=(\d+)")
+
+
+class AuthError(Exception):
+    """The client's credentials or token were rejected."""
+
+
+class DecryptError(Exception):
+    """An encrypted body could not be opened with the connection's security context."""
+
+
+@dataclass(frozen=True)
+class Account:
+    """A local account of the simulated node."""
+
+    domain: str
+    user: str
+    password: str
+
+
+def read_user_file(path: Path) -> list[Account]:
+    """Accounts from an NTLM user file (`DOMAIN:user:password` per line)."""
+    accounts = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        parts = line.split(":", 2)
+        if len(parts) == 3 and parts[1]:
+            accounts.append(Account(parts[0], parts[1], parts[2]))
+    return accounts
+
+
+def write_user_file(path: Path, accounts: list[Account]) -> None:
+    """Write an NTLM user file."""
+    path.write_text("".join(f"{a.domain}:{a.user}:{a.password}\n" for a in accounts), encoding="utf-8")
+
+
+@contextlib.contextmanager
+def _user_file(path: Path) -> Iterator[None]:
+    # The variable is only ever overwritten, never removed: other threads of the process may be
+    # iterating os.environ, and a change of its size would break them.
+    with _USER_FILE_LOCK:
+        os.environ["NTLM_USER_FILE"] = str(path)
+        yield
+
+
+class NtlmLogon:
+    """One NTLM (raw or SPNEGO-wrapped) logon on one connection, then its sealing context."""
+
+    def __init__(self, user_file: Path) -> None:
+        self._user_file = user_file
+        with _user_file(user_file):
+            self._context = spnego.server(service="http", protocol="negotiate")
+
+    @property
+    def complete(self) -> bool:
+        """True once the client proved its password."""
+        return bool(self._context.complete)
+
+    @property
+    def user(self) -> str:
+        """DOMAIN\\user of the logged-on client."""
+        return str(self._context.client_principal or "")
+
+    def step(self, token: bytes) -> bytes | None:
+        """Feed a client token; returns the reply token (the challenge) or None when done."""
+        try:
+            with _user_file(self._user_file):
+                return self._context.step(token)
+        except spnego.exceptions.SpnegoError as err:
+            raise AuthError(str(err)) from err
+
+    def seal(self, message: bytes) -> bytes:
+        """A multipart/encrypted body carrying `message`, as MS-WSMV 2.2.9.1.1 lays it out."""
+        wrapped = self._context.wrap(message, encrypt=True).data
+        signature, sealed = wrapped[:16], wrapped[16:]
+        return (
+            BOUNDARY + b"\r\n"
+            b"\tContent-Type: " + ENCRYPTED_PROTOCOL.encode() + b"\r\n"
+            b"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length=" + str(len(message)).encode() + b"\r\n"
+            + BOUNDARY + b"\r\n"
+            b"\tContent-Type: application/octet-stream\r\n"
+            + struct.pack("<I", len(signature)) + signature + sealed
+            + BOUNDARY + b"--\r\n"
+        )  # fmt: skip
+
+    def open(self, body: bytes) -> bytes:
+        """The SOAP message inside a multipart/encrypted body; DecryptError when it does not open."""
+        parts = [p for p in body.split(BOUNDARY + b"\r\n") if p]
+        if len(parts) != 2:
+            raise DecryptError("expected a metadata part and a payload part")
+        match = _LENGTH.search(parts[0])
+        if match is None or ENCRYPTED_PROTOCOL.encode() not in parts[0]:
+            raise DecryptError("metadata part lacks the protocol or the original length")
+        payload = parts[1]
+        if payload.endswith(BOUNDARY + b"--\r\n"):
+            payload = payload[: -len(BOUNDARY + b"--\r\n")]
+        prefix = b"\tContent-Type: application/octet-stream\r\n"
+        if not payload.startswith(prefix) or len(payload) < len(prefix) + 4:
+            raise DecryptError("payload part lacks its content type")
+        payload = payload[len(prefix) :]
+        (signature_length,) = struct.unpack("<I", payload[:4])
+        signature = payload[4 : 4 + signature_length]
+        sealed = payload[4 + signature_length :]
+        try:
+            message = self._context.unwrap(signature + sealed).data
+        except spnego.exceptions.SpnegoError as err:
+            raise DecryptError(f"cannot unseal: {err}") from err
+        if len(message) != int(match.group(1)):
+            raise DecryptError("decrypted length differs from OriginalContent")
+        return bytes(message)
+
+
+def parse_authorization(value: str) -> tuple[str, bytes] | None:
+    """(scheme, token) of an Authorization header; None when absent or not base64."""
+    scheme, _, data = value.strip().partition(" ")
+    if not scheme:
+        return None
+    try:
+        return scheme.lower(), base64.b64decode(data.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def basic_account(token: bytes, accounts: list[Account]) -> Account:
+    """The account whose user name and password a Basic token carries; AuthError otherwise."""
+    user, sep, password = token.decode("utf-8", "replace").partition(":")
+    if not sep:
+        raise AuthError("malformed Basic credentials")
+    domain, _, name = user.rpartition("\\")
+    for account in accounts:
+        same_user = account.user.lower() == name.lower()
+        same_domain = not domain or domain.lower() in (account.domain.lower(), ".")
+        if same_user and same_domain and account.password == password:
+            return account
+    raise AuthError("unknown user name or bad password")

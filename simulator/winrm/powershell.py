@@ -1,0 +1,284 @@
+"""The only program the simulated node can run: certmon's inventory script, answered from the node folder.
+
+The node folder is the lab's `certs/<NODE>/`: certificate files at the top are `LocalMachine\\My`,
+a sub-folder `Root/` is `LocalMachine\\Root`, and so on; `node.json` stands for the registry and the
+key storage (see nodefile.py). Anything else sent to the node fails the way cmd.exe or PowerShell
+would fail; the simulator never guesses.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from collectors.winrm.script import script_body
+from simulator.winrm.nodefile import CAPI_DEFAULT, CNG_DEFAULT, read_node_facts
+from simulator.winrm.pfx import PfxError, read_pfx
+
+# The script this emulation was written against. A changed inventory.ps1 is an unknown script
+# to the simulator until this emulation (and this hash) are updated with it.
+INVENTORY_SCRIPT_SHA256 = "438957a6d33cc0c8b59bf60ae735280e6e322e2425f1ad43a9b277174216285f"
+CNG_PROVIDERS = frozenset(
+    {
+        CNG_DEFAULT.lower(),
+        "microsoft platform crypto provider",
+        "microsoft smart card key storage provider",
+        "microsoft passport key storage provider",
+    }
+)
+CERT_SUFFIXES = frozenset({".pfx", ".p12", ".cer", ".crt", ".der", ".pem"})
+_PROLOGUE = re.compile(r"\$Stores=@\(('(?:[^']|'')*'(?:,'(?:[^']|'')*')*)\)")
+_QUOTED = re.compile(r"'((?:[^']|'')*)'")
+# A command-line word as cmd.exe splits it: quoted, or up to the next blank.
+_WORD = re.compile(r'"[^"]*"|\S+')
+STORE_MISSING = "The system cannot find the file specified.\r\n"
+# Certificate files by (path, mtime, size, password), shared by every simulated node of the process:
+# decrypting PFX files is the slow part of answering, and tests start many fleets on one lab.
+_CACHE: dict[tuple[str, int, int, bytes | None], list[StoredCertificate]] = {}
+_CACHE_LIMIT = 200_000
+_CACHE_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Process:
+    """How a command ended on the node."""
+
+    stdout: bytes
+    stderr: bytes
+    exit_code: int
+
+
+@dataclass(frozen=True)
+class StoredCertificate:
+    """A certificate file of the node folder, read once per (mtime, size)."""
+
+    der: bytes
+    has_key: bool
+    ec_key: bool
+
+
+def clixml(kind: str, text: str) -> str:
+    """A stderr CLIXML document with one record, as powershell.exe writes to a redirected stderr."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r\n", "_x000D__x000A_")
+    if kind == "progress":
+        record = (
+            '<Obj S="progress" RefId="0"><TN RefId="0"><T>System.Management.Automation.PSCustomObject</T>'
+            '<T>System.Object</T></TN><MS><I64 N="SourceId">1</I64><PR N="Record"><AV>Preparing modules for '
+            "first use.</AV><AI>0</AI><Nil /><PI>-1</PI><PC>-1</PC><T>Completed</T><SR>-1</SR><SD> </SD></PR>"
+            "</MS></Obj>"
+        )
+    else:
+        record = f'<S S="Error">{escaped}_x000D__x000A_</S>'
+    return (
+        f'#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">{record}</Objs>'
+    )
+
+
+def not_recognized(name: str) -> Process:
+    """cmd.exe's answer to a program it cannot find."""
+    text = f"'{name}' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n"
+    return Process(b"", text.encode(), 1)
+
+
+class NodeFolder:
+    """A node's certificate stores and registry facts, read from its lab folder on every run."""
+
+    def __init__(self, root: Path, pfx_password: bytes | None) -> None:
+        self.root = root
+        self._password = pfx_password
+
+    def facts(self) -> dict[str, Any]:
+        """node.json, or nothing."""
+        return read_node_facts(self.root)
+
+    def signature(self) -> tuple[tuple[str, int, int], ...]:
+        """Names, sizes and times of every file of the node folder and its store sub-folders."""
+        found: list[tuple[str, int, int]] = []
+        pending = [self.root]
+        while pending:
+            folder = pending.pop()
+            try:
+                with os.scandir(folder) as entries:
+                    for entry in entries:
+                        if entry.is_dir():
+                            pending.append(Path(entry.path))
+                        else:
+                            stat = entry.stat()
+                            found.append((entry.path, stat.st_size, stat.st_mtime_ns))
+            except FileNotFoundError:
+                continue
+        return tuple(sorted(found))
+
+    def store_folder(self, store: str) -> Path | None:
+        """The folder holding a store, or None when the node has no such store."""
+        location, _, name = store.partition("\\")
+        if location.lower() != "localmachine" or not self.root.is_dir():
+            return None
+        if name.lower() == "my":
+            return self.root
+        for child in self.root.iterdir():
+            if child.is_dir() and child.name.lower() == name.lower():
+                return child
+        return None
+
+    def certificates(self, folder: Path) -> list[StoredCertificate]:
+        """Every certificate of one store, one entry per thumbprint, key present if any copy has it."""
+        merged: dict[bytes, StoredCertificate] = {}
+        with os.scandir(folder) as entries:
+            files = sorted((e.name, e) for e in entries if e.is_file())
+        for name, entry in files:
+            if os.path.splitext(name)[1].lower() not in CERT_SUFFIXES:
+                continue
+            for item in self._read(entry):
+                digest = hashlib.sha1(item.der, usedforsecurity=False).digest()
+                seen = merged.get(digest)
+                if seen is None or (item.has_key and not seen.has_key):
+                    merged[digest] = item
+        return list(merged.values())
+
+    def _read(self, entry: os.DirEntry[str]) -> list[StoredCertificate]:
+        stat = entry.stat()
+        key = (entry.path, stat.st_mtime_ns, stat.st_size, self._password)
+        with _CACHE_LOCK:
+            cached = _CACHE.get(key)
+        if cached is not None:
+            return cached
+        path = Path(entry.path)
+        data = path.read_bytes()
+        if path.suffix.lower() in (".pfx", ".p12"):
+            items = self._pfx(data)
+        else:
+            certs = (
+                x509.load_pem_x509_certificates(data)
+                if b"-----BEGIN" in data
+                else [x509.load_der_x509_certificate(data)]
+            )
+            items = [StoredCertificate(c.public_bytes(Encoding.DER), False, False) for c in certs]
+        with _CACHE_LOCK:
+            if len(_CACHE) >= _CACHE_LIMIT:
+                _CACHE.clear()
+            _CACHE[key] = items
+        return items
+
+    def _pfx(self, data: bytes) -> list[StoredCertificate]:
+        # Import-PfxCertificate puts the leaf (with its key) in the target store; the chain goes elsewhere.
+        try:
+            entries = read_pfx(data, self._password)
+        except PfxError:
+            return []  # a PFX the node could not have imported with this password is not in its store
+        return [StoredCertificate(e.der, e.has_key, e.ec_key) for e in entries]
+
+
+def parse_stores(prologue: str) -> list[str] | None:
+    """The store list of the script's first line, or None when it is not that line."""
+    match = _PROLOGUE.fullmatch(prologue)
+    if match is None:
+        return None
+    return [m.group(1).replace("''", "'") for m in _QUOTED.finditer(match.group(1))]
+
+
+def decode_encoded_command(value: str) -> str | None:
+    """The script of a -EncodedCommand argument, or None when it is not base64 UTF-16LE."""
+    try:
+        return base64.b64decode(value, validate=True).decode("utf-16-le")
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return None
+
+
+def _encoded_argument(arguments: list[str]) -> str | None:
+    for index, argument in enumerate(arguments):
+        flag = argument.lower()
+        # PowerShell accepts any unambiguous prefix of -EncodedCommand (-e, -ec, -enc, ...).
+        if flag in ("-e", "-ec") or (len(flag) >= 3 and "-encodedcommand".startswith(flag)):
+            return arguments[index + 1] if index + 1 < len(arguments) else None
+    return None
+
+
+class PowerShellHost:
+    """Runs a command line the way the node would: the inventory script, or a faithful error."""
+
+    def __init__(self, folder: NodeFolder) -> None:
+        self.folder = folder
+        self._expected_body = script_body()
+        self._last: tuple[Any, str] | None = None
+        self.script_supported = hashlib.sha256(self._expected_body.encode()).hexdigest() == INVENTORY_SCRIPT_SHA256
+
+    def run(self, executable: str, arguments: list[str]) -> Process:
+        """Run one command line (WinRM joins Command and Arguments into one line for cmd.exe)."""
+        words = [w.strip('"') for w in _WORD.findall(" ".join([executable, *arguments]))]
+        if not words:
+            return not_recognized("(empty)")
+        program = words[0].replace("/", "\\").rsplit("\\", 1)[-1].lower()
+        if program not in ("powershell", "powershell.exe"):
+            return not_recognized(words[0])
+        arguments = words[1:]
+        encoded = _encoded_argument(arguments)
+        if encoded is None:
+            return self._powershell_error("This simulated node only runs certmon's inventory script (-EncodedCommand).")
+        script = decode_encoded_command(encoded)
+        if script is None:
+            return self._powershell_error(
+                "Cannot process the command because the value specified with -EncodedCommand is not properly "
+                "encoded. The value must be Base64 encoded."
+            )
+        prologue, _, body = script.partition("\n")
+        stores = parse_stores(prologue)
+        if stores is None or body != self._expected_body or not self.script_supported:
+            return self._powershell_error(
+                "The term is not recognized as the name of a cmdlet, function, script file, or operable program: "
+                "this simulated node runs only the inventory script it was built for."
+            )
+        return Process(self.inventory(stores).encode("ascii"), b"", 0)
+
+    def _powershell_error(self, message: str) -> Process:
+        return Process(b"", clixml("error", message).encode(), 1)
+
+    def inventory(self, stores: list[str]) -> str:
+        """What inventory.ps1 prints for these stores on this node: one JSON line."""
+        # Recomputed only when a file of the node folder changes (name, size or time).
+        signature = (tuple(stores), self.folder.signature())
+        if self._last is not None and self._last[0] == signature:
+            return self._last[1]
+        text = self._inventory(stores)
+        self._last = (signature, text)
+        return text
+
+    def _inventory(self, stores: list[str]) -> str:
+        facts = self.folder.facts()
+        providers = {str(k).upper(): str(v) for k, v in dict(facts.get("key_providers") or {}).items()}
+        entries = []
+        count = 0
+        for store in stores:
+            entry: dict[str, Any] = {"s": store, "c": []}
+            folder = self.folder.store_folder(store)
+            if folder is None:
+                entry["e"] = STORE_MISSING
+            else:
+                for item in self.folder.certificates(folder):
+                    entry["c"].append(_certificate_entry(item, providers))
+            count += len(entry["c"])
+            entries.append(entry)
+        sql = [{"i": str(name), "t": str(value)} for name, value in dict(facts.get("sql_instances") or {}).items()]
+        document = {"v": 1, "stores": entries, "sql": sql, "n": count}
+        return json.dumps(document, separators=(",", ":")) + "\r\n"
+
+
+def _certificate_entry(item: StoredCertificate, providers: dict[str, str]) -> dict[str, Any]:
+    kind, provider = "", ""
+    if item.has_key:
+        thumbprint = hashlib.sha1(item.der, usedforsecurity=False).hexdigest().upper()
+        # CryptoAPI cannot hold an ECDSA key, so such keys are always CNG.
+        provider = providers.get(thumbprint) or (CNG_DEFAULT if item.ec_key else CAPI_DEFAULT)
+        kind = "cng" if provider.lower() in CNG_PROVIDERS else "capi"
+    return {"d": base64.b64encode(item.der).decode("ascii"), "h": item.has_key, "k": kind, "p": provider}
