@@ -112,7 +112,7 @@ def test_demo_serves_metrics_that_promtool_accepts_and_stops_on_sigterm(tmp_path
     port = free_port()
     process = _spawn("demo", "--dir", str(tmp_path / "demo"), "--port", str(port))
     try:
-        body = _wait_for_metrics(f"http://127.0.0.1:{port}/metrics", b'source="certfolder"')
+        body = _wait_for_metrics(f"http://127.0.0.1:{port}/metrics", b'source="winrm"')
         promtool = shutil.which("promtool")
         if promtool:
             done = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, check=False)
