@@ -9,13 +9,15 @@ from typing import Any
 
 from collectors.base import Collector, Deadline
 from collectors.certificate import normalize_thumbprint
-from collectors.clusterconfig import SF_CLIENT_ROLE, SF_ROLE
+from collectors.clusterconfig import SF_CLIENT_ROLE, SF_ROLE, ClusterConfig
+from collectors.configtemplate import ConfigTemplate
 from collectors.errors import CollectorError, Reason, ThumbprintError
 from collectors.files import parse_json, read_bytes
-from collectors.model import CertReference, Generation, MetricSpec, Observation
+from collectors.model import CertReference, Generation, MetricSpec, Observation, Snapshot
 
 SERVER_SETTING = "serviceFabric.certificateSettings.serverCertThumbprint"
 CLIENT_SETTING = "serviceFabric.certificateSettings.clientCertThumbprint"
+SETTING_ROLES = ((SERVER_SETTING, SF_ROLE), (CLIENT_SETTING, SF_CLIENT_ROLE))
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,70 @@ def agent_references(config: AgentConfig, source: str, label: str) -> tuple[Cert
         if value:
             refs.append(CertReference(role, value, Generation.NEW, f"{label}:{setting}", source))
     return tuple(refs)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentTarget:
+    """The thumbprints the agent configurations should carry, where they come from, or why unknown."""
+
+    server: str = ""
+    client: str = ""
+    basis: str = ""
+    problem: str = ""
+
+    @property
+    def known(self) -> bool:
+        """True when both thumbprints are determined."""
+        return not self.problem and bool(self.server and self.client)
+
+    def thumbprint(self, setting: str) -> str:
+        """The wanted value of one of the two thumbprint settings."""
+        return self.server if setting == SERVER_SETTING else self.client
+
+
+def agent_target(snapshot: Snapshot) -> AgentTarget:
+    """The cluster's current thumbprints: from the cluster configuration, else the new ConfigTemplate.
+
+    The evaluator's `agent-config-thumbprint-stale` finding and the agent-config remediations
+    both decide with this function.
+    """
+    templates = [t for _, t in snapshot.facts("configtemplate", ConfigTemplate) if t.generation is Generation.NEW]
+    template_server = next((tp for t in templates for tp in t.thumbprints(SF_ROLE)), "")
+    template_client = next((tp for t in templates for tp in t.thumbprints(SF_CLIENT_ROLE)), "")
+    for target, cluster in snapshot.facts("clusterconfig", ClusterConfig):
+        cert = cluster.certificate("server") or cluster.certificate("cluster")
+        if cert is None or not cert.thumbprint:
+            continue  # declared by common name: the template is the only source of thumbprints
+        basis = f"cluster configuration {target}"
+        admins = [c.thumbprint for c in cluster.clients if c.is_admin and c.thumbprint]
+        if template_client in admins or len(admins) == 1:
+            client = template_client if template_client in admins else admins[0]
+            return AgentTarget(cert.thumbprint, client, basis)
+        if not admins:
+            return AgentTarget(cert.thumbprint, "", basis, f"{basis} lists no admin client certificate")
+        return AgentTarget(
+            cert.thumbprint,
+            "",
+            basis,
+            f"{basis} lists {len(admins)} admin client certificates and the new ConfigTemplate.xml names none of them",
+        )
+    if template_server and template_client:
+        return AgentTarget(template_server, template_client, "ConfigTemplate.xml (Infrastructure)")
+    return AgentTarget(
+        problem="neither a cluster configuration nor the new ConfigTemplate.xml names the Service Fabric "
+        "server and client thumbprints"
+    )
+
+
+def agent_drift(config: AgentConfig, target: AgentTarget) -> list[tuple[str, str, str]]:
+    """(setting, current, wanted) for each thumbprint setting that differs from the target."""
+    if not target.known:
+        return []
+    return [
+        (setting, config.thumbprint(setting), target.thumbprint(setting))
+        for setting, _role in SETTING_ROLES
+        if config.thumbprint(setting) != target.thumbprint(setting)
+    ]
 
 
 def _endpoint_samples(facts: Any, target: str) -> list[tuple[tuple[str, ...], float]]:
