@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -29,6 +31,20 @@ def now() -> datetime:
 def lab(tmp_path: Path) -> Lab:
     """A freshly generated lab environment, mid-rotation (staged)."""
     return build_lab(tmp_path / "lab", now=NOW, port=0)
+
+
+@pytest.fixture(scope="session")
+def lab_template(tmp_path_factory: pytest.TempPathFactory) -> Lab:
+    """One lab per session, never modified: copy it with `lab_copy` (building one takes seconds)."""
+    return build_lab(tmp_path_factory.mktemp("lab-template") / "lab", now=NOW, port=0)
+
+
+@pytest.fixture
+def lab_copy(lab_template: Lab, tmp_path: Path) -> Lab:
+    """A private copy of the session's lab, for tests that change files in it."""
+    root = tmp_path / "lab"
+    shutil.copytree(lab_template.root, root)
+    return dataclasses.replace(lab_template, root=root)
 
 
 @pytest.fixture

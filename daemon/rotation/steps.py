@@ -236,9 +236,13 @@ def deployment_config_updated(ctx: Context, states: States) -> Verdict:
     return _agent_step(ctx, share=True, name="the agent share's config.json")
 
 
-def _cert_windows(ctx: Context, thumbprints: list[tuple[str, str]], what: str) -> tuple[list[str], list[str]]:
-    """(inside the warning window, not observed) for (role, thumbprint) pairs; ok ones are silent."""
-    near, unseen = [], []
+def _cert_windows(
+    ctx: Context, thumbprints: list[tuple[str, str]], what: str
+) -> tuple[list[str], list[str], list[str]]:
+    """(inside the warning window, not observed, fine) lines for (role, thumbprint) pairs."""
+    near: list[str] = []
+    unseen: list[str] = []
+    fine: list[str] = []
     seen = certificates(ctx)
     for role, thumbprint in thumbprints:
         obs = seen.get(thumbprint)
@@ -246,9 +250,13 @@ def _cert_windows(ctx: Context, thumbprints: list[tuple[str, str]], what: str) -
             unseen.append(f"{what} {role} certificate {short(thumbprint)} not observed")
             continue
         days = obs.certificate.days_left(ctx.now)
-        if days <= ctx.settings.expiry_window(role).warning_days:
-            near.append(f"{what} {role} certificate {short(thumbprint)} expires in {days:.0f} days")
-    return near, unseen
+        line = f"{what} {role} certificate {short(thumbprint)} expires in {days:.0f} days"
+        window = ctx.settings.expiry_window(role).warning_days
+        if days <= window:
+            near.append(f"{line}, inside its {window:g}-day warning window")
+        else:
+            fine.append(line)
+    return near, unseen, fine
 
 
 def sql_adfs_checked(ctx: Context, states: States) -> Verdict:
@@ -261,21 +269,20 @@ def sql_adfs_checked(ctx: Context, states: States) -> Verdict:
         for r in ctx.references
         if r.role in ADFS_ROLES and r.generation is Generation.NEW and r.thumbprint
     ]
-    near, gaps = _cert_windows(ctx, sorted(set(sql)), "SQL Server")
+    near, gaps, fine = _cert_windows(ctx, sorted(set(sql)), "SQL Server")
     if not sql:
         gaps.append("no SQL Server certificate is named (ConfigTemplate.xml SQLCluster)")
-    adfs_near, adfs_gaps = _cert_windows(ctx, sorted(set(adfs)), "AD FS")
-    near += adfs_near
-    gaps += adfs_gaps
+    adfs_near, adfs_gaps, adfs_fine = _cert_windows(ctx, sorted(set(adfs)), "AD FS")
+    near, gaps, fine = near + adfs_near, gaps + adfs_gaps, fine + adfs_fine
     if not ctx.snapshot.has_source(ADFS_SOURCE):
         gaps.append("no AD FS source is configured")
     elif not adfs:
         gaps.append("the AD FS source reports no certificate")
     if near:
-        return pending(near[0], *near[1:], *gaps)
+        return pending(near[0], *near[1:], *gaps, *fine)
     if gaps:
-        return unknown(gaps[0], *gaps[1:])
-    return done(f"{len(set(sql)) + len(set(adfs))} SQL Server and AD FS certificates outside their warning windows")
+        return unknown(gaps[0], *gaps[1:], *fine)
+    return done(f"{len(fine)} SQL Server and AD FS certificates outside their warning windows", *fine)
 
 
 def sf_cleaned(ctx: Context, states: States) -> Verdict:
