@@ -8,7 +8,7 @@ from pathlib import Path
 from collectors.agentconfig import AgentConfig
 from collectors.model import Observation, Severity
 from simulator.lab import build_lab
-from tests.daemon.conftest import Scenario, findings, static_source
+from tests.daemon.scenarios import Scenario, findings, static_source
 
 RULE = "agent-config-thumbprint-stale"
 
@@ -17,7 +17,10 @@ def test_staged_cluster_leaves_the_local_agent_behind(scenario: Scenario) -> Non
     stale = findings(scenario.collect(), RULE)
     old_server = scenario.lab.cert("ServiceFabric", "old").thumbprint
     old_client = scenario.lab.cert("ServiceFabricClient", "old").thumbprint
-    assert [(f.role, f.thumbprint) for f in stale] == [("ServiceFabric", old_server), ("ServiceFabricClient", old_client)]
+    assert [(f.role, f.thumbprint) for f in stale] == [
+        ("ServiceFabric", old_server),
+        ("ServiceFabricClient", old_client),
+    ]
     first = stale[0]
     assert (first.severity, first.source, first.target) == (Severity.WARNING, "localagent", "localagent-config.json")
     assert (first.step, first.remediation) == ("localagent-updated", "localagent-config-update")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collectors.model import CertReference, Generation, Observation, Severity
 from simulator.pki import days, make_certificate, pfx_bytes, rsa_key
-from tests.daemon.conftest import Scenario, findings, static_source
+from tests.daemon.scenarios import Scenario, findings, static_source
 
 RULE = "cert-inconsistent-across-nodes"
 SF_NODES = ("ORCH1", "ORCH2", "ORCH3", "AOS1", "AOS2", "AOS3", "BI1", "MR1")

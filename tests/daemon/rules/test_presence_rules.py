@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from collectors.model import Observation, Severity
-from tests.daemon.conftest import Scenario, findings, static_source
+from tests.daemon.scenarios import Scenario, findings, static_source
 
 
 def test_healthy_lab_has_no_presence_findings(scenario: Scenario) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from collectors.model import Severity
-from tests.daemon.conftest import Scenario, findings
+from tests.daemon.scenarios import Scenario, findings
 
 RULE = "data-encryption-old-cert-removed-early"
 

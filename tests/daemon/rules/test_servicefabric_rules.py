@@ -6,7 +6,7 @@ from collectors.agentconfig import AgentConfig
 from collectors.model import Observation, Severity
 from daemon.evaluator import evaluate
 from daemon.rotation import STEPS, Step, StepStatus, Verdict
-from tests.daemon.conftest import Scenario, findings, static_source
+from tests.daemon.scenarios import Scenario, findings, static_source
 
 RULE = "sf-secondary-lingering"
 

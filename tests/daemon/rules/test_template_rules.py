@@ -5,7 +5,7 @@ from __future__ import annotations
 from xml.etree import ElementTree as ET
 
 from collectors.model import Severity
-from tests.daemon.conftest import Scenario, findings
+from tests.daemon.scenarios import Scenario, findings
 
 RULE = "config-template-schema-changed"
 
