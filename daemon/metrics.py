@@ -18,7 +18,18 @@ from daemon.rotation import StepStatus
 log = logging.getLogger("certmon.metrics")
 
 CERT_LABELS = ("environment", "source", "node", "store", "thumbprint", "subject_cn", "issuer_cn", "role")
-FINDING_LABELS = ("environment", "rule", "severity", "role", "thumbprint", "node", "source", "target")
+FINDING_LABELS = (
+    "environment",
+    "rule",
+    "severity",
+    "role",
+    "thumbprint",
+    "node",
+    "source",
+    "target",
+    "step",
+    "remediation",
+)
 SOURCE_LABELS = ("environment", "source", "target")
 
 
@@ -98,7 +109,18 @@ def build_families(evaluation: Evaluation, collectors: Mapping[str, Collector]) 
     _source_families(evaluation, out)
     finding = out.gauge("certmon_finding", "1 for each active finding.", FINDING_LABELS)
     for item in evaluation.findings:
-        labels = (env, item.rule, str(item.severity), item.role, item.thumbprint, item.node, item.source, item.target)
+        labels = (
+            env,
+            item.rule,
+            str(item.severity),
+            item.role,
+            item.thumbprint,
+            item.node,
+            item.source,
+            item.target,
+            item.step,
+            item.remediation,
+        )
         out.add(finding, labels, 1.0)
     _rotation_families(evaluation, out)
     for collector in collectors.values():
