@@ -109,7 +109,7 @@ def build_families(evaluation: Evaluation, collectors: Mapping[str, Collector]) 
     _source_families(evaluation, out)
     finding = out.gauge("certmon_finding", "1 for each active finding.", FINDING_LABELS)
     for item in evaluation.findings:
-        labels = (
+        finding_labels = (
             env,
             item.rule,
             str(item.severity),
@@ -121,7 +121,7 @@ def build_families(evaluation: Evaluation, collectors: Mapping[str, Collector]) 
             item.step,
             item.remediation,
         )
-        out.add(finding, labels, 1.0)
+        out.add(finding, finding_labels, 1.0)
     _rotation_families(evaluation, out)
     for collector in collectors.values():
         for spec in collector.metrics:
@@ -147,7 +147,13 @@ def _rotation_families(evaluation: Evaluation, out: Families) -> None:
         "1 for the rotation step's current status (done, pending, not-applicable, unknown), 0 for the others.",
         ("environment", "step", "status"),
     )
-    for state in evaluation.checklist.steps:
+    info = out.gauge(
+        "certmon_rotation_step_info",
+        "1 for each rotation step, with its position in the runbook and its title.",
+        ("environment", "step", "order", "title"),
+    )
+    for order, state in enumerate(evaluation.checklist.steps, 1):
+        out.add(info, (env, state.step, f"{order:02d}", state.title), 1.0)
         out.add(done, (env, state.step), 1.0 if state.status is StepStatus.DONE else 0.0)
         for value in StepStatus:
             out.add(status, (env, state.step, str(value)), 1.0 if state.status is value else 0.0)
