@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from collectors.configtemplate import ConfigTemplate
 from collectors.errors import Reason
@@ -140,6 +140,7 @@ def _pairs(new: ConfigTemplate, old: ConfigTemplate | None) -> dict[str, RolePai
     return pairs
 
 
+@lru_cache(maxsize=65536)
 def node_key(name: str) -> str:
     """Compare node names as Windows does: case-insensitive, the host name without its domain."""
     name = name.strip().lower()
@@ -180,6 +181,19 @@ class NodeInventory:
     configured_sources: tuple[str, ...]
     unread: dict[str, str]
     topology_reason: str = ""
+    # Indexes built once: rules ask "does node N hold T in store S" thousands of times.
+    _by_store: dict[tuple[str, str], list[CertObservation]] = field(default_factory=dict, repr=False)
+    _by_cert: dict[tuple[str, str, str], list[CertObservation]] = field(default_factory=dict, repr=False)
+    _anywhere: set[tuple[str, str]] = field(default_factory=set, repr=False)
+
+    def __post_init__(self) -> None:
+        for key, entries in self.stores.items():
+            for entry in entries:
+                for obs in entry.certificates:
+                    store = obs.store.lower()
+                    self._by_store.setdefault((key, store), []).append(obs)
+                    self._by_cert.setdefault((key, store, obs.thumbprint), []).append(obs)
+                    self._anywhere.add((key, obs.thumbprint))
 
     @property
     def known(self) -> bool:
@@ -190,16 +204,17 @@ class NodeInventory:
         """True when some node-store source has data for the node."""
         return key in self.stores
 
-    def observations(self, key: str, store: str = DEFAULT_STORE) -> Iterator[CertObservation]:
+    def observations(self, key: str, store: str = DEFAULT_STORE) -> list[CertObservation]:
         """Every observation of the node's store across node-store sources."""
-        for entry in self.stores.get(key, ()):
-            for obs in entry.certificates:
-                if obs.store.lower() == store.lower():
-                    yield obs
+        return self._by_store.get((key, store.lower()), [])
 
     def find(self, key: str, thumbprint: str, store: str = DEFAULT_STORE) -> list[CertObservation]:
         """Observations of one certificate on one node."""
-        return [o for o in self.observations(key, store) if o.thumbprint == thumbprint]
+        return self._by_cert.get((key, store.lower(), thumbprint), [])
+
+    def holds(self, key: str, thumbprint: str) -> bool:
+        """True when the node holds the certificate in any store."""
+        return (key, thumbprint) in self._anywhere
 
     def needing(self, role: str) -> list[Node]:
         """Nodes that must hold a role, by name."""

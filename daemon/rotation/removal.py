@@ -47,8 +47,11 @@ def old_certificates(ctx: Context, states: Mapping[str, StepState]) -> list[OldC
     for role in pair.rotated_roles():
         for thumbprint in pair.retired(role):
             old[(role, thumbprint)] = None
+    # Old references of roles the rotation runbook covers; an AD FS or TLS source's previous
+    # certificates follow their own lifecycle.
+    runbook_roles = set(pair.pairs) | set(STEP_NEEDS)
     for ref in live_references(ctx):
-        if ref.generation is Generation.OLD:
+        if ref.generation is Generation.OLD and ref.role in runbook_roles:
             old[(ref.role, ref.thumbprint)] = None
     out = []
     for role, thumbprint in sorted(old):

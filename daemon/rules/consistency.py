@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from collectors.model import Finding, Generation, Severity
+from collectors.model import CertObservation, Finding, Generation, Severity
 from daemon.context import Context, listing, live_references
 from daemon.inventory import certificates, label, node_inventory, node_key
 
@@ -30,17 +30,22 @@ def node_consistency_findings(ctx: Context) -> Iterable[Finding]:
     scripts) then uses different certificates on different nodes.
     """
     inventory = node_inventory(ctx)
+    # Valid certificates no configuration names, per node: the candidates, computed once.
+    strays: dict[str, list[CertObservation]] = {}
+    for key in inventory.stores:
+        strays[key] = [
+            o
+            for o in inventory.observations(key)
+            if o.thumbprint not in ctx.roles and o.certificate.not_before <= ctx.now < o.certificate.not_after
+        ]
     for role, subjects in sorted(_role_names(ctx).items()):
         nodes = [n for n in inventory.needing(role) if inventory.covered(node_key(n.name))]
         if len(nodes) < 2:
             continue
         holders: dict[str, list[str]] = defaultdict(list)
         for node in nodes:
-            for obs in inventory.observations(node_key(node.name)):
-                cert = obs.certificate
-                if obs.thumbprint in ctx.roles or cert.subject_cn.lower() not in subjects:
-                    continue
-                if cert.not_before <= ctx.now < cert.not_after and node.name not in holders[obs.thumbprint]:
+            for obs in strays.get(node_key(node.name), ()):
+                if obs.certificate.subject_cn.lower() in subjects and node.name not in holders[obs.thumbprint]:
                     holders[obs.thumbprint].append(node.name)
         for thumbprint, names in sorted(holders.items()):
             if len(names) == len(nodes):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from collectors.model import CertReference, Finding, Generation, Severity
 from daemon.context import Context, listing, live_references
 from daemon.evidence import reencryption_complete
-from daemon.inventory import NODE_STORE_SOURCES, NodeInventory, label, node_inventory, node_key, template_pair
+from daemon.inventory import NODE_STORE_SOURCES, label, node_inventory, node_key, template_pair
 
 DATA_ENCRYPTION = "DataEncryption"
 
@@ -40,7 +40,7 @@ def absences(ctx: Context, thumbprint: str, roles: Iterable[str]) -> list[Absenc
         if entry.thumbprint != thumbprint or entry.present or entry.source not in NODE_STORE_SOURCES:
             continue
         key = node_key(entry.node)
-        if _holds(inventory, key, thumbprint) or key in found:
+        if inventory.holds(key, thumbprint) or key in found:
             continue
         gone = f", gone since {entry.last_absent:%Y-%m-%d %H:%M}Z" if entry.last_absent else ""
         found[key] = Absence(
@@ -52,15 +52,11 @@ def absences(ctx: Context, thumbprint: str, roles: Iterable[str]) -> list[Absenc
     for role in sorted(set(roles)):
         for node in inventory.needing(role):
             key = node_key(node.name)
-            if key in found or not inventory.covered(key) or _holds(inventory, key, thumbprint):
+            if key in found or not inventory.covered(key) or inventory.holds(key, thumbprint):
                 continue
             store = inventory.stores[key][0]
             found[key] = Absence(node.name, f"missing on {node.name} ({node.purpose} node)", store.source, store.target)
     return [found[key] for key in sorted(found)]
-
-
-def _holds(inventory: NodeInventory, key: str, thumbprint: str) -> bool:
-    return any(o.thumbprint == thumbprint for entry in inventory.stores.get(key, ()) for o in entry.certificates)
 
 
 def previous_data_encryption(ctx: Context) -> list[str]:
