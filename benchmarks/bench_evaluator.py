@@ -24,7 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from collectors.certificate import certificate_from_der, load_certificate_file
+from collectors.base import Deadline
+from collectors.certfolder import CertFolderCollector
+from collectors.certificate import certificate_from_der
 from collectors.configtemplate import ConfigTemplate, TemplateNodeType, TemplateVM
 from collectors.model import CertObservation, Health, Observation, Snapshot, SourceResult
 from daemon.app import Daemon
@@ -76,12 +78,8 @@ def build() -> tuple[Snapshot, list[LocationHistory], object]:
     daemon.collect_once()
     snapshot = daemon.runner.snapshot()
     daemon.stop()
-    password = lab.password.encode()
-    aos = [
-        item.certificate
-        for path in sorted((lab.certs_dir / "AOS1").glob("*.pfx"))
-        for item in load_certificate_file(path, password)
-    ]
+    folder = CertFolderCollector(lab.certs_dir, lab.password.encode())
+    aos = [obs.certificate for obs in folder.collect("AOS1", Deadline.after(60)).certificates]
     extra = _extra_certificates()
     health = Health(True, None, "", 0.01, NOW, NOW)
     results = {k: r for k, r in snapshot.results.items() if r.source != "certfolder"}

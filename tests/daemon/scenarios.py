@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from collections.abc import Callable, Iterable, Sequence
@@ -11,7 +12,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from collectors.base import Collector, Deadline
-from collectors.certificate import load_certificate_file
+from collectors.certfolder import CertFolderCollector
 from collectors.model import CertObservation, Finding, Observation
 from daemon.app import Daemon
 from daemon.evaluator import Evaluation
@@ -93,13 +94,10 @@ class Scenario:
         shutil.copy(source, self.lab.certs_dir / node / source.name)
 
     def observations(self, node: str) -> list[CertObservation]:
-        """What the certfolder source would report for a node, for sources that report more."""
-        password = self.lab.password.encode()
-        found = []
-        for path in sorted((self.lab.certs_dir / node).glob("*.pfx")):
-            for item in load_certificate_file(path, password):
-                found.append(CertObservation(item.certificate, "winrm", node, has_private_key=item.has_private_key))
-        return found
+        """What a node-store source reports for a node: the certfolder collection, relabelled as WinRM's."""
+        folder = CertFolderCollector(self.lab.certs_dir, self.lab.password.encode())
+        found = folder.collect(node, Deadline.after(60)).certificates
+        return [dataclasses.replace(obs, source="winrm") for obs in found]
 
     def edit_json(self, path: Path, change: Callable[[Any], None]) -> None:
         """Load, change and rewrite a JSON configuration."""

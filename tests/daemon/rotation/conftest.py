@@ -1,4 +1,4 @@
-"""Fixtures of the daemon tests: an editable lab scenario."""
+"""Fixtures of the rotation checklist tests: an editable lab scenario."""
 
 from __future__ import annotations
 
