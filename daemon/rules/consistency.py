@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from collectors.model import CertObservation, Finding, Generation, Severity
 from daemon.context import Context, listing, live_references
-from daemon.inventory import certificates, label, node_inventory, node_key
+from daemon.inventory import NODE_STORE_SOURCES, certificates, label, node_inventory, node_key
 
 
 def _role_names(ctx: Context) -> dict[str, set[str]]:
@@ -65,15 +65,24 @@ def node_consistency_findings(ctx: Context) -> Iterable[Finding]:
 
 
 def reference_consistency_findings(ctx: Context) -> Iterable[Finding]:
-    """A per-node configuration setting names different thumbprints on different nodes."""
+    """A per-node configuration setting (read from the nodes) names different thumbprints on different nodes.
+
+    Only node sources count: a setting may legitimately list several certificates on one node
+    (AD FS rollover), and endpoints presenting different certificates have their own rule.
+    """
     values: dict[tuple[str, str, str], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for ref in live_references(ctx):
-        if ref.node:
-            values[(ref.role, ref.source, ref.reference)][ref.thumbprint].add(ref.node)
-    for (role, source, reference), by_thumbprint in sorted(values.items()):
-        if len(by_thumbprint) < 2:
+        if ref.node and ref.source in NODE_STORE_SOURCES:
+            values[(ref.role, ref.source, ref.reference)][ref.node].add(ref.thumbprint)
+    for (role, source, reference), by_node in sorted(values.items()):
+        variants: dict[frozenset[str], list[str]] = defaultdict(list)
+        for node, thumbprints in sorted(by_node.items()):
+            variants[frozenset(thumbprints)].append(node)
+        if len(variants) < 2:
             continue
-        detail = "; ".join(f"{t} on {listing(sorted(nodes))}" for t, nodes in sorted(by_thumbprint.items()))
+        detail = "; ".join(
+            f"{', '.join(sorted(thumbprints))} on {listing(nodes)}" for thumbprints, nodes in variants.items()
+        )
         yield Finding(
             "cert-inconsistent-across-nodes",
             Severity.WARNING,

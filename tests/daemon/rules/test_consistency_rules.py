@@ -64,6 +64,20 @@ def _runtime_config(scenario: Scenario, values: dict[str, str]):  # type: ignore
     return static_source("winrm", observations)
 
 
+def test_several_certificates_in_one_place_are_not_an_inconsistency(scenario: Scenario) -> None:
+    """One node whose setting lists two certificates (a rollover pair) is not a mismatch between nodes."""
+    new = scenario.lab.cert("DataEncryption", "new").thumbprint
+    old = scenario.lab.cert("DataEncryption", "old").thumbprint
+    refs = tuple(
+        CertReference(
+            "DataEncryption", t, Generation.NEW, "AXSF DataAccess.DataEncryptionCertificateThumbprint", "winrm", "AOS1"
+        )
+        for t in (new, old)
+    )
+    source = static_source("winrm", {"AOS1": Observation(references=refs)})
+    assert findings(scenario.collect(extra=[source]), RULE) == []
+
+
 def test_per_node_configuration_that_disagrees(scenario: Scenario) -> None:
     new = scenario.lab.cert("DataEncryption", "new").thumbprint
     old = scenario.lab.cert("DataEncryption", "old").thumbprint
