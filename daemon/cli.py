@@ -49,7 +49,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Collect once and print where things stand: sources and findings."""
+    """Collect once and print where things stand: sources, the rotation checklist, findings."""
     from daemon.report import collect_once, print_status
 
     settings = _settings(args)
@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_format(sub)
     sub.set_defaults(func=cmd_collect)
 
-    sub = commands.add_parser("status", help="sources and findings")
+    sub = commands.add_parser("status", help="sources, the rotation checklist and findings")
     _add_format(sub)
     sub.set_defaults(func=cmd_status)
 

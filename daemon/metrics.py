@@ -13,11 +13,23 @@ from collectors.base import Collector
 from collectors.model import MetricSpec
 from daemon import __version__
 from daemon.evaluator import Evaluation
+from daemon.rotation import StepStatus
 
 log = logging.getLogger("certmon.metrics")
 
 CERT_LABELS = ("environment", "source", "node", "store", "thumbprint", "subject_cn", "issuer_cn", "role")
-FINDING_LABELS = ("environment", "rule", "severity", "role", "thumbprint", "node", "source", "target")
+FINDING_LABELS = (
+    "environment",
+    "rule",
+    "severity",
+    "role",
+    "thumbprint",
+    "node",
+    "source",
+    "target",
+    "step",
+    "remediation",
+)
 SOURCE_LABELS = ("environment", "source", "target")
 
 
@@ -97,8 +109,20 @@ def build_families(evaluation: Evaluation, collectors: Mapping[str, Collector]) 
     _source_families(evaluation, out)
     finding = out.gauge("certmon_finding", "1 for each active finding.", FINDING_LABELS)
     for item in evaluation.findings:
-        labels = (env, item.rule, str(item.severity), item.role, item.thumbprint, item.node, item.source, item.target)
-        out.add(finding, labels, 1.0)
+        finding_labels = (
+            env,
+            item.rule,
+            str(item.severity),
+            item.role,
+            item.thumbprint,
+            item.node,
+            item.source,
+            item.target,
+            item.step,
+            item.remediation,
+        )
+        out.add(finding, finding_labels, 1.0)
+    _rotation_families(evaluation, out)
     for collector in collectors.values():
         for spec in collector.metrics:
             _spec_samples(spec, collector.name, evaluation, out)
@@ -109,6 +133,37 @@ def build_families(evaluation: Evaluation, collectors: Mapping[str, Collector]) 
     )
     out.add(evaluated, (env,), evaluation.evaluated_at.timestamp())
     return out.all()
+
+
+def _rotation_families(evaluation: Evaluation, out: Families) -> None:
+    env = evaluation.snapshot.environment
+    done = out.gauge(
+        "certmon_rotation_step_done",
+        "1 when the evidence shows the rotation step done; 0 when pending, unknown or not applicable.",
+        ("environment", "step"),
+    )
+    status = out.gauge(
+        "certmon_rotation_step_status",
+        "1 for the rotation step's current status (done, pending, not-applicable, unknown), 0 for the others.",
+        ("environment", "step", "status"),
+    )
+    info = out.gauge(
+        "certmon_rotation_step_info",
+        "1 for each rotation step, with its position in the runbook and its title.",
+        ("environment", "step", "order", "title"),
+    )
+    for order, state in enumerate(evaluation.checklist.steps, 1):
+        out.add(info, (env, state.step, f"{order:02d}", state.title), 1.0)
+        out.add(done, (env, state.step), 1.0 if state.status is StepStatus.DONE else 0.0)
+        for value in StepStatus:
+            out.add(status, (env, state.step, str(value)), 1.0 if state.status is value else 0.0)
+    removable = out.gauge(
+        "certmon_cert_safe_to_remove",
+        "1 when every step that still needs the previous-generation certificate is done, else 0.",
+        ("environment", "role", "thumbprint"),
+    )
+    for cert in evaluation.checklist.old_certificates:
+        out.add(removable, (env, cert.role, cert.thumbprint), 1.0 if cert.safe_to_remove else 0.0)
 
 
 def _source_families(evaluation: Evaluation, out: Families) -> None:

@@ -13,6 +13,7 @@ from collectors.model import Finding, Severity, SourceResult
 from collectors.secrets import read_secret_file
 from daemon.app import Daemon, View
 from daemon.output import Progress, dump_json, table
+from daemon.rotation import Checklist, StepStatus
 from daemon.settings import ConfigError, Settings
 from daemon.sources import build_collectors
 
@@ -154,14 +155,69 @@ def print_collection(view: View, fmt: str) -> int:
     return _exit_code(view)
 
 
+def checklist_payload(checklist: Checklist) -> dict[str, Any]:
+    """The rotation checklist and the old certificates as JSON-ready data."""
+    return {
+        "checklist": [
+            {
+                "step": s.step,
+                "title": s.title,
+                "status": str(s.status),
+                "detail": s.detail,
+                "evidence": list(s.evidence),
+            }
+            for s in checklist.steps
+        ],
+        "old_certificates": [
+            {
+                "role": c.role,
+                "thumbprint": c.thumbprint,
+                "safe_to_remove": c.safe_to_remove,
+                "blocking": list(c.blocking),
+            }
+            for c in checklist.old_certificates
+        ],
+    }
+
+
+EVIDENCE_LINES = 6
+
+
+def _print_checklist(checklist: Checklist) -> None:
+    print("\nROTATION CHECKLIST")
+    rows: list[tuple[str, str, str]] = []
+    for state in checklist.steps:
+        rows.append((state.step, str(state.status), state.detail))
+        if state.status in (StepStatus.PENDING, StepStatus.UNKNOWN):
+            shown = state.evidence[:EVIDENCE_LINES]
+            rows.extend(("", "", f"  {line}") for line in shown)
+            if len(state.evidence) > len(shown):
+                rows.append(("", "", f"  ... and {len(state.evidence) - len(shown)} more"))
+    table(("STEP", "STATUS", "EVIDENCE"), rows)
+    if checklist.old_certificates:
+        print(f"\nOLD CERTIFICATES ({len(checklist.old_certificates)})")
+        table(
+            ("ROLE", "THUMBPRINT", "SAFE TO REMOVE", "STILL NEEDED BY"),
+            [
+                (c.role, c.thumbprint, "yes" if c.safe_to_remove else "no", ", ".join(c.blocking))
+                for c in checklist.old_certificates
+            ],
+        )
+
+
 def print_status(view: View, fmt: str) -> int:
-    """Print sources and findings."""
+    """Print sources, the rotation checklist and findings."""
+    checklist = view.evaluation.checklist
     if fmt == "json":
         payload = collection_payload(view)
-        dump_json({k: payload[k] for k in ("environment", "collected_at", "sources", "findings")})
+        document = {k: payload[k] for k in ("environment", "collected_at", "sources")}
+        document.update(checklist_payload(checklist))
+        document["findings"] = payload["findings"]
+        dump_json(document)
         return _exit_code(view)
     print(f"environment {view.evaluation.snapshot.environment}, {iso_z(view.evaluation.evaluated_at)}\n")
     _print_sources(view)
+    _print_checklist(checklist)
     _print_findings(view)
     return _exit_code(view)
 

@@ -226,6 +226,58 @@ DEFAULT_EXPIRY = {
 }
 
 
+# Which certificate roles each node purpose (ConfigTemplate NodeType@purpose; "SQL" for the
+# SQLCluster VMs) must hold in LocalMachine\My, as the Infrastructure scripts install them.
+# A purpose not listed takes the "default" entry (every Service Fabric node holds the cluster,
+# client and encipherment certificates).
+SF_NODE_ROLES = ("ServiceFabric", "ServiceFabricClient", "ServiceFabricEncryption")
+DEFAULT_NODE_ROLES: dict[str, tuple[str, ...]] = {
+    "default": SF_NODE_ROLES,
+    "AOS": (
+        *SF_NODE_ROLES,
+        "SessionAuthentication",
+        "DataEncryption",
+        "DataSigning",
+        "FinancialReporting",
+        "ReportingService",
+        "RSAT",
+    ),
+    "Orchestrator": (*SF_NODE_ROLES, "Orchestrator"),
+    "ReportServer": (*SF_NODE_ROLES, "ReportingService", "SSRSHTTPS"),
+    "MR": (*SF_NODE_ROLES, "FinancialReporting"),
+    "SQL": ("SQLCluster",),
+}
+
+
+class RuleSettings(Strict):
+    """Knobs of the findings and the rotation checklist."""
+
+    node_roles: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="node purpose -> roles its LocalMachine\\My must hold; merged over the built-in defaults",
+    )
+    csp_key_roles: list[str] = Field(
+        default_factory=lambda: [*SF_NODE_ROLES, "DataEncryption", "DataSigning", "SessionAuthentication"],
+        description="roles whose private key must live in a legacy CryptoAPI (CSP) provider, not CNG",
+    )
+    self_signed_roles: list[str] = Field(
+        default_factory=lambda: [
+            "ServiceFabricEncryption",
+            "SessionAuthentication",
+            "DataEncryption",
+            "DataSigning",
+            "RSAT",
+        ],
+        description="roles that may be self-signed in production",
+    )
+
+    def roles_for_purpose(self, purpose: str) -> frozenset[str]:
+        """The roles a node of this purpose must hold (purpose matched case-insensitively)."""
+        merged = {k.lower(): tuple(v) for k, v in DEFAULT_NODE_ROLES.items()}
+        merged.update({k.lower(): tuple(v) for k, v in self.node_roles.items()})
+        return frozenset(merged.get(purpose.lower(), merged["default"]))
+
+
 class ExporterSettings(Strict):
     """The HTTP listener for /metrics and /healthz."""
 
@@ -248,6 +300,7 @@ class Settings(BaseSettings):
     exporter: ExporterSettings = Field(default_factory=ExporterSettings)
     expiry: dict[str, ExpiryWindow] = Field(default_factory=dict)
     unreferenced_certificates: bool = True
+    rules: RuleSettings = Field(default_factory=RuleSettings)
     sources: Sources = Field(default_factory=Sources)
 
     @classmethod

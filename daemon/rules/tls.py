@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from collectors.model import Finding, Severity
 from collectors.tls import TlsEndpointFacts, host_port
-
-if TYPE_CHECKING:
-    from daemon.evaluator import Context
+from daemon.context import Context
 
 # Expired and not-yet-valid certificates already have their own findings (cert-expired ...).
 _DATE_ERRORS = ("expired", "not_yet_valid")
 
 
-def inconsistent_findings(ctx: Context) -> Iterable[Finding]:
+def endpoint_consistency_findings(ctx: Context) -> Iterable[Finding]:
     """One name whose addresses present different certificates (a node missed a rotation)."""
     for target, facts in ctx.snapshot.facts("tls", TlsEndpointFacts):
         leaves = facts.leaves()
@@ -32,7 +29,7 @@ def inconsistent_findings(ctx: Context) -> Iterable[Finding]:
         )
 
 
-def chain_findings(ctx: Context) -> Iterable[Finding]:
+def tls_chain_findings(ctx: Context) -> Iterable[Finding]:
     """Chains that clients will reject: wrong name, self-signed, untrusted or otherwise invalid."""
     for target, facts in ctx.snapshot.facts("tls", TlsEndpointFacts):
         for probe in facts.probes:
@@ -51,7 +48,7 @@ def chain_findings(ctx: Context) -> Iterable[Finding]:
             )
 
 
-def failed_node_findings(ctx: Context) -> Iterable[Finding]:
+def tls_probe_failed_findings(ctx: Context) -> Iterable[Finding]:
     """Addresses that fail while others behind the same name answer (a whole failing target is source-down)."""
     for result in ctx.snapshot.of_source("tls"):
         facts = result.observation.facts if result.observation is not None else None
@@ -68,6 +65,3 @@ def failed_node_findings(ctx: Context) -> Iterable[Finding]:
                 source="tls",
                 target=result.target,
             )
-
-
-TLS_RULES = (inconsistent_findings, chain_findings, failed_node_findings)

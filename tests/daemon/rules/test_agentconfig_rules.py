@@ -1,0 +1,53 @@
+"""agent-config-thumbprint-stale for localagent-config.json and the agent share's config.json."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from collectors.agentconfig import AgentConfig
+from collectors.model import Observation, Severity
+from simulator.lab import build_lab
+from tests.daemon.scenarios import Scenario, findings, static_source
+
+RULE = "agent-config-thumbprint-stale"
+
+
+def test_staged_cluster_leaves_the_local_agent_behind(scenario: Scenario) -> None:
+    stale = findings(scenario.collect(), RULE)
+    old_server = scenario.lab.cert("ServiceFabric", "old").thumbprint
+    old_client = scenario.lab.cert("ServiceFabricClient", "old").thumbprint
+    assert [(f.role, f.thumbprint) for f in stale] == [
+        ("ServiceFabric", old_server),
+        ("ServiceFabricClient", old_client),
+    ]
+    first = stale[0]
+    assert (first.severity, first.source, first.target) == (Severity.WARNING, "localagent", "localagent-config.json")
+    assert (first.step, first.remediation) == ("localagent-updated", "localagent-config-update")
+    new_server = scenario.lab.cert("ServiceFabric", "new").thumbprint
+    assert f"serverCertThumbprint is {old_server} but the cluster uses {new_server}" in first.message
+
+
+def test_updated_local_agent_is_fine(scenario: Scenario) -> None:
+    scenario.localagent_to("new")
+    assert findings(scenario.collect(), RULE) == []
+
+
+def test_before_the_rotation_the_agent_follows_the_cluster(tmp_path: Path, now: datetime) -> None:
+    lab = build_lab(tmp_path / "lab", now=now, stage="before", port=0)
+    assert findings(Scenario(lab, now).collect(), RULE) == []
+
+
+def test_share_config_is_checked_the_same_way(scenario: Scenario) -> None:
+    facts = AgentConfig(
+        "\\\\DC1\\D365FFOStorage\\agent\\wp\\config.json",
+        "10.0.0.11:19000",
+        "d365fo-onprem-cluster",
+        scenario.lab.cert("ServiceFabric", "old").thumbprint,
+        scenario.lab.cert("ServiceFabricClient", "new").thumbprint,
+    )
+    scenario.localagent_to("new")
+    evaluation = scenario.collect(extra=[static_source("shareconfig", {"config.json": Observation(facts=facts)})])
+    (stale,) = findings(evaluation, RULE)
+    assert (stale.source, stale.target, stale.role) == ("shareconfig", "config.json", "ServiceFabric")
+    assert (stale.step, stale.remediation) == ("deployment-config-updated", "")
