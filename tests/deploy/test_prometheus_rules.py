@@ -37,7 +37,7 @@ def _alerts() -> dict[str, dict[str, Any]]:
 def test_promtool_check_rules_is_clean() -> None:
     done = subprocess.run([PROMTOOL, "check", "rules", str(RULES)], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 26 rules found" in done.stdout
+    assert f"SUCCESS: {len(_alerts())} rules found" in done.stdout
     assert "WARNING" not in done.stdout + done.stderr
 
 
