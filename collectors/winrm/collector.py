@@ -15,7 +15,15 @@ from collectors.base import Collector, Deadline
 from collectors.certificate import certificate_from_der, normalize_thumbprint
 from collectors.configtemplate import load_config_template
 from collectors.errors import CertificateError, CollectorError, Reason, ThumbprintError
-from collectors.model import DEFAULT_STORE, CertObservation, Generation, MetricSpec, Observation, Problem
+from collectors.model import (
+    DEFAULT_STORE,
+    CertObservation,
+    CertReference,
+    Generation,
+    MetricSpec,
+    Observation,
+    Problem,
+)
 from collectors.winrm.output import Inventory, interpret
 from collectors.winrm.script import inventory_command
 from collectors.winrm.session import WinRMSession
@@ -39,6 +47,9 @@ class WinRMOptions:
     server_thumbprint: str | None = None
     operation_timeout: float = 20.0
     stores: tuple[str, ...] = (DEFAULT_STORE,)
+
+
+SQL_ROLE = "SQLCluster"
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,7 +273,23 @@ class WinRMCollector(Collector):
                     continue
             sql.append(SqlTlsCertificate(instance.instance, thumbprint))
         facts = NodeFacts(node, url, self.options.stores, tuple(keys), tuple(sql))
-        return Observation(certificates=tuple(certificates), facts=facts, problems=tuple(problems))
+        # The certificate SQL Server is configured with is in use: a reference, so the old SQL
+        # certificate is not "safe to remove" while an instance still points at it.
+        references = tuple(
+            CertReference(
+                SQL_ROLE,
+                s.thumbprint,
+                Generation.NEW,
+                f"{node} SQL Server {s.instance} TLS certificate",
+                self.name,
+                node,
+            )
+            for s in sql
+            if s.thumbprint
+        )
+        return Observation(
+            certificates=tuple(certificates), references=references, facts=facts, problems=tuple(problems)
+        )
 
     def close(self) -> None:
         """Delete every node's shell and drop the connections, in parallel and briefly."""

@@ -189,3 +189,24 @@ def test_demo_reads_the_simulated_nodes_over_winrm(tmp_path: Path) -> None:
         process.terminate()
         process.wait(timeout=20)
     assert process.returncode == 0
+
+
+def test_sql_server_still_using_the_old_certificate_keeps_it(lab: Lab, fleet: SimulatedFleet) -> None:
+    """The instance's configured TLS certificate is a reference: the old one is not safe to delete."""
+    from simulator.winrm.nodefile import set_sql_certificate
+
+    old_sql = lab.cert("SQLCluster", "old").thumbprint
+    set_sql_certificate(lab.certs_dir / "SQL1", "MSSQLSERVER", old_sql)
+    write_config(lab, 0, fleet.addresses())
+    daemon = Daemon(load_settings(lab.config_file))
+    try:
+        evaluation = daemon.collect_once().evaluation
+    finally:
+        daemon.stop()
+    refs = [r for r in evaluation.references if r.source == "winrm"]
+    assert [(r.role, r.thumbprint, r.generation.value, r.node) for r in refs] == [
+        ("SQLCluster", old_sql, "old", "SQL1")
+    ]
+    (old,) = [c for c in evaluation.checklist.old_certificates if c.thumbprint == old_sql]
+    assert not old.safe_to_remove
+    assert any("SQL1 SQL Server MSSQLSERVER TLS certificate" in reason for reason in old.blocking)
