@@ -14,8 +14,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from collectors.clusterconfig import ClusterConfig
-from collectors.model import Snapshot, SourceResult
+from collectors.clusterconfig import SF_CLIENT_ROLE, SF_ROLE, ClusterConfig
+from collectors.configtemplate import ConfigTemplate
+from collectors.model import Generation, Snapshot, SourceResult
 from collectors.servicefabric.model import FAILED_STATES, AppCertificate, GatewayFacts
 
 SOURCE = "servicefabric"
@@ -205,3 +206,89 @@ def in_use_evidence(snapshot: Snapshot, server: str, clients: Iterable[str]) -> 
         return Evidence(False, f"the running configuration {running.version} does not use {server} yet: {detail}")
     shown = "; the gateway presents it" if presented is not None else ""
     return Evidence(True, f"the running configuration {running.version} uses {server}{shown}")
+
+
+@dataclass(frozen=True, slots=True)
+class SfRotation:
+    """The Service Fabric thumbprints of the rotation under way, from the ConfigTemplate pair and the configuration."""
+
+    new_server: str = ""
+    old_server: str = ""
+    new_client: str = ""
+    old_client: str = ""
+    basis: str = ""
+    problem: str = ""
+
+    @property
+    def known(self) -> bool:
+        """True when the new server and client and the old client are all determined."""
+        return not self.problem and bool(self.new_server and self.new_client and self.old_client)
+
+
+def sf_rotation(snapshot: Snapshot, config: ClusterConfig | None) -> SfRotation:
+    """New thumbprints from Infrastructure's ConfigTemplate.xml; old ones from InfrastructureOld or the config."""
+    templates = [t for _, t in snapshot.facts("configtemplate", ConfigTemplate)]
+    new = [t for t in templates if t.generation is Generation.NEW]
+    old = [t for t in templates if t.generation is Generation.OLD]
+    new_server = next((tp for t in new for tp in t.thumbprints(SF_ROLE)), "")
+    new_client = next((tp for t in new for tp in t.thumbprints(SF_CLIENT_ROLE)), "")
+    if not new_server or not new_client:
+        missing = " and ".join(r for r, tp in ((SF_ROLE, new_server), (SF_CLIENT_ROLE, new_client)) if not tp)
+        problem = (
+            f"the new ConfigTemplate.xml (Infrastructure) names no {missing} thumbprint"
+            if new
+            else "the new ConfigTemplate.xml (sources.configtemplate.infrastructure) is not read"
+        )
+        return SfRotation(new_server, "", new_client, "", "", problem)
+    old_server = next((tp for t in old for tp in t.thumbprints(SF_ROLE) if tp != new_server), "")
+    old_client = next((tp for t in old for tp in t.thumbprints(SF_CLIENT_ROLE) if tp != new_client), "")
+    basis = "ConfigTemplate.xml (Infrastructure" + (" and InfrastructureOld)" if old else ")")
+    if config is not None:
+        if not old_server:
+            declared = (tp for c in config.certificates for tp in (c.thumbprint, c.thumbprint_secondary))
+            old_server = next((tp for tp in declared if tp and tp != new_server), "")
+        if not old_client:
+            others = [c.thumbprint for c in config.clients if c.thumbprint and c.thumbprint != new_client]
+            admins = [c.thumbprint for c in config.clients if c.is_admin and c.thumbprint != new_client]
+            candidates = admins or others
+            if len(set(candidates)) == 1:
+                old_client = candidates[0]
+                basis += " and the cluster configuration's client list"
+    if not old_client:
+        return SfRotation(
+            new_server,
+            old_server,
+            new_client,
+            "",
+            basis,
+            "the old admin client certificate cannot be told apart: add InfrastructureOld's ConfigTemplate.xml "
+            "(sources.configtemplate.infrastructure_old)",
+        )
+    return SfRotation(new_server, old_server, new_client, old_client, basis)
+
+
+def leftover_secondaries(config: ClusterConfig, rotation: SfRotation) -> list[str]:
+    """ThumbprintSecondary values that are not this rotation's (new primary, old secondary) pair."""
+    return [
+        f"{c.kind} ThumbprintSecondary {c.thumbprint_secondary} (primary {c.thumbprint})"
+        for c in config.secondaries()
+        if not (
+            c.thumbprint == rotation.new_server
+            and (not rotation.old_server or c.thumbprint_secondary == rotation.old_server)
+        )
+    ]
+
+
+def rotation_stage(config: ClusterConfig, rotation: SfRotation) -> str:
+    """Where a configuration stands in the rotation: before, staged, rotated, or mixed."""
+    certs = [c for c in config.certificates if c.thumbprint]
+    admins = {c.thumbprint for c in config.clients if c.is_admin}
+    listed = {c.thumbprint for c in config.clients}
+    if certs and all(c.thumbprint != rotation.new_server and not c.thumbprint_secondary for c in certs):
+        return "before"
+    if certs and all(c.thumbprint == rotation.new_server for c in certs) and rotation.new_client in admins:
+        if all(c.thumbprint_secondary for c in certs) and rotation.old_client in listed:
+            return "staged"
+        if not any(c.thumbprint_secondary for c in certs) and rotation.old_client not in listed:
+            return "rotated"
+    return "mixed"
