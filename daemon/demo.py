@@ -12,8 +12,12 @@ from simulator.lab import STAGES, build_lab
 from simulator.services import LabServices
 
 
-def run_demo(directory: Path | None, port: int, stage: str, run: bool = True) -> int:
-    """Build the lab (in a new temporary folder unless one is given) and run the daemon on it."""
+def run_demo(directory: Path | None, port: int, stage: str, run: bool = True, sf_upgrade_seconds: float = 20.0) -> int:
+    """Build the lab (in a new temporary folder unless one is given) and run the daemon on it.
+
+    `sf_upgrade_seconds`: how long the simulated cluster spends on each upgrade domain of a
+    configuration upgrade started with `certmon remediate sf-stage-rotation --apply`.
+    """
     if stage not in STAGES:
         print(f"certmon demo: unknown stage {stage!r}; choose one of {', '.join(STAGES)}", file=sys.stderr)
         return 2
@@ -23,9 +27,12 @@ def run_demo(directory: Path | None, port: int, stage: str, run: bool = True) ->
     print(f"configuration: {lab.config_file}")
     if not run:
         return 0
-    with LabServices(lab) as services:
+    with LabServices(lab, sf_upgrade_seconds=sf_upgrade_seconds) as services:
         services.write_config()
-        print(f"simulated AD FS, TLS and SQL Server endpoints on {', '.join(services.hosts)}: {services.summary()}")
+        print(
+            f"simulated AD FS, TLS, SQL Server and Service Fabric gateway on {', '.join(services.hosts)}: "
+            f"{services.summary()}"
+        )
         settings = load_settings(lab.config_file)
         daemon = Daemon(settings)
         daemon.start()

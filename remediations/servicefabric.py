@@ -276,8 +276,10 @@ class ReplicaCheckTimeout(Remediation):
         ]
         if facts is not None:
             status = facts.upgrade_status
-            state = f"{status.state} to configuration {status.config_version}" if status else "status unknown"
-            checks.append(Check("an upgrade is in progress", facts.upgrade_in_progress, state))
+            state = f"{status.state}, configuration {status.config_version}" if status else "status unknown"
+            running = facts.upgrade_in_progress
+            detail = f"running: {state}" if running else f"no upgrade is running ({state}): nothing to unblock"
+            checks.append(Check("an upgrade is in progress", running, detail))
         checks.append(check("admin client certificate", admin_identity(ctx)[0]))
         return checks
 

@@ -58,7 +58,7 @@ def _replica_timeout(facts: GatewayFacts, target: str) -> Samples:
 
 def _domain_duration(facts: GatewayFacts, target: str) -> Samples:
     progress = facts.upgrade_progress
-    if progress is not None and progress.domain_duration_seconds is not None:
+    if progress is not None and facts.upgrade_in_progress and progress.domain_duration_seconds is not None:
         yield (progress.state, progress.current_domain), progress.domain_duration_seconds
 
 
