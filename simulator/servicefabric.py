@@ -104,6 +104,7 @@ class _Server(ThreadingHTTPServer):
             log.debug("sf gateway simulator: handshake failed: %s", err)
             self.owner.handshake_failures += 1
             return
+        self.owner.connections += 1
         super().finish_request(request, client_address)
 
 
@@ -130,6 +131,8 @@ class ServiceFabricGateway:
         self.latency = latency
         self.requests: list[tuple[str, str, str]] = []
         self.handshake_failures = 0
+        #: TLS connections accepted (a client that keeps its connection alive makes one per collection)
+        self.connections = 0
         self._contexts: dict[str, ssl.SSLContext] = {}
         for issued in server_certs:
             context = server_context(issued, chain, max_version=max_tls)
