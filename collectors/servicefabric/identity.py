@@ -76,10 +76,10 @@ def _from_pkcs12(data: bytes, password: bytes | None, source: str) -> ClientIden
     if bundle is None:
         detail = "wrong password for the PKCS#12 file" if password else "the PKCS#12 file needs a password"
         raise CollectorError(source, Reason.WRONG_PASSWORD, detail)
-    if bundle.cert is None:
-        raise CollectorError(source, Reason.CONFIG_ERROR, "the PKCS#12 file holds no certificate")
     if bundle.key is None:
         raise CollectorError(source, Reason.CONFIG_ERROR, "the PKCS#12 file holds no private key")
+    if bundle.cert is None:
+        raise CollectorError(source, Reason.CONFIG_ERROR, "the PKCS#12 file holds no certificate")
     key = bundle.key
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise CollectorError(source, Reason.CONFIG_ERROR, f"unsupported client key type {type(key).__name__}")
