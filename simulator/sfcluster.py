@@ -76,6 +76,8 @@ class UpgradeRun:
     replica_timeout: int
     mode: str = "UnmonitoredAuto"
     index: int = 0
+    #: when a held domain was released: it then takes a whole step from that moment
+    released_at: float = 0.0
     state: str = "RollingForwardInProgress"
 
 
@@ -179,9 +181,10 @@ class SimulatedCluster:
         run = self.upgrade
         now = self.clock()
         while run is not None and run.state == "RollingForwardInProgress":
-            if self._blocked(run) or now - run.domain_started_at < self.step_seconds:
+            start = max(run.domain_started_at, run.released_at)
+            if self._blocked(run) or now - start < self.step_seconds:
                 return
-            run.domain_started_at += self.step_seconds
+            run.domain_started_at = start + self.step_seconds
             run.index += 1
             if run.index >= len(run.domains):
                 run.state = "RollingForwardCompleted"
@@ -268,7 +271,10 @@ class SimulatedCluster:
             if timeout is not None:
                 if not isinstance(timeout, int) or timeout < 0:
                     raise FabricFailure(400, "E_INVALIDARG", "ReplicaSetCheckTimeoutInMilliseconds must be an integer")
+                held = self._blocked(run)
                 run.replica_timeout = timeout // 1000
+                if held and not self._blocked(run):
+                    run.released_at = self.clock()
             run.mode = str(description["RollingUpgradeMode"])
 
     # -- answers -----------------------------------------------------------------------------

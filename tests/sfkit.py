@@ -16,7 +16,11 @@ from collectors.servicefabric.client import GatewayUrl, ServerTrust
 from collectors.servicefabric.connector import GatewayConfig
 from collectors.servicefabric.identity import CertificateFile
 from daemon.app import Daemon
+from daemon.remediate import remediation_context, remediation_engine
 from daemon.settings import Settings, load_settings
+from remediations.base import RemediationContext
+from remediations.engine import Engine
+from remediations.sfgateway import OPTION, gateway_access
 from simulator.lab import Lab
 from simulator.servicefabric import (
     ServiceFabricGateway,
@@ -111,3 +115,29 @@ def sf_lab(lab: Lab, **knobs: Any) -> Iterator[SfLab]:
 def with_stage(lab: Lab, stage: str) -> Lab:
     """The same lab seen at another stage (for documents only)."""
     return dataclasses.replace(lab, stage=stage)
+
+
+@dataclass
+class Remediating:
+    """A daemon collected at the lab's moment, its remediation context (with progress captured) and engine."""
+
+    daemon: Daemon
+    ctx: RemediationContext
+    engine: Engine
+    progress: list[str]
+
+    def close(self) -> None:
+        """Stop the daemon."""
+        self.daemon.stop()
+
+
+def remediating(sf: SfLab, now: datetime, settings: Settings | None = None, follow: float = 0.0) -> Remediating:
+    """Collect once and build the context the CLI would; `follow` seconds of upgrade following on the manual clock."""
+    daemon = sf.daemon(settings or sf.settings(), now)
+    progress: list[str] = []
+    ctx = remediation_context(daemon, progress=progress.append)
+    access = gateway_access(ctx)
+    if access is not None:
+        options = {**ctx.options, OPTION: dataclasses.replace(access, sleep=sf.clock.advance, follow_seconds=follow)}
+        ctx = dataclasses.replace(ctx, options=options)
+    return Remediating(daemon, ctx, remediation_engine(daemon, lock_timeout=0.2, actor="tester"), progress)
