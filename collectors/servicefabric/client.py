@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import select
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,10 +32,12 @@ from collectors.certificate import Certificate, certificate_from_der
 from collectors.errors import CertificateError, CollectorError, Reason
 from collectors.servicefabric.identity import ClientIdentity
 from collectors.tlschain import TrustCache, verify_chain
-from collectors.tlsclient import SocketTlsClient, TlsStream
-from collectors.transport import connect, network_error
+from collectors.tlsclient import SocketTlsClient, TlsStream, tls_failure
+from collectors.transport import RECEIVE_SIZE, connect, network_error
 
 DEFAULT_PORT = 19080
+# How long to wait for a TLS 1.3 server's first records (session tickets or an alert) after the handshake.
+POST_HANDSHAKE_WAIT = 0.5
 MAX_BODY = 16 * 1024 * 1024
 # What a server says, in our TLS error texts, when it does not accept the client certificate.
 _CLIENT_REJECTED = (
@@ -139,6 +143,7 @@ class _Connection(http.client.HTTPConnection):
             if handshake.error is not None:
                 raise session.rejection(handshake.error)
             session.accept_server(handshake.chain)
+            session.await_verdict(client, sock)
         except CollectorError:
             sock.close()
             raise
@@ -183,6 +188,26 @@ class GatewaySession:
                 self.gateway.url, Reason.AUTH_FAILED, f"the gateway refused {self.who}: {error.message}"
             )
         return CollectorError(self.gateway.url, error.reason, error.message)
+
+    def await_verdict(self, client: SocketTlsClient, sock: socket.socket) -> None:
+        """Under TLS 1.3 the server judges the client certificate after the handshake: read its first records.
+
+        A server that accepts sends session tickets, one that refuses sends an alert and closes. Sending
+        the request first would race with that close (the write meets a reset and the alert is never
+        read), so the refusal would look like a network error instead of `auth_failed`.
+        """
+        if self.identity is None or client.connection.get_protocol_version_name() != "TLSv1.3":
+            return
+        ready, _, _ = select.select([sock], [], [], min(POST_HANDSHAKE_WAIT, self.deadline.remaining()))
+        if not ready:
+            return  # a server that sends no tickets: nothing to learn before the request
+        try:
+            data = client.connection.recv(RECEIVE_SIZE)
+        except SSL.WantReadError:
+            return
+        except SSL.Error as err:
+            raise self.rejection(tls_failure(self.gateway.url, err, "TLS session")) from err
+        client._pending += data
 
     def accept_server(self, chain: Sequence[bytes]) -> None:
         """Verify the presented chain by pin or CA bundle; tls_error naming what was presented."""
