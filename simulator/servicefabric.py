@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -98,6 +99,8 @@ class _Server(ThreadingHTTPServer):
     def finish_request(self, request: Any, client_address: Any) -> None:
         """The handshake runs on the request thread with the certificate the running configuration names."""
         request.settimeout(10)
+        # Headers and body go out as separate writes: without this, delayed ACKs cost 40 ms per answer.
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             request = self.owner.context().wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError) as err:

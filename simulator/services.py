@@ -171,7 +171,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     lab = build_lab(Path(args[0]), port=0)
     with LabServices(lab) as services:
-        report = {"root": str(lab.root), "ca_bundle": str(lab.ca_bundle), "endpoints": services.endpoints}
+        report = {
+            "root": str(lab.root),
+            "ca_bundle": str(lab.ca_bundle),
+            "endpoints": services.endpoints,
+            "servicefabric": services.sources()["servicefabric"],
+        }
         print(json.dumps(report), flush=True)
         # Serve until the parent closes our stdin (portable: no signals needed).
         sys.stdin.read()
