@@ -9,7 +9,9 @@ no cluster data is available). The wanted values and the drift come from
 CRLF line endings, BOM, indentation and every other section stay as they are.
 
 The LocalAgent only reads its configuration when installed, so the plan tells the operator
-to run `LocalAgentCLI.exe Cleanup` and reinstall it afterwards.
+to run `LocalAgentCLI.exe Cleanup` and reinstall it afterwards. When the Service Fabric gateway
+is configured, the cluster must also run the configuration the thumbprints come from (its
+upgrade completed), the same `upgrade_completed_evidence` the SF remediations check.
 """
 
 from __future__ import annotations
