@@ -31,6 +31,7 @@ from cryptography import x509
 from simulator.lab import Lab, cluster_config_document
 from simulator.pki import Issued, pfx_bytes
 from simulator.sfcluster import FabricFailure, SimulatedCluster, thumbprint
+from simulator.sfhealth import cluster_health, node_health
 from simulator.tls import server_context
 
 log = logging.getLogger("certmon.simulator")
@@ -188,13 +189,13 @@ class ServiceFabricGateway:
             "/$/GetClusterVersion": lambda: {"Version": cluster.code_version},
             "/$/GetClusterConfigurationUpgradeStatus": cluster.status,
             "/$/GetUpgradeProgress": cluster.progress,
-            "/$/GetClusterHealth": cluster.cluster_health,
+            "/$/GetClusterHealth": lambda: cluster_health(cluster),
             "/Applications": lambda: cluster.application_page(query.get("ContinuationToken", [""])[0]),
         }
         if path in simple:
             return 200, simple[path]()
         if path.startswith("/Nodes/") and path.endswith("/$/GetHealth"):
-            health = cluster.node_health(path[len("/Nodes/") : -len("/$/GetHealth")])
+            health = node_health(cluster, path[len("/Nodes/") : -len("/$/GetHealth")])
             if health is None:
                 raise FabricFailure(404, "FABRIC_E_NODE_NOT_FOUND", "node not found")
             return 200, health

@@ -1,4 +1,4 @@
-"""The cluster behind the simulated gateway: running configuration, configuration upgrades, health, applications.
+"""The cluster behind the simulated gateway: running configuration, configuration upgrades, applications.
 
 A configuration upgrade walks the upgrade domains of the new configuration, `step_seconds` each,
 on an injected clock (tests advance a `ManualClock`; the demo shortens the step), then applies
@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
@@ -28,7 +28,6 @@ from collectors.errors import CollectorError
 RESET_TIMEOUT = 4294967295
 # A domain with a single-node node type waits on the replica-set check while the timeout is longer.
 BLOCKING_TIMEOUT = 1200
-EXPIRY_MARGIN = timedelta(days=30)
 CERT_KEYS = ("ClusterCertificate", "ServerCertificate", "ReverseProxyCertificate")
 
 
@@ -359,76 +358,12 @@ class SimulatedCluster:
             "FailureReason": "None",
         }
 
-    def node_events(self, node: str) -> list[dict[str, Any]]:
-        """The node's System.FabricNode certificate events, in Service Fabric's wording."""
-        info = self._info(json.loads(self.running_text()))
-        now = self.wall()
-        events = []
-        for key, prop in (("ClusterCertificate", "Certificate_cluster"), ("ServerCertificate", "Certificate_server")):
-            entry = info.get(key) or {}
-            declared = (str(entry.get(k, "")).upper() for k in ("Thumbprint", "ThumbprintSecondary"))
-            candidates = [self.certificates.get(t) for t in declared]
-            # A node loads the declared certificate that expires last.
-            cert = max((c for c in candidates if c is not None), key=lambda c: c.not_valid_after_utc, default=None)
-            if cert is None:
-                continue
-            left = cert.not_valid_after_utc - now
-            state = "Error" if left.total_seconds() <= 0 else "Warning" if left < EXPIRY_MARGIN else "Ok"
-            days, rest = divmod(max(int(left.total_seconds()), 0), 86400)
-            hours, rest = divmod(rest, 3600)
-            minutes, seconds = divmod(rest, 60)
-            events.append(
-                {
-                    "SourceId": "System.FabricNode",
-                    "Property": prop,
-                    "HealthState": state,
-                    "TimeToLiveInMilliSeconds": "P10675199DT2H48M5.4775807S",
-                    "Description": (
-                        f"Certificate expiration: thumbprint = {thumbprint(cert).lower()}, expiration = "
-                        f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S}.000, remaining lifetime is "
-                        f"{days}:{hours}:{minutes:02d}:{seconds:02d}.000, please refresh ahead of time to avoid "
-                        "catastrophic failure. Warning threshold Security/CertificateExpirySafetyMargin is "
-                        "configured at 30:0:00:00.000, if needed, you can adjust it to fit your refresh process."
-                    ),
-                    "SequenceNumber": "1",
-                    "RemoveWhenExpired": False,
-                    "IsExpired": False,
-                }
-            )
-        return events
-
-    def node_health(self, node: str) -> dict[str, Any] | None:
-        """NodeHealth, or None for an unknown node."""
-        names = {str(n.get("nodeName")) for n in json.loads(self.running_text()).get("nodes", [])}
-        if node not in names:
-            return None
-        events = self.node_events(node)
-        return {"Name": node, "AggregatedHealthState": _worst(e["HealthState"] for e in events), "HealthEvents": events}
-
-    def cluster_health(self) -> dict[str, Any]:
-        """ClusterHealth with each node's aggregated state."""
-        nodes = [str(n.get("nodeName")) for n in json.loads(self.running_text()).get("nodes", [])]
-        states = [
-            {"Name": n, "AggregatedHealthState": _worst(e["HealthState"] for e in self.node_events(n))} for n in nodes
-        ]
-        return {
-            "AggregatedHealthState": _worst(s["AggregatedHealthState"] for s in states),
-            "NodeHealthStates": states,
-            "HealthEvents": [],
-            "ApplicationHealthStates": [],
-        }
-
     def application_page(self, token: str) -> dict[str, Any]:
         """One page of ApplicationInfo items and the continuation token of the next."""
         start = int(token) if token.isdigit() else 0
         items = self.applications[start : start + self.page_size]
         following = start + self.page_size
         return {"ContinuationToken": str(following) if following < len(self.applications) else "", "Items": items}
-
-
-def _worst(states: Any) -> str:
-    order = {"Ok": 0, "Warning": 1, "Error": 2}
-    return max(states, key=lambda s: order.get(s, 0), default="Ok")
 
 
 def _iso_duration(seconds: float) -> str:

@@ -252,7 +252,7 @@ class GatewaySession:
         target = f"{path}?{query}" if query else path
         url = f"{self.gateway.url}{target}"
         payload = None if body is None else json.dumps(body).encode()
-        headers = {"Accept": "application/json", "User-Agent": "certmon", "Host": f"{self.gateway.host}"}
+        headers = {"Accept": "application/json", "User-Agent": "certmon"}
         if payload is not None:
             headers["Content-Type"] = "application/json; charset=utf-8"
         self.deadline.check(url)

@@ -11,6 +11,7 @@ import pytest
 from simulator.lab import Lab
 from simulator.servicefabric import lab_cluster, running_config_text
 from simulator.sfcluster import RESET_TIMEOUT, FabricFailure, ManualClock, SimulatedCluster
+from simulator.sfhealth import cluster_health, node_health
 
 STEP = 10.0
 
@@ -174,12 +175,12 @@ def test_clients_are_authorized_by_the_running_configuration(cluster: SimulatedC
 
 
 def test_node_health_reports_the_certificate_in_use(cluster: SimulatedCluster, lab_copy: Lab) -> None:
-    health = cluster.node_health("BI1")
+    health = node_health(cluster, "BI1")
     assert health is not None and health["AggregatedHealthState"] == "Warning"
     old = lab_copy.cert("ServiceFabric", "old").thumbprint.lower()
     assert all(f"thumbprint = {old}, expiration = " in e["Description"] for e in health["HealthEvents"])
-    assert cluster.node_health("NOPE") is None
+    assert node_health(cluster, "NOPE") is None
     cluster.start_upgrade({"ClusterConfig": _staged(lab_copy)})
     _advance(cluster, 10 * STEP)
     # Staged: old and new both declared; a node loads the one that expires last.
-    assert cluster.cluster_health()["AggregatedHealthState"] == "Ok"
+    assert cluster_health(cluster)["AggregatedHealthState"] == "Ok"
