@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -253,35 +253,47 @@ def load_cluster_config(path: str | Path) -> ClusterConfig:
     return parse_cluster_config(parse_json(read_bytes(path), str(path)), str(path))
 
 
-def _version_samples(facts: Any, target: str) -> list[tuple[tuple[str, ...], float]]:
-    return [((facts.name, facts.version, facts.api_version), 1.0)]
+def cluster_config_metrics(source: str, config_of: Callable[[Any], ClusterConfig | None]) -> tuple[MetricSpec, ...]:
+    """The configuration-version and thumbprint metrics of a source whose facts hold a ClusterConfig.
+
+    Both the file (`clusterconfig`) and the gateway (`servicefabric`) export them; the `source`
+    label keeps the staged file and the running configuration apart.
+    """
+
+    def versions(facts: Any, target: str) -> list[tuple[tuple[str, ...], float]]:
+        config = config_of(facts)
+        return [] if config is None else [((source, config.name, config.version, config.api_version), 1.0)]
+
+    def thumbprints(facts: Any, target: str) -> list[tuple[tuple[str, ...], float]]:
+        config = config_of(facts)
+        out: list[tuple[tuple[str, ...], float]] = []
+        if config is None:
+            return out
+        for cert in config.certificates:
+            for slot, value in (("primary", cert.thumbprint), ("secondary", cert.thumbprint_secondary)):
+                if value:
+                    out.append(((source, cert.kind, slot, value, ""), 1.0))
+        for client in config.clients:
+            out.append(((source, "client", "primary", client.thumbprint, str(client.is_admin).lower()), 1.0))
+        return out
+
+    return (
+        MetricSpec(
+            "certmon_sf_config_version_info",
+            "Service Fabric cluster configuration version (source clusterconfig: the file; servicefabric: running).",
+            ("source", "cluster", "config_version", "api_version"),
+            versions,
+        ),
+        MetricSpec(
+            "certmon_sf_cert_thumbprint_info",
+            "Certificate thumbprints declared in the Service Fabric cluster configuration, by source.",
+            ("source", "certificate", "slot", "thumbprint", "is_admin"),
+            thumbprints,
+        ),
+    )
 
 
-def _thumbprint_samples(facts: Any, target: str) -> list[tuple[tuple[str, ...], float]]:
-    out: list[tuple[tuple[str, ...], float]] = []
-    for cert in facts.certificates:
-        for slot, value in (("primary", cert.thumbprint), ("secondary", cert.thumbprint_secondary)):
-            if value:
-                out.append(((cert.kind, slot, value, ""), 1.0))
-    for client in facts.clients:
-        out.append((("client", "primary", client.thumbprint, str(client.is_admin).lower()), 1.0))
-    return out
-
-
-CLUSTER_CONFIG_METRICS = (
-    MetricSpec(
-        "certmon_sf_config_version_info",
-        "Service Fabric cluster configuration version.",
-        ("cluster", "config_version", "api_version"),
-        _version_samples,
-    ),
-    MetricSpec(
-        "certmon_sf_cert_thumbprint_info",
-        "Certificate thumbprints declared in the Service Fabric cluster configuration.",
-        ("certificate", "slot", "thumbprint", "is_admin"),
-        _thumbprint_samples,
-    ),
-)
+CLUSTER_CONFIG_METRICS = cluster_config_metrics("clusterconfig", lambda facts: facts)
 
 
 class ClusterConfigFileCollector(Collector):

@@ -78,7 +78,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from daemon.demo import run_demo
 
     setup_logging(args.log_level or "INFO")
-    return run_demo(directory=args.dir, port=args.port, stage=args.stage, run=not args.no_run)
+    return run_demo(
+        directory=args.dir,
+        port=args.port,
+        stage=args.stage,
+        run=not args.no_run,
+        sf_upgrade_seconds=args.sf_upgrade_seconds,
+    )
 
 
 def _add_format(parser: argparse.ArgumentParser) -> None:
@@ -122,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--port", type=int, default=9877, help="exporter port (default 9877)")
     sub.add_argument("--stage", default="staged", help="rotation stage of the lab")
     sub.add_argument("--no-run", action="store_true", help="only generate the lab")
+    sub.add_argument(
+        "--sf-upgrade-seconds",
+        type=float,
+        default=20.0,
+        metavar="S",
+        help="seconds the simulated cluster spends on each upgrade domain of a configuration upgrade (default 20)",
+    )
     sub.set_defaults(func=cmd_demo)
 
     register_remediate(commands)

@@ -13,8 +13,12 @@ from simulator.services import LabServices
 from simulator.winrm import SimulatedFleet
 
 
-def run_demo(directory: Path | None, port: int, stage: str, run: bool = True) -> int:
-    """Build the lab (in a new temporary folder unless one is given) and run the daemon on it."""
+def run_demo(directory: Path | None, port: int, stage: str, run: bool = True, sf_upgrade_seconds: float = 20.0) -> int:
+    """Build the lab (in a new temporary folder unless one is given) and run the daemon on it.
+
+    `sf_upgrade_seconds`: how long the simulated cluster spends on each upgrade domain of a
+    configuration upgrade started with `certmon remediate sf-stage-rotation --apply`.
+    """
     if stage not in STAGES:
         print(f"certmon demo: unknown stage {stage!r}; choose one of {', '.join(STAGES)}", file=sys.stderr)
         return 2
@@ -25,12 +29,15 @@ def run_demo(directory: Path | None, port: int, stage: str, run: bool = True) ->
     if not run:
         return 0
     # One simulated Windows node per VM (read over WinRM, NTLM with encryption), and the AD FS,
-    # TLS and SQL Server endpoints, all on loopback.
-    with SimulatedFleet.from_lab(lab) as fleet, LabServices(lab) as services:
+    # TLS, SQL Server and Service Fabric gateway endpoints, all on loopback.
+    with SimulatedFleet.from_lab(lab) as fleet, LabServices(lab, sf_upgrade_seconds=sf_upgrade_seconds) as services:
         write_config(lab, port, fleet.addresses())
         services.write_config()
         print(f"simulated Windows nodes: {', '.join(f'{n} {a}' for n, a in fleet.addresses().items())}")
-        print(f"simulated AD FS, TLS and SQL Server endpoints on {', '.join(services.hosts)}: {services.summary()}")
+        print(
+            f"simulated AD FS, TLS, SQL Server and Service Fabric gateway on {', '.join(services.hosts)}: "
+            f"{services.summary()}"
+        )
         settings = load_settings(lab.config_file)
         daemon = Daemon(settings)
         daemon.start()

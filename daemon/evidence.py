@@ -27,7 +27,10 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from collectors.agentconfig import AgentConfig
+from collectors.clusterconfig import ClusterConfig
+from collectors.servicefabric import evidence as sf_evidence
 from daemon.context import Context
+from daemon.inventory import template_pair
 
 T = TypeVar("T")
 
@@ -73,12 +76,36 @@ def axdb_backed_up(ctx: Context) -> Fact[bool]:
 
 def sf_upgrade_completed(ctx: Context) -> Fact[bool]:
     """Did the cluster configuration upgrade reach RollingForwardCompleted for the staged configuration?"""
-    return Fact.unknown(f"{GATEWAY_MISSING} (GetClusterConfigurationUpgradeStatus)")
+    staged = [config.version for _, config in ctx.snapshot.facts(sf_evidence.FILE_SOURCE, ClusterConfig)]
+    answer = sf_evidence.upgrade_completed_evidence(ctx.snapshot, staged[0] if staged else None)
+    return Fact(answer.value, answer.detail)
+
+
+# The application settings the LCS "update settings" step changes, and the role each carries.
+LCS_ROLES = ("DataEncryption", "DataSigning", "SessionAuthentication")
 
 
 def app_settings_applied(ctx: Context) -> Fact[bool]:
     """Does the running AXSF application use the new data encryption, signing and session thumbprints?"""
-    return Fact.unknown(f"{GATEWAY_MISSING} (application parameters of AXSF)")
+    if sf_evidence.gateway_facts(ctx.snapshot) is None:
+        return Fact.unknown(f"{GATEWAY_MISSING} (application parameters of AXSF)")
+    used = sf_evidence.app_thumbprints_by_role(ctx.snapshot)
+    pair = template_pair(ctx)
+    lagging, unknown = [], []
+    for role in LCS_ROLES:
+        new = set(pair.new_thumbprints(role))
+        if not new or not pair.rotated(role):
+            continue
+        if role not in used:
+            unknown.append(role)
+        elif not used[role] <= new:
+            lagging.append(f"{role} uses {', '.join(sorted(used[role] - new))}")
+    if lagging:
+        return Fact(False, f"the running applications still use old certificates: {'; '.join(lagging)}")
+    if unknown:
+        return Fact.unknown(f"no application parameter carries {', '.join(unknown)}")
+    rotated = [role for role in LCS_ROLES if pair.rotated(role)]
+    return Fact(True, f"the running applications use the new {', '.join(rotated) or 'certificates'}")
 
 
 def credentials_rotated(ctx: Context) -> Fact[bool]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from daemon.app import Daemon
@@ -87,7 +87,30 @@ def remediation_engine(daemon: Daemon, lock_timeout: float = DEFAULT_WAIT_SECOND
     )
 
 
-def remediation_context(daemon: Daemon) -> RemediationContext:
+def remediation_options(daemon: Daemon, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """What remediations need beyond files: the Service Fabric gateway access and a progress callback."""
+    from daemon.sources import gateway_config
+    from remediations.sfgateway import OPTION, PROGRESS_OPTION, GatewayAccess
+
+    options: dict[str, Any] = {}
+    config = gateway_config(daemon.settings)
+    if config is not None:
+        section = daemon.settings.sources.servicefabric
+        collector = daemon.collectors.get("servicefabric")
+        connector = getattr(collector, "connector", None)
+        if connector is None:
+            from collectors.servicefabric.connector import Connector
+
+            connector = Connector(config, daemon.clock)
+        options[OPTION] = GatewayAccess(
+            connector, timeout=section.timeout_seconds, follow_seconds=section.follow_upgrade_seconds
+        )
+    if progress is not None:
+        options[PROGRESS_OPTION] = progress
+    return options
+
+
+def remediation_context(daemon: Daemon, progress: Callable[[str], None] | None = None) -> RemediationContext:
     """The latest evaluation, the configured file locations, and a re-collect callback."""
     from remediations.base import Recollection, RemediationContext
 
@@ -115,6 +138,7 @@ def remediation_context(daemon: Daemon) -> RemediationContext:
         findings=evaluation.findings,
         now=evaluation.evaluated_at,
         files=files,
+        options=remediation_options(daemon, progress),
         recollect=recollect,
     )
 
@@ -153,7 +177,7 @@ def cmd_remediate(args: argparse.Namespace) -> int:
             progress.finish()
             daemon.on_progress = None
         engine = remediation_engine(daemon, args.wait)
-        ctx = remediation_context(daemon)
+        ctx = remediation_context(daemon, progress=_progress_printer(args.format))
         if chosen is None:
             return print_list([engine.assess(r, ctx) for r in all_remediations()], settings.environment, args.format)
         if args.apply:
@@ -166,6 +190,15 @@ def cmd_remediate(args: argparse.Namespace) -> int:
         return result.exit_code
     finally:
         daemon.stop()
+
+
+def _progress_printer(fmt: str) -> Callable[[str], None]:
+    """Progress lines (an upgrade moving) on stdout for tables, on stderr when stdout carries JSON."""
+
+    def show(text: str) -> None:
+        print(f"progress: {text}", file=sys.stderr if fmt == "json" else sys.stdout, flush=True)
+
+    return show
 
 
 def print_list(items: list[Availability], environment: str, fmt: str) -> int:

@@ -267,6 +267,25 @@ def _exists(path: Path | None) -> str:
     return "ok" if path.exists() else "missing"
 
 
+def _gateway_certificate_problems(settings: Settings) -> list[str]:
+    """Open the Service Fabric client certificates now, so a wrong path or password shows before the run."""
+    from collectors.errors import CollectorError
+    from collectors.servicefabric.identity import CertificateFile, load_identity
+
+    section = settings.sources.servicefabric
+    named = [("sources.servicefabric.client_certificate", section.client_certificate)]
+    named += [(f"sources.servicefabric.admin_certificates.{i}", c) for i, c in enumerate(section.admin_certificates)]
+    problems = []
+    for label, certificate in named:
+        if certificate is None or not section.enabled:
+            continue
+        try:
+            load_identity(CertificateFile(certificate.path, certificate.key_path, certificate.password_bytes()))
+        except (CollectorError, ConfigError) as err:
+            problems.append(f"{label}: {err}")
+    return problems
+
+
 def check_config(settings: Settings, fmt: str) -> int:
     """Validate settings, open secrets, and list what each source would read."""
     problems: list[str] = []
@@ -300,9 +319,11 @@ def check_config(settings: Settings, fmt: str) -> int:
         ("sources.tls.ca_bundle", sources.tls.ca_bundle),
         ("sources.adfs.ca_bundle", sources.adfs.ca_bundle),
         *((f"sources.tls.endpoints.{i}.ca_bundle", e.ca_bundle) for i, e in enumerate(sources.tls.endpoints)),
+        ("sources.servicefabric.ca_bundle", sources.servicefabric.ca_bundle),
     ):
         if _exists(path) == "missing":
             problems.append(f"{label}: {path} does not exist")
+    problems += _gateway_certificate_problems(settings)
     if settings.exporter.web_config_file is not None:
         from daemon.webconfig import load_web_config
 

@@ -194,6 +194,73 @@ class WinRMSource(SourceSettings):
         return secret.decode() if secret is not None else ""
 
 
+class GatewayCertificateSettings(Strict):
+    """A client certificate for the Service Fabric gateway: a PFX, or a PEM certificate with its key."""
+
+    path: Path
+    #: PEM private key when it is not in the certificate file
+    key_path: Path | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+
+    def password_bytes(self) -> bytes | None:
+        """The PFX or key password from the environment or its file."""
+        return _secret_bytes(self.password, self.password_file)
+
+
+class ServiceFabricSource(SourceSettings):
+    """The cluster's HTTP gateway (GetClusterConfiguration, upgrade status, health, applications)."""
+
+    interval_seconds: float = Field(120.0, gt=0)
+    timeout_seconds: float = Field(30.0, gt=0)
+    #: the target name (default: the first gateway's host)
+    name: str | None = None
+    #: https://node:19080 URLs, tried in order when a node does not answer
+    gateways: list[str] = Field(default_factory=list)
+    #: host name -> address to connect to
+    resolve: dict[str, str] = Field(default_factory=dict)
+    #: CA bundle that validates the gateway's certificate (unset, without pins: the system's roots)
+    ca_bundle: Path | None = None
+    #: accept the gateway when its certificate has one of these thumbprints (pin old and new during a rotation)
+    server_thumbprints: list[str] = Field(default_factory=list)
+    #: the name the gateway's certificate must carry (default: the URL's host)
+    server_name: str | None = None
+    #: certificate for reading (a read-only client is enough)
+    client_certificate: GatewayCertificateSettings | None = None
+    #: admin certificates for the SF remediations; the one the running configuration lists as admin is used
+    admin_certificates: list[GatewayCertificateSettings] = Field(default_factory=list)
+    #: which nodes' health to read for certificate-expiry events: unhealthy (default), all, none
+    node_health: Literal["unhealthy", "all", "none"] = "unhealthy"
+    #: application parameter -> certificate role, over the built-in defaults
+    parameter_roles: dict[str, str] = Field(default_factory=dict)
+    #: an upgrade that spends longer than this on one upgrade domain is stuck
+    upgrade_stuck_after_minutes: float = Field(60.0, gt=0)
+    #: how long `remediate --apply` follows a configuration upgrade it started
+    follow_upgrade_seconds: float = Field(60.0, ge=0)
+
+    @field_validator("gateways")
+    @classmethod
+    def _https(cls, urls: list[str]) -> list[str]:
+        from collectors.servicefabric.client import GatewayUrl
+
+        for url in urls:
+            GatewayUrl.parse(url)
+        return urls
+
+    @field_validator("server_thumbprints")
+    @classmethod
+    def _thumbprints(cls, values: list[str]) -> list[str]:
+        from collectors.certificate import normalize_thumbprint
+
+        return [normalize_thumbprint(v) for v in values]
+
+    def target(self) -> str:
+        """The cluster's target name."""
+        from collectors.servicefabric.client import GatewayUrl
+
+        return self.name or (GatewayUrl.parse(self.gateways[0]).host if self.gateways else "servicefabric")
+
+
 class Sources(Strict):
     """Every source certmon can read; a source without its location is off."""
 
@@ -204,6 +271,7 @@ class Sources(Strict):
     adfs: AdfsSource = Field(default_factory=AdfsSource)
     tls: TlsSource = Field(default_factory=TlsSource)
     winrm: WinRMSource = Field(default_factory=WinRMSource)
+    servicefabric: ServiceFabricSource = Field(default_factory=ServiceFabricSource)
 
 
 class ExpiryWindow(Strict):

@@ -10,9 +10,14 @@ from collectors.base import Collector
 from collectors.certfolder import CertFolderCollector
 from collectors.clusterconfig import ClusterConfigFileCollector
 from collectors.configtemplate import ConfigTemplateCollector
+from collectors.servicefabric.api import DEFAULT_PARAMETER_ROLES
+from collectors.servicefabric.client import GatewayUrl, ServerTrust
+from collectors.servicefabric.collector import ServiceFabricCollector
+from collectors.servicefabric.connector import GatewayConfig
+from collectors.servicefabric.identity import CertificateFile
 from collectors.tls import DEFAULT_PORTS, Endpoint, TlsCollector
 from collectors.winrm import WinRMCollector, WinRMOptions
-from daemon.settings import ConfigError, Settings, SourceSettings
+from daemon.settings import ConfigError, GatewayCertificateSettings, Settings, SourceSettings
 
 Factory = Callable[[Settings], Collector | None]
 
@@ -121,6 +126,38 @@ def _winrm(settings: Settings) -> Collector | None:
     )
 
 
+def _certificate_file(section: GatewayCertificateSettings) -> CertificateFile:
+    return CertificateFile(section.path, section.key_path, section.password_bytes())
+
+
+def gateway_config(settings: Settings) -> GatewayConfig | None:
+    """The Service Fabric gateway's configuration (for the collector and the SF remediations), or None."""
+    section = settings.sources.servicefabric
+    if not section.enabled or not section.gateways:
+        return None
+    return GatewayConfig(
+        name=section.target(),
+        gateways=tuple(GatewayUrl.parse(url, section.resolve) for url in section.gateways),
+        trust=ServerTrust(tuple(section.server_thumbprints), section.ca_bundle, section.server_name),
+        client_certificate=_certificate_file(section.client_certificate) if section.client_certificate else None,
+        admin_certificates=tuple(_certificate_file(c) for c in section.admin_certificates),
+    )
+
+
+def _servicefabric(settings: Settings) -> Collector | None:
+    config = gateway_config(settings)
+    if config is None:
+        return None
+    section = settings.sources.servicefabric
+    return ServiceFabricCollector(
+        config,
+        node_health=section.node_health,
+        parameter_roles={**DEFAULT_PARAMETER_ROLES, **section.parameter_roles},
+        timeout=section.timeout_seconds,
+        interval=section.interval_seconds,
+    )
+
+
 SOURCES: dict[str, Factory] = {
     "configtemplate": _configtemplate,
     "clusterconfig": _clusterconfig,
@@ -129,6 +166,7 @@ SOURCES: dict[str, Factory] = {
     "adfs": _adfs,
     "tls": _tls,
     "winrm": _winrm,
+    "servicefabric": _servicefabric,
 }
 
 

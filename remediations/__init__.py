@@ -8,7 +8,7 @@ Modules, and the extension point each offers:
 
 * `base`      the contract: `Remediation` (name, description, step, sources,
               preconditions, plan, apply, verify), `Check`, `RemediationContext`;
-* `plan`      what would change: `FileChange`, `SqlChange`, `RemoteCommand`, `Plan`;
+* `plan`      what would change: `FileChange`, `SqlChange`, `RemoteCommand`, `HttpRequest`, `Plan`;
 * `jsonedit`  byte-preserving edits of hand-edited JSON (set, insert, delete, append),
               on top of `jsonspan` (where each value lies in the text; JSON paths);
 * `files`     atomic writes (same-folder temp file, fsync, os.replace) and backups;
@@ -20,7 +20,10 @@ Modules, and the extension point each offers:
 * `engine`    dry run and apply: the only place side effects are performed;
 * `outcome`   how a run ended (`Outcome`, `Result`, `Availability`) and its exit code;
 * `registry`  one line per remediation;
-* `localagent` the first remediation, `localagent-config-update`.
+* `localagent` the first remediation, `localagent-config-update`;
+* `servicefabric` `sf-stage-rotation`, `sf-cleanup-old-certs`, `sf-replica-check-timeout`, built
+              on `sfconfig` (ClusterConfig.json edits), `sfgateway` (admin calls through the
+              gateway, `options["servicefabric"]`) and `sfchecks` (their preconditions).
 
 Adding a remediation: subclass `base.Remediation` in a new module, build its plan from the
 snapshot with the same functions the evaluator uses for the finding it fixes (the finding

@@ -10,7 +10,8 @@ Change kinds, one per kind of side effect:
   (shown without the line-ending characters, which the edit keeps as they were);
 * `SqlChange`: the statements (with their parameters) run in one transaction, and the rows
   they would touch as read at planning time;
-* `RemoteCommand`: the command and the host it runs on.
+* `RemoteCommand`: the command and the host it runs on;
+* `HttpRequest`: a call to a management API (the Service Fabric gateway) and what its body carries.
 
 A new kind is a frozen dataclass with `kind`, `target`, `summary()`, `render()` and
 `to_dict()`; the engine applies file changes itself and leaves the others to the
@@ -190,7 +191,43 @@ class RemoteCommand:
         return {"kind": self.kind, "target": self.target, "shell": self.shell, "command": self.command}
 
 
-Change = FileChange | SqlChange | RemoteCommand
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """A call to a management API: method, URL, what it does, and the body's fields as shown to the operator."""
+
+    method: str
+    url: str
+    description: str
+    #: the body's fields; large values (a whole configuration) are summarised, never secrets
+    fields: tuple[tuple[str, str], ...] = ()
+    kind: str = field(default="http", init=False)
+
+    @property
+    def target(self) -> str:
+        """The URL."""
+        return self.url
+
+    def summary(self) -> str:
+        """One line for lists."""
+        return f"{self.method} {self.url}"
+
+    def render(self) -> str:
+        """The call and its body."""
+        body = "".join(f"  {name}: {value}\n" for name, value in self.fields)
+        return f"{self.method} {self.url}\n  {self.description}\n{body}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "kind": self.kind,
+            "target": self.target,
+            "method": self.method,
+            "description": self.description,
+            "fields": dict(self.fields),
+        }
+
+
+Change = FileChange | SqlChange | RemoteCommand | HttpRequest
 
 
 @dataclass(frozen=True)

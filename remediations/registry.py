@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from remediations.base import Remediation, RemediationError
 from remediations.localagent import LocalAgentConfigUpdate
+from remediations.servicefabric import CleanupOldCerts, ReplicaCheckTimeout, StageRotation
 
 REMEDIATIONS: dict[str, type[Remediation]] = {
     LocalAgentConfigUpdate.name: LocalAgentConfigUpdate,
+    StageRotation.name: StageRotation,
+    CleanupOldCerts.name: CleanupOldCerts,
+    ReplicaCheckTimeout.name: ReplicaCheckTimeout,
 }
 
 

@@ -218,6 +218,8 @@ SERVICE_CERTS: tuple[tuple[str, str, tuple[str, ...], str, float, float], ...] =
     ("tls-expired", f"expired.{DOMAIN}", (f"expired.{DOMAIN}",), "lab", -400, -3),
     ("tls-untrusted", f"untrusted.{DOMAIN}", (f"untrusted.{DOMAIN}",), "rogue", -30, 335),
     ("tls-wrongname", f"other.{DOMAIN}", (f"other.{DOMAIN}",), "lab", -30, 335),
+    # certmon's read-only client of the Service Fabric gateway, declared by common name in ClusterConfig.json
+    ("SFMonitorClient", f"certmon.{DOMAIN}", (), "lab", -30, 700),
 )
 
 
@@ -293,10 +295,10 @@ def build_lab(
         for generation in ("old", "new"):
             lab.certs[(spec.role, generation)] = LabCert(spec, generation, _issue(spec, generation, ca, now), nodes)
     _write_templates(lab)
+    _issue_service_certs(lab)
     _write_cluster_config(lab)
     _write_localagent(lab)
     _write_node_folders(lab)
-    _issue_service_certs(lab)
     _write_node_facts(lab, cng_roles)
     _write_config(lab, port)
     return lab
@@ -392,6 +394,13 @@ def cluster_config_document(lab: Lab) -> dict[str, object]:
     clients = [{"CertificateThumbprint": old_client.thumbprint, "IsAdmin": not staged}]
     if staged:
         clients.append({"CertificateThumbprint": new_client.thumbprint, "IsAdmin": True})
+    # certmon's read-only monitoring client, by common name and pinned issuer (thumbprint list unchanged)
+    issuer = lab.ca.thumbprint
+    by_name = [
+        {"CertificateCommonName": f"certmon.{DOMAIN}", "CertificateIssuerThumbprint": issuer, "IsAdmin": False}
+        for _cert in [lab.service_certs.get("SFMonitorClient")]
+        if _cert is not None
+    ]
     node_types = []
     for type_name, _purpose, _prefix, primary, _names in NODE_TYPES:
         node_types.append(
@@ -417,8 +426,8 @@ def cluster_config_document(lab: Lab) -> dict[str, object]:
                 "nodeName": n.name,
                 "iPAddress": n.ip_address,
                 "nodeTypeRef": n.node_type,
-                "faultDomain": "fd:/fd0",
-                "upgradeDomain": "ud0",
+                "faultDomain": f"fd:/fd{_position(n.name)}",
+                "upgradeDomain": f"ud{_position(n.name)}",
             }
             for n in lab.nodes
             if n.node_type
@@ -439,6 +448,7 @@ def cluster_config_document(lab: Lab) -> dict[str, object]:
                     "ServerCertificate": pair(),
                     "ReverseProxyCertificate": pair(),
                     "ClientCertificateThumbprints": clients,
+                    **({"ClientCertificateCommonNames": by_name} if by_name else {}),
                 },
             },
             "nodeTypes": node_types,
@@ -453,6 +463,11 @@ def cluster_config_document(lab: Lab) -> dict[str, object]:
             ],
         },
     }
+
+
+def _position(node: str) -> int:
+    """A VM's index within its node type: the fault and upgrade domain the template gives it."""
+    return next(names.index(node) for *_rest, names in NODE_TYPES if node in names)
 
 
 def _write_cluster_config(lab: Lab) -> None:

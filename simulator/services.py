@@ -1,7 +1,10 @@
-"""The lab's network services: AD FS, TLS endpoints and SQL Server's TDS listener, on loopback free ports.
+"""The lab's network services: AD FS, TLS endpoints, SQL Server's TDS listener and the Service Fabric
+gateway, on loopback free ports.
 
-`LabServices(lab)` starts them all (a context manager) and writes the `adfs` and `tls` sections
-pointing at them into the lab's certmon.yaml; `certmon demo` and the end-to-end tests use it.
+`LabServices(lab)` starts them all (a context manager) and writes the `adfs`, `tls` and
+`servicefabric` sections pointing at them into the lab's certmon.yaml; `certmon demo` and the
+end-to-end tests use it. `sf_upgrade_seconds` is how long the simulated cluster spends on each
+upgrade domain of a configuration upgrade (the demo shortens it).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import yaml
 from simulator.adfs import AdfsServer
 from simulator.lab import ADFS_HOST, DOMAIN, Lab
 from simulator.pki import Issued
+from simulator.servicefabric import ServiceFabricGateway, gateway_section, lab_cluster, lab_gateway, write_client_files
 from simulator.tds import TdsServer
 from simulator.tls import TlsEndpointServer, same_port_on
 
@@ -39,13 +43,16 @@ def usable_loopbacks(candidates: Sequence[str] = LOOPBACKS) -> tuple[str, ...]:
 class LabServices:
     """Every simulated network peer of the lab, started together."""
 
-    def __init__(self, lab: Lab, hosts: Sequence[str] | None = None) -> None:
+    def __init__(self, lab: Lab, hosts: Sequence[str] | None = None, sf_upgrade_seconds: float = 20.0) -> None:
         self.lab = lab
         self.hosts = tuple(hosts) if hosts is not None else usable_loopbacks()
         self._stack = ExitStack()
         self.endpoints: list[dict[str, Any]] = []
         self.adfs: AdfsServer | None = None
         self.tds: TdsServer | None = None
+        self.sf_upgrade_seconds = sf_upgrade_seconds
+        self.sf_gateway: ServiceFabricGateway | None = None
+        self._sf_files: dict[str, Any] = {}
 
     def _serve(self, issued: Issued, chain: Sequence[Issued], name: str, host: str, role: str = "") -> None:
         server = self._stack.enter_context(TlsEndpointServer(issued, chain, host=self.hosts[0], name=name))
@@ -99,6 +106,9 @@ class LabServices:
                 )
             )
             self._add("adfs", ADFS_HOST, self.adfs.port, [self.hosts[0]], role="ADFSSSL")
+            cluster = lab_cluster(lab, step_seconds=self.sf_upgrade_seconds)
+            self.sf_gateway = self._stack.enter_context(lab_gateway(lab, cluster, host=self.hosts[0]))
+            self._sf_files = write_client_files(lab)
         except BaseException:
             self._stack.close()
             raise
@@ -110,9 +120,10 @@ class LabServices:
 
     def sources(self) -> dict[str, Any]:
         """The `adfs` and `tls` source sections pointing at the running services."""
-        assert self.adfs is not None, "start() first"
+        assert self.adfs is not None and self.sf_gateway is not None, "start() first"
         bundle = str(self.lab.ca_bundle.relative_to(self.lab.root))
         return {
+            "servicefabric": gateway_section(self.lab, self.sf_gateway, self._sf_files),
             "adfs": {
                 "urls": [self.adfs.url],
                 "resolve": {ADFS_HOST: self.hosts[0]},
@@ -124,7 +135,8 @@ class LabServices:
 
     def summary(self) -> str:
         """One line naming each endpoint and its port."""
-        return ", ".join(f"{e['name']} :{e['port']}" for e in self.endpoints)
+        gateway = f", SF gateway :{self.sf_gateway.port}" if self.sf_gateway is not None else ""
+        return ", ".join(f"{e['name']} :{e['port']}" for e in self.endpoints) + gateway
 
     def write_config(self) -> None:
         """Add the sections to the lab's certmon.yaml (the ports change with every start)."""
@@ -159,7 +171,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     lab = build_lab(Path(args[0]), port=0)
     with LabServices(lab) as services:
-        report = {"root": str(lab.root), "ca_bundle": str(lab.ca_bundle), "endpoints": services.endpoints}
+        report = {
+            "root": str(lab.root),
+            "ca_bundle": str(lab.ca_bundle),
+            "endpoints": services.endpoints,
+            "servicefabric": services.sources()["servicefabric"],
+        }
         print(json.dumps(report), flush=True)
         # Serve until the parent closes our stdin (portable: no signals needed).
         sys.stdin.read()

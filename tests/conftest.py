@@ -1,4 +1,4 @@
-"""Fixtures shared by every test: a generated lab, a fixed clock, free ports, the CLI."""
+"""Fixtures shared by every test: a generated lab, a fixed clock, free ports, the CLI, the SF gateway."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +16,7 @@ import pytest
 
 from daemon.settings import Settings, load_settings
 from simulator.lab import Lab, build_lab
+from tests.sfkit import SfLab, sf_lab
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
@@ -81,3 +82,10 @@ def run_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
         )
 
     return run
+
+
+@pytest.fixture
+def sf(lab_copy: Lab) -> Iterator[SfLab]:
+    """A lab copy with its simulated Service Fabric gateway running on a manual clock."""
+    with sf_lab(lab_copy) as running:
+        yield running

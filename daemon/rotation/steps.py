@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping
 
 from collectors.clusterconfig import SF_CLIENT_ROLE, SF_ROLE, ClusterConfig
 from collectors.model import Generation
+from collectors.servicefabric import evidence as sf_evidence
 from daemon.context import Context, listing, short
 from daemon.evidence import LOCALAGENT_SOURCE, agent_configs
 from daemon.inventory import (
@@ -47,11 +48,8 @@ def roles_gate(ctx: Context, roles: tuple[str, ...]) -> Verdict | None:
 
 
 def cluster_configs(ctx: Context) -> Iterator[tuple[str, str, ClusterConfig]]:
-    """(source, target, facts) of every cluster configuration read: the file and, later, the gateway."""
-    for result in ctx.snapshot:
-        facts = result.observation.facts if result.observation is not None else None
-        if isinstance(facts, ClusterConfig):
-            yield result.source, result.target, facts
+    """(source, target, facts) of every cluster configuration read: the staged file and the running cluster."""
+    yield from sf_evidence.cluster_configs(ctx.snapshot)
 
 
 def _no_cluster(ctx: Context) -> Verdict:

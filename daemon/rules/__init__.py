@@ -24,6 +24,12 @@ from daemon.rules.health import source_down_findings
 from daemon.rules.presence import cng_key_findings, missing_on_node_findings, private_key_findings
 from daemon.rules.removal import data_encryption_removed_findings, old_cert_removed_findings
 from daemon.rules.servicefabric import secondary_lingering_findings
+from daemon.rules.sfgateway import (
+    app_cert_removed_findings,
+    replica_timeout_findings,
+    stuck_findings,
+    version_findings,
+)
 from daemon.rules.template import schema_changed_findings
 from daemon.rules.tls import endpoint_consistency_findings, tls_chain_findings, tls_probe_failed_findings
 
@@ -38,6 +44,10 @@ RULES: list[Rule] = [
     data_encryption_removed_findings,
     old_cert_removed_findings,
     secondary_lingering_findings,
+    version_findings,
+    stuck_findings,
+    replica_timeout_findings,
+    app_cert_removed_findings,
     agent_config_findings,
     schema_changed_findings,
     node_consistency_findings,
@@ -111,21 +121,18 @@ CATALOGUE: tuple[RuleInfo, ...] = (
         C,
         "sf-staged",
         "Service Fabric 7.0.x/7.1.x cannot rotate",
-        planned="Service Fabric gateway (GetClusterVersion)",
     ),
     RuleInfo(
         "sf-upgrade-stuck",
         C,
         "sf-upgraded",
         "the configuration upgrade does not progress or rolls back",
-        planned="Service Fabric gateway (upgrade status)",
     ),
     RuleInfo(
         "sf-replica-check-timeout-reset",
         W,
         "sf-upgraded",
         "ReplicaSetCheckTimeout is back at its huge default",
-        planned="Service Fabric gateway (upgrade progress)",
     ),
     RuleInfo(
         "credentials-json-on-old-cert",

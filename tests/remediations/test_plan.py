@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from remediations.plan import FileChange, Plan, RemoteCommand, SqlChange, SqlStatement, ValueChange, follow_up_text
+from remediations.plan import (
+    FileChange,
+    HttpRequest,
+    Plan,
+    RemoteCommand,
+    SqlChange,
+    SqlStatement,
+    ValueChange,
+    follow_up_text,
+)
 
 BEFORE = b'\xef\xbb\xbf{\r\n  "a": "old",\r\n  "b": 1\r\n}\r\n'
 AFTER = BEFORE.replace(b'"old"', b'"new"')
@@ -70,3 +79,27 @@ def test_empty_plan_says_why() -> None:
     assert plan.render() == "nothing to change: already done\n"
     assert plan.to_dict()["changes"] == []
     assert follow_up_text(["one", "two"]) == "  1. one\n  2. two\n"
+
+
+def test_http_request_renders_its_call_and_summarised_body() -> None:
+    request = HttpRequest(
+        "POST",
+        "https://sf:19080/$/UpdateUpgrade?api-version=6.0",
+        "update the running upgrade's replica-set check timeout",
+        (("ReplicaSetCheckTimeoutInMilliseconds", "30000"),),
+    )
+    assert request.render() == (
+        "POST https://sf:19080/$/UpdateUpgrade?api-version=6.0\n"
+        "  update the running upgrade's replica-set check timeout\n"
+        "  ReplicaSetCheckTimeoutInMilliseconds: 30000\n"
+    )
+    assert request.to_dict() == {
+        "kind": "http",
+        "target": "https://sf:19080/$/UpdateUpgrade?api-version=6.0",
+        "method": "POST",
+        "description": "update the running upgrade's replica-set check timeout",
+        "fields": {"ReplicaSetCheckTimeoutInMilliseconds": "30000"},
+    }
+    plan = Plan("sf-replica-check-timeout", (request,))
+    assert plan.files() == [] and plan.target == request.url
+    assert plan.digest != Plan("sf-replica-check-timeout", (HttpRequest("POST", request.url, "other"),)).digest

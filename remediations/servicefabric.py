@@ -1,0 +1,349 @@
+"""The Service Fabric remediations: stage a rotation, clean up the old thumbprints, unblock a waiting upgrade.
+
+* `sf-stage-rotation` (step sf-staged): ClusterConfig.json gets the new thumbprint as primary and
+  the old one as `ThumbprintSecondary` (cluster, server, reverse proxy), the old admin client
+  becomes read-only and the new one admin, the version goes up; with an admin certificate for the
+  gateway, apply also starts the configuration upgrade and follows it.
+* `sf-cleanup-old-certs` (step sf-cleaned): once the staged configuration runs and the new
+  certificates are in use, the secondaries and the old client go, and that upgrade is started.
+* `sf-replica-check-timeout` (step sf-upgraded): the running upgrade's replica-set check timeout
+  goes to 30 s through UpdateUpgrade, so a node type with a single node stops holding it.
+
+The file edits are in `remediations.sfconfig`, the gateway calls in `remediations.sfgateway`,
+the preconditions in `remediations.sfchecks` (on `collectors.servicefabric.evidence`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import abstractmethod
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from collectors.clusterconfig import parse_cluster_config
+from collectors.errors import CollectorError
+from collectors.files import decode_text, parse_json, read_bytes
+from collectors.servicefabric import api
+from collectors.servicefabric.evidence import (
+    FILE_SOURCE,
+    SOURCE,
+    SfRotation,
+    gateway_facts,
+    in_use_evidence,
+    rotation_stage,
+    single_node_types,
+    upgrade_completed_evidence,
+    upgrade_idle_evidence,
+    version_evidence,
+)
+from remediations.base import Check, Remediation, RemediationContext, RemediationError, VerificationError
+from remediations.plan import FileChange, HttpRequest, Plan
+from remediations.sfchecks import (
+    check,
+    file_checks,
+    matches_running_check,
+    node_certificates_check,
+    read_config_file,
+    rotation_check,
+    secondary_check,
+)
+from remediations.sfconfig import SfRotationThumbprints, cleanup, stage
+from remediations.sfgateway import (
+    UPGRADE_POLICY,
+    admin_identity,
+    describe_upgrade,
+    follow_upgrade,
+    gateway_access,
+    read_upgrade,
+    report,
+    start_configuration_upgrade,
+    update_replica_check_timeout,
+)
+
+if TYPE_CHECKING:
+    from remediations.checkpoint import Checkpoint
+
+REPLICA_CHECK_TIMEOUT_SECONDS = 30
+
+
+def _thumbprints(rotation: SfRotation) -> SfRotationThumbprints:
+    return SfRotationThumbprints(rotation.new_server, rotation.new_client, rotation.old_client)
+
+
+class _ClusterConfigStep(Remediation):
+    """A ClusterConfig.json edit followed by the configuration upgrade that applies it."""
+
+    sources = (FILE_SOURCE, SOURCE)
+    #: the stage ClusterConfig.json is in once this step's edit is written
+    done_stage: str
+
+    @abstractmethod
+    def edit(self, data: bytes, config_stage: str, rotation: SfRotation, path: Path) -> FileChange | None:
+        """The file change this step makes from the current file, or None when the file is already done."""
+
+    def plan(self, ctx: RemediationContext) -> Plan:
+        """The file edit (when needed) and the upgrade start (when an admin certificate is available)."""
+        path = ctx.file(FILE_SOURCE)
+        if path is None:
+            raise RemediationError("sources.clusterconfig.path is not set")
+        data, config = read_config_file(path)
+        rotation = rotation_check(ctx, config)[1]
+        if not rotation.known:
+            raise RemediationError(rotation.problem)
+        change = self.edit(data, rotation_stage(config, rotation), rotation, path)
+        after = change.after if change is not None else data
+        target = parse_cluster_config(parse_json(after, str(path)), str(path))
+        changes: list[FileChange | HttpRequest] = [change] if change is not None else []
+        follow_up: list[str] = []
+        facts = gateway_facts(ctx.snapshot, fresh=True)
+        running = facts.config.version if facts is not None else ""
+        status = facts.upgrade_status if facts is not None else None
+        target_stage = rotation_stage(target, rotation)
+        if running == target.version or target_stage != self.done_stage:
+            pass
+        elif status is not None and status.config_version == target.version and status.in_progress:
+            follow_up.append(f"The upgrade to {target.version} is {status.state}; follow it with `certmon status`.")
+        else:
+            evidence, identity = admin_identity(ctx)
+            access = gateway_access(ctx)
+            if evidence.true and identity is not None and access is not None:
+                changes.append(self._start_request(access.url, path, after, target.version, identity.thumbprint))
+            else:
+                follow_up += [
+                    f"certmon does not start the upgrade ({evidence.detail}): on a cluster node, run "
+                    f'`Start-ServiceFabricClusterConfigurationUpgrade -ClusterConfigPath "{path}"`.',
+                    "Follow `Get-ServiceFabricClusterConfigurationUpgradeStatus` until UpgradeState is "
+                    f"RollingForwardCompleted for version {target.version}.",
+                ]
+        single = single_node_types(target)
+        if single and changes:
+            follow_up.append(
+                f"Node types with a single node ({', '.join(single)}) can hold the upgrade on its replica-set check: "
+                "if it waits, run `certmon remediate sf-replica-check-timeout --apply`."
+            )
+        if not changes:
+            reason = f"ClusterConfig.json is {target_stage} (version {target.version})"
+            reason += " and the cluster runs it" if running == target.version else ""
+            return Plan(self.name, (), reason=reason, follow_up=tuple(follow_up))
+        return Plan(self.name, tuple(changes), follow_up=tuple(follow_up))
+
+    @staticmethod
+    def _start_request(url: str, path: Path, data: bytes, version: str, admin: str) -> HttpRequest:
+        digest = hashlib.sha256(data).hexdigest()[:16]
+        policy = ", ".join(f"{k}={v}" for k, v in UPGRADE_POLICY.items() if not str(k).startswith("MaxPercent"))
+        return HttpRequest(
+            "POST",
+            f"{url}{api.START_CONFIGURATION_UPGRADE}?api-version=6.0",
+            f"start the configuration upgrade to {path.name} version {version} (Service Fabric answers 202)",
+            (
+                ("ClusterConfig", f"{path.name} as written, version {version}, {len(data)} bytes, sha256 {digest}..."),
+                ("health policy", f"{policy}, no unhealthy nodes or applications allowed"),
+                ("client certificate", f"{admin} (admin)"),
+            ),
+        )
+
+    def apply(self, ctx: RemediationContext, plan: Plan, checkpoint: Checkpoint) -> None:
+        """Write the file, then start the upgrade (the last, irreversible step) and follow it."""
+        for change in plan.files():
+            checkpoint.write_file(change)
+        if not any(isinstance(c, HttpRequest) for c in plan.changes):
+            return
+        path = ctx.file(FILE_SOURCE)
+        access = gateway_access(ctx)
+        evidence, identity = admin_identity(ctx)
+        if path is None or access is None or identity is None:
+            raise RemediationError(f"cannot start the configuration upgrade: {evidence.detail}")
+        data = read_bytes(path)
+        text = decode_text(data, str(path))
+        version = parse_cluster_config(parse_json(data, str(path)), str(path)).version
+        start_configuration_upgrade(access, identity, text)
+        report(ctx, f"{self.name}: the gateway accepted the configuration upgrade to {version}")
+        follow_upgrade(ctx, access, identity, version)
+
+    def verify(self, ctx: RemediationContext, plan: Plan) -> None:
+        """ClusterConfig.json parses and is at this step's stage."""
+        for change in plan.files():
+            try:
+                config = parse_cluster_config(parse_json(read_bytes(change.path), str(change.path)), str(change.path))
+            except CollectorError as err:
+                raise VerificationError(f"after the write: {err}") from err
+            rotation = rotation_check(ctx, config)[1]
+            stage_now = rotation_stage(config, rotation)
+            if stage_now != self.done_stage:
+                raise VerificationError(
+                    f"{change.path}: reads as {stage_now} after the write, expected {self.done_stage}"
+                )
+
+
+class StageRotation(_ClusterConfigStep):
+    """Stage the new Service Fabric certificates and start the configuration upgrade."""
+
+    name = "sf-stage-rotation"
+    description = (
+        "Stage the new Service Fabric certificates in ClusterConfig.json (new primary, old secondary, new admin "
+        "client, version raised) and start the configuration upgrade."
+    )
+    step = "sf-staged"
+    done_stage = "staged"
+
+    def preconditions(self, ctx: RemediationContext) -> list[Check]:
+        """File staged-able, thumbprints known, no leftover secondary, SF 7.2+, certs on nodes, no upgrade running."""
+        checks, config = file_checks(ctx)
+        rotation_result, rotation = rotation_check(ctx, config)
+        checks.append(rotation_result)
+        if config is not None and rotation.known:
+            checks.append(secondary_check(ctx, config, rotation))
+            checks.append(matches_running_check(ctx, config, rotation))
+            checks.append(node_certificates_check(ctx, config, (rotation.new_server, rotation.new_client)))
+        checks.append(check("Service Fabric 7.2 or later", version_evidence(ctx.snapshot)))
+        checks.append(check("no upgrade in progress", upgrade_idle_evidence(ctx.snapshot)))
+        return checks
+
+    def edit(self, data: bytes, config_stage: str, rotation: SfRotation, path: Path) -> FileChange | None:
+        """Stage the file when it is still before the rotation."""
+        if config_stage in ("staged", "rotated"):
+            return None
+        if config_stage != "before":
+            raise RemediationError(f"{path.name} is partly staged; fix it by hand")
+        after, values = stage(data, _thumbprints(rotation), str(path))
+        return FileChange(path, data, after, values)
+
+
+class CleanupOldCerts(_ClusterConfigStep):
+    """Remove the old thumbprints once the staged configuration runs, and start that upgrade."""
+
+    name = "sf-cleanup-old-certs"
+    description = (
+        "Remove ThumbprintSecondary and the old admin client from ClusterConfig.json once the staged configuration "
+        "runs and the new certificates are in use, and start that configuration upgrade."
+    )
+    step = "sf-cleaned"
+    done_stage = "rotated"
+
+    def preconditions(self, ctx: RemediationContext) -> list[Check]:
+        """The staged configuration's upgrade completed and the cluster uses the new certificates."""
+        checks, config = file_checks(ctx)
+        rotation_result, rotation = rotation_check(ctx, config)
+        checks.append(rotation_result)
+        if config is not None and rotation.known:
+            facts = gateway_facts(ctx.snapshot, fresh=True)
+            staged = rotation_stage(config, rotation)
+            expected = config.version if staged == "staged" or facts is None else facts.config.version
+            if staged not in ("staged", "rotated"):
+                checks.append(Check("ClusterConfig.json staged", False, f"ClusterConfig.json is {staged}, not staged"))
+            checks.append(
+                check("staged configuration upgrade completed", upgrade_completed_evidence(ctx.snapshot, expected))
+            )
+            checks.append(
+                check(
+                    "new certificates in use", in_use_evidence(ctx.snapshot, rotation.new_server, [rotation.new_client])
+                )
+            )
+        return checks
+
+    def edit(self, data: bytes, config_stage: str, rotation: SfRotation, path: Path) -> FileChange | None:
+        """Clean the staged file; nothing when it is already clean."""
+        if config_stage == "rotated":
+            return None
+        if config_stage != "staged":
+            raise RemediationError(f"{path.name} is {config_stage}, not staged: nothing to clean up")
+        after, values = cleanup(data, rotation.old_client, str(path))
+        return FileChange(path, data, after, values) if values else None
+
+
+class ReplicaCheckTimeout(Remediation):
+    """Set the running upgrade's replica-set check timeout to 30 seconds."""
+
+    name = "sf-replica-check-timeout"
+    description = (
+        "Set the running upgrade's replica-set check timeout to 30 s (UpdateUpgrade), so node types with a single "
+        "node (one SSRS node) stop holding the upgrade on the 49710.06:28:15 default."
+    )
+    step = "sf-upgraded"
+    sources = (SOURCE,)
+
+    def preconditions(self, ctx: RemediationContext) -> list[Check]:
+        """Gateway read, an upgrade in progress, an admin certificate the cluster accepts."""
+        facts = gateway_facts(ctx.snapshot, fresh=True)
+        checks = [
+            Check(
+                "gateway read",
+                facts is not None,
+                f"{facts.gateway}, configuration {facts.config.version}"
+                if facts
+                else upgrade_idle_evidence(ctx.snapshot).detail,
+            )
+        ]
+        if facts is not None:
+            status = facts.upgrade_status
+            state = f"{status.state}, configuration {status.config_version}" if status else "status unknown"
+            running = facts.upgrade_in_progress
+            detail = f"running: {state}" if running else f"no upgrade is running ({state}): nothing to unblock"
+            checks.append(Check("an upgrade is in progress", running, detail))
+        checks.append(check("admin client certificate", admin_identity(ctx)[0]))
+        return checks
+
+    def plan(self, ctx: RemediationContext) -> Plan:
+        """UpdateUpgrade with ReplicaSetCheckTimeoutInMilliseconds 30000, unless it is 30 s already."""
+        facts = gateway_facts(ctx.snapshot, fresh=True)
+        access = gateway_access(ctx)
+        if facts is None or access is None or facts.upgrade_progress is None:
+            raise RemediationError("the upgrade progress is unknown (the gateway was not read)")
+        progress = facts.upgrade_progress
+        current = progress.replica_set_check_timeout_seconds
+        if current == REPLICA_CHECK_TIMEOUT_SECONDS:
+            return Plan(self.name, (), reason=f"the replica-set check timeout is already {current} s")
+        shown = api.format_timespan(current) if current is not None else "unknown"
+        single = ", ".join(single_node_types(facts.config)) or "none"
+        request = HttpRequest(
+            "POST",
+            f"{access.url}{api.UPDATE_UPGRADE}?api-version=6.0",
+            "update the running upgrade's replica-set check timeout",
+            (
+                ("UpgradeKind", "Rolling"),
+                ("UpdateDescription.RollingUpgradeMode", progress.rolling_upgrade_mode or "UnmonitoredAuto"),
+                (
+                    "UpdateDescription.ReplicaSetCheckTimeoutInMilliseconds",
+                    f"{REPLICA_CHECK_TIMEOUT_SECONDS * 1000} (now {shown})",
+                ),
+                ("single-node node types", single),
+            ),
+        )
+        return Plan(self.name, (request,))
+
+    def apply(self, ctx: RemediationContext, plan: Plan, checkpoint: Checkpoint) -> None:
+        """UpdateUpgrade; the previous timeout is put back if the run is rolled back."""
+        access = gateway_access(ctx)
+        evidence, identity = admin_identity(ctx)
+        if access is None or identity is None:
+            raise RemediationError(f"cannot update the upgrade: {evidence.detail}")
+        try:
+            _status, progress = read_upgrade(access, identity)
+        except CollectorError as err:
+            raise RemediationError(f"cannot read the upgrade progress: {err}") from err
+        previous = progress.replica_set_check_timeout_seconds
+        mode = progress.rolling_upgrade_mode
+        if previous is not None:
+
+            def restore() -> str:
+                update_replica_check_timeout(access, identity, mode, previous)
+                return f"set back to {api.format_timespan(previous)}"
+
+            checkpoint.on_rollback("the replica-set check timeout", restore)
+        update_replica_check_timeout(access, identity, mode, REPLICA_CHECK_TIMEOUT_SECONDS)
+
+    def verify(self, ctx: RemediationContext, plan: Plan) -> None:
+        """The upgrade progress reports the 30 s timeout."""
+        access = gateway_access(ctx)
+        if access is None:
+            raise VerificationError("no gateway access to verify the change")
+        try:
+            status, progress = read_upgrade(access, admin_identity(ctx)[1])
+        except CollectorError as err:
+            raise VerificationError(f"cannot read the upgrade progress: {err}") from err
+        if progress.replica_set_check_timeout_seconds != REPLICA_CHECK_TIMEOUT_SECONDS:
+            raise VerificationError(
+                f"the upgrade reports a replica-set check timeout of {progress.replica_set_check_timeout_seconds} s "
+                f"after the update ({describe_upgrade(status, progress)})"
+            )
+        report(ctx, f"{self.name}: {describe_upgrade(status, progress)}, replica-set check timeout 30 s")
