@@ -1,7 +1,7 @@
 """Decisions about the cluster drawn from the latest snapshot, shared by findings, remediations and the tracker.
 
 Each function answers one question with an `Evidence`: True, False, or unknown (None) with the
-reason. The evaluator's Service Fabric rules (`daemon.sffindings`) and the remediations'
+reason. The evaluator's Service Fabric rules (`daemon.rules.sfgateway`) and the remediations'
 preconditions call these same functions, never copies of them; the rotation tracker reads the
 same answers (upgrade state and configuration version, code version, applications' thumbprints
 by role).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import time
 from datetime import datetime
 
 import pytest
@@ -133,6 +134,10 @@ def test_client_certificate_from_an_unknown_ca_is_auth_failed(lab_copy: Lab, now
         assert caught.value.reason is Reason.AUTH_FAILED, caught.value
         assert "the gateway refused client certificate" in caught.value.message
         assert "unknown ca" in caught.value.message
+        # The server thread counts the failed handshake after the client has seen the alert.
+        deadline = time.monotonic() + 10
+        while sf.gateway.handshake_failures == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert sf.gateway.handshake_failures == 1
 
 

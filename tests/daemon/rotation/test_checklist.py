@@ -52,7 +52,7 @@ def test_staged_lab(scenario: Scenario) -> None:
     assert (
         _state(evaluation, "certs-installed").detail == "all 49 new certificate installations present with private keys"
     )
-    assert "no Service Fabric gateway source" in _state(evaluation, "sf-upgraded").detail
+    assert "the gateway source (sources.servicefabric) is not configured" in _state(evaluation, "sf-upgraded").detail
     assert "no SQL source" in _state(evaluation, "reencryption-complete").detail
     agent = _state(evaluation, "localagent-updated")
     assert "serverCertThumbprint" in agent.detail and "not the new ServiceFabric certificate" in agent.detail
