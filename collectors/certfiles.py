@@ -54,21 +54,23 @@ def _load_pkcs12(data: bytes, password: bytes | None, source: str) -> list[Loade
     return [LoadedCertificate(cert, has_key, source) for cert, has_key in cached]
 
 
-def _open_pkcs12(data: bytes, password: bytes | None, source: str) -> list[LoadedCertificate]:
+def open_pkcs12(data: bytes, password: bytes | None, source: str) -> pkcs12.PKCS12KeyAndCertificates:
+    """Decrypt a PKCS#12 file (no password: try none and the empty one); CertificateError otherwise."""
     attempts: list[bytes | None] = [password] if password else [None, b""]
-    bundle = None
     for attempt in attempts:
         try:
-            bundle = pkcs12.load_pkcs12(data, attempt)
-            break
+            return pkcs12.load_pkcs12(data, attempt)
         except ValueError:
             continue
         except UnsupportedAlgorithm as err:
             raise CertificateError(source, Reason.PARSE_ERROR, f"PKCS#12 uses an unsupported algorithm: {err}") from err
-    if bundle is None:
-        if password:
-            raise CertificateError(source, Reason.WRONG_PASSWORD, "wrong password for PKCS#12 file")
-        raise CertificateError(source, Reason.WRONG_PASSWORD, "PKCS#12 file is password protected; no password given")
+    if password:
+        raise CertificateError(source, Reason.WRONG_PASSWORD, "wrong password for PKCS#12 file")
+    raise CertificateError(source, Reason.WRONG_PASSWORD, "PKCS#12 file is password protected; no password given")
+
+
+def _open_pkcs12(data: bytes, password: bytes | None, source: str) -> list[LoadedCertificate]:
+    bundle = open_pkcs12(data, password, source)
     found: list[LoadedCertificate] = []
     if bundle.cert is not None:
         found.append(

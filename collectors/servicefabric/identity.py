@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_private_key, pkcs12
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_private_key
 
+from collectors.certfiles import open_pkcs12
 from collectors.certificate import Certificate, certificate_from_x509
 from collectors.errors import CollectorError, Reason
 from collectors.files import read_bytes
@@ -64,18 +64,7 @@ def _spki(key: PrivateKey | x509.Certificate) -> bytes:
 
 
 def _from_pkcs12(data: bytes, password: bytes | None, source: str) -> ClientIdentity:
-    bundle = None
-    for attempt in [password] if password else [None, b""]:
-        try:
-            bundle = pkcs12.load_pkcs12(data, attempt)
-            break
-        except ValueError:
-            continue
-        except UnsupportedAlgorithm as err:
-            raise CollectorError(source, Reason.PARSE_ERROR, f"PKCS#12 uses an unsupported algorithm: {err}") from err
-    if bundle is None:
-        detail = "wrong password for the PKCS#12 file" if password else "the PKCS#12 file needs a password"
-        raise CollectorError(source, Reason.WRONG_PASSWORD, detail)
+    bundle = open_pkcs12(data, password, source)
     if bundle.key is None:
         raise CollectorError(source, Reason.CONFIG_ERROR, "the PKCS#12 file holds no private key")
     if bundle.cert is None:

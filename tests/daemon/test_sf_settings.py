@@ -74,7 +74,7 @@ def test_check_config_opens_the_client_certificates(sf: SfLab, run_cli: Cli) -> 
     bad = run_cli("-c", str(sf.lab.config_file), "check-config")
     assert bad.returncode == 2
     assert "sources.servicefabric.admin_certificates.0: " in bad.stderr
-    assert "admin-old.pfx: wrong password for the PKCS#12 file" in bad.stderr
+    assert "admin-old.pfx: wrong password for PKCS#12 file" in bad.stderr
     assert "not the password" not in bad.stderr + bad.stdout
 
 

@@ -54,8 +54,13 @@ def test_pem_certificate_and_key_in_one_file_or_two(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "password", "reason", "text"),
     [
-        (lambda: pfx_bytes(CLIENT, b"right"), b"wrong", Reason.WRONG_PASSWORD, "wrong password for the PKCS#12 file"),
-        (lambda: pfx_bytes(CLIENT, b"right"), None, Reason.WRONG_PASSWORD, "the PKCS#12 file needs a password"),
+        (lambda: pfx_bytes(CLIENT, b"right"), b"wrong", Reason.WRONG_PASSWORD, "wrong password for PKCS#12 file"),
+        (
+            lambda: pfx_bytes(CLIENT, b"right"),
+            None,
+            Reason.WRONG_PASSWORD,
+            "PKCS#12 file is password protected; no password given",
+        ),
         (lambda: CLIENT.pem, None, Reason.CONFIG_ERROR, "the PEM file holds no private key; set key_path"),
         (
             lambda: CLIENT.pem + CA.key_pem,
