@@ -40,6 +40,8 @@ class Request:
     client_cert: dict[str, Any] | None = None
     user: str = ""
     peer: str = ""
+    #: the client certificate's DER when the TLS layer verified one against the client CA
+    client_cert_der: bytes | None = None
 
     def json(self) -> Any:
         """The body parsed as JSON ({} when empty)."""
@@ -64,6 +66,11 @@ class Response:
     def text(cls, text: str, status: int = 200) -> Response:
         """A plain-text response."""
         return cls(status, text.encode())
+
+    @classmethod
+    def html(cls, text: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+        """An HTML response."""
+        return cls(status, text.encode(), "text/html; charset=utf-8", dict(headers or {}))
 
 
 Handler = Callable[[Request], Response]
@@ -189,9 +196,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send(Response.text("request body too large\n", 413))
             return
         body = self.rfile.read(length) if length else b""
-        client_cert = None
+        client_cert = client_der = None
         if isinstance(self.connection, ssl.SSLSocket):
             client_cert = self.connection.getpeercert() or None
+            # getpeercert() is empty unless the certificate was verified; only then is the DER trusted.
+            client_der = self.connection.getpeercert(binary_form=True) if client_cert else None
         request = Request(
             self.command,
             url.path,
@@ -202,6 +211,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             client_cert,
             user,
             self.client_address[0],
+            client_der,
         )
         try:
             response = handler(request)

@@ -180,6 +180,18 @@ def checklist_payload(checklist: Checklist) -> dict[str, Any]:
     }
 
 
+def status_payload(view: View, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON document `status` prints: sources, the checklist, old certificates, findings.
+
+    `payload` is the view's `collection_payload` when the caller already has it.
+    """
+    payload = payload if payload is not None else collection_payload(view)
+    document = {k: payload[k] for k in ("environment", "collected_at", "sources")}
+    document.update(checklist_payload(view.evaluation.checklist))
+    document["findings"] = payload["findings"]
+    return document
+
+
 EVIDENCE_LINES = 6
 
 
@@ -209,11 +221,7 @@ def print_status(view: View, fmt: str) -> int:
     """Print sources, the rotation checklist and findings."""
     checklist = view.evaluation.checklist
     if fmt == "json":
-        payload = collection_payload(view)
-        document = {k: payload[k] for k in ("environment", "collected_at", "sources")}
-        document.update(checklist_payload(checklist))
-        document["findings"] = payload["findings"]
-        dump_json(document)
+        dump_json(status_payload(view))
         return _exit_code(view)
     print(f"environment {view.evaluation.snapshot.environment}, {iso_z(view.evaluation.evaluated_at)}\n")
     _print_sources(view)
