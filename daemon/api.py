@@ -49,6 +49,8 @@ T = TypeVar("T")
 API_MODE = "api"
 # Requests that may wait for a worker beyond the ones running; more are answered 503 at once.
 QUEUE_PER_WORKER = 4
+# How long stopping waits for API handlers to write their answer and audit record once the workers are done.
+STOP_WAIT_SECONDS = 30.0
 APPLY_FIELDS = {"expect_plan"}
 OUTCOME_STATUS = {
     Outcome.PLANNED: 200,
@@ -115,6 +117,11 @@ class ApiServer:
         self.host = socket.gethostname()
         self._pool = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="api-remediation")
         self._slots = threading.BoundedSemaphore(self.settings.workers * (1 + QUEUE_PER_WORKER))
+        self._in_flight = 0
+        self._count_lock = threading.Lock()
+        # API handlers still running (an apply's handler audits after its job ends): stop waits for them.
+        self._handlers = 0
+        self._idle = threading.Condition()
         self.router = Router()
         self.router.add("GET", "/", self._page)
         self.router.add("GET", "/healthz", self._healthz)
@@ -130,7 +137,9 @@ class ApiServer:
         """Bind and serve; ConfigError naming the setting when the address cannot be bound."""
         port = self.settings.effective_port(self.daemon.settings.exporter.port)
         try:
-            self.http = HttpServer(self.settings.listen_address, port, self.web_config, self.router)
+            self.http = HttpServer(
+                self.settings.listen_address, port, self.web_config, self.router, on_refused=self._refused
+            )
         except OSError as err:
             raise ConfigError(
                 f"api.listen_address/api.port: cannot listen on {self.settings.listen_address}:{port}: "
@@ -145,6 +154,9 @@ class ApiServer:
         if self.http is not None:
             self.http.stop()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._idle:
+            if not self._idle.wait_for(lambda: self._handlers == 0, timeout=STOP_WAIT_SECONDS):
+                log.warning("stopping with %d API requests unanswered", self._handlers)
 
     @property
     def url(self) -> str:
@@ -165,13 +177,20 @@ class ApiServer:
 
     def _audited(self, handler: Callable[[Request], Answer]) -> Callable[[Request], Response]:
         def handle(request: Request) -> Response:
+            with self._idle:
+                self._handlers += 1
             try:
-                answer = self._guard(request) or handler(request)
-            except Exception:
-                log.exception("API %s %s failed", request.method, request.path)
-                answer = error(500, "error", "internal error; see the daemon's log")
-            self._record(request, answer)
-            return answer.response
+                try:
+                    answer = self._guard(request) or handler(request)
+                except Exception:
+                    log.exception("API %s %s failed", request.method, request.path)
+                    answer = error(500, "error", "internal error; see the daemon's log")
+                self._record(request, answer)
+                return answer.response
+            finally:
+                with self._idle:
+                    self._handlers -= 1
+                    self._idle.notify_all()
 
         return handle
 
@@ -208,19 +227,40 @@ class ApiServer:
         )
         self.auditor.record(record)
 
+    @property
+    def in_flight(self) -> int:
+        """Plans, applies and listings running or waiting for a worker."""
+        with self._count_lock:
+            return self._in_flight
+
+    def _count(self, delta: int) -> None:
+        with self._count_lock:
+            self._in_flight += delta
+
+    def _refused(self, method: str, path: str, peer: str) -> None:
+        """Audit an API call the listener refused for want of basic-auth credentials."""
+        if path.startswith("/api/"):
+            request = Request(method, path, {}, {}, b"", peer=peer)
+            answer = error(401, "unauthorized", "basic-auth credentials missing or wrong")
+            answer.auth = "basic"
+            self._record(request, answer)
+
     def _run(self, work: Callable[[], T]) -> T:
         if not self._slots.acquire(blocking=False):
             raise Busy("every remediation worker is busy; try again shortly")
+        self._count(1)
 
         def job() -> T:
             try:
                 return work()
             finally:
+                self._count(-1)
                 self._slots.release()
 
         try:
             future = self._pool.submit(job)
         except RuntimeError as err:  # the pool is shut down: the daemon is stopping
+            self._count(-1)
             self._slots.release()
             raise Busy("the daemon is stopping") from err
         return future.result()
@@ -231,7 +271,7 @@ class ApiServer:
         return Response.html(self.status.page(), headers=PAGE_HEADERS)
 
     def _healthz(self, request: Request) -> Response:
-        return Response.json({"status": "ok"})
+        return Response.json({"status": "ok", "remediations_in_flight": self.in_flight})
 
     def _status(self, request: Request) -> Answer:
         return Answer(Response.json(self.status.document()), "ok")

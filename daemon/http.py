@@ -185,6 +185,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if owner.web_config.users:
             user = self._basic_user(headers.get("authorization", ""))
             if not user:
+                if owner.on_refused is not None:
+                    owner.on_refused(self.command, url.path, self.client_address[0])
                 self._send(Response(401, b"Unauthorized\n", headers={"WWW-Authenticate": 'Basic realm="certmon"'}))
                 return
         handler, params, known = owner.router.match(self.command, url.path)
@@ -234,9 +236,18 @@ class _RequestHandler(BaseHTTPRequestHandler):
 class HttpServer:
     """A threaded HTTP(S) listener serving a Router."""
 
-    def __init__(self, address: str, port: int, web_config: WebConfig, router: Router) -> None:
+    def __init__(
+        self,
+        address: str,
+        port: int,
+        web_config: WebConfig,
+        router: Router,
+        on_refused: Callable[[str, str, str], None] | None = None,
+    ) -> None:
         self.web_config = web_config
         self.router = router
+        #: told (method, path, peer) of each request refused for want of basic-auth credentials
+        self.on_refused = on_refused
         self.ssl_context = web_config.ssl_context()
         self._server = _Server((address, port), self)
         self._thread: threading.Thread | None = None
