@@ -35,9 +35,10 @@ nav a{margin-right:16px;color:#0969da;text-decoration:none}
 main{padding:8px 24px 32px}
 h2{font-size:17px;margin:22px 0 8px;border-bottom:1px solid var(--line);padding-bottom:4px}
 table{border-collapse:collapse;width:100%;margin-bottom:8px}
-th,td{border:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top}
+th,td{border:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top;overflow-wrap:break-word}
 th{background:var(--bg);font-weight:600}
 code,.tp{font:12px ui-monospace,SFMono-Regular,Consolas,monospace}
+.tp{word-break:break-all}
 .chips span{display:inline-block;margin:8px 8px 0 0;padding:3px 10px;border-radius:12px;background:#fff;color:#1f2328}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;color:#fff;
 white-space:nowrap}
@@ -94,7 +95,8 @@ def _table(section: str, headers: Iterable[str], rows: Iterable[str], empty: str
     if not body:
         return f'<p class="muted" id="{section}-empty">{_e(empty)}</p>'
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    return f'<table id="{section}-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    table = f'<table id="{section}-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return f'<div class="scroll">{table}</div>'
 
 
 def _checklist(steps: list[Mapping[str, Any]]) -> str:
