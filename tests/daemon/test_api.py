@@ -369,3 +369,18 @@ def test_an_exporter_port_of_zero_gives_the_api_an_ephemeral_port(lab: Lab, now:
     with running(lab, now) as daemon:
         assert daemon.api is not None and daemon.http is not None
         assert daemon.api.http is not None and daemon.api.http.port not in (0, daemon.http.port)
+
+
+def test_the_token_may_come_from_the_environment(cli_lab: Lab, now: datetime, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CERTMON_API__TOKEN", TOKEN)
+    with running(cli_lab, now) as daemon:
+        assert daemon.api is not None
+        assert call(daemon.api.url + APPLY, "POST", headers=bearer("y" * 20)).status == 401
+        applied = call(daemon.api.url + APPLY, "POST", headers=bearer())
+    assert applied.status == 200 and applied.json()["outcome"] == "applied"
+
+
+def test_a_token_in_the_configuration_file_is_refused(cli_lab: Lab) -> None:
+    configure_api(cli_lab, token=TOKEN)
+    with pytest.raises(ConfigError, match="api.token: secrets do not belong in the configuration file"):
+        load_settings(cli_lab.config_file)
