@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
@@ -23,6 +24,9 @@ from daemon.settings import Settings
 from daemon.sources import build_collectors
 from daemon.state import StateError, StateStore
 from daemon.webconfig import load_web_config
+
+if TYPE_CHECKING:
+    from daemon.api import ApiServer
 
 log = logging.getLogger("certmon")
 
@@ -69,6 +73,8 @@ class Daemon:
         self.router.add("GET", "/metrics", metrics_handler(self.registry))
         self.router.add("GET", "/healthz", self._healthz)
         self.http: HttpServer | None = None
+        #: the status page and remediation API (`api:`), on their own listener
+        self.api: ApiServer | None = None
         self.scheduler: Scheduler | None = None
         self._stop = threading.Event()
 
@@ -118,17 +124,34 @@ class Daemon:
         if serve:
             exporter = self.settings.exporter
             web_config = load_web_config(exporter.web_config_file)
+            api = self._api() if self.settings.api.enabled else None
             self.http = HttpServer(exporter.listen_address, exporter.port, web_config, self.router)
             self.http.start()
             log.info("serving %s/metrics", self.http.url)
+            if api is not None:
+                try:
+                    api.start()
+                except Exception:
+                    self.http.stop()
+                    self.http = None
+                    raise
+                self.api = api
+                log.info("status page %s/ and remediation API %s/api/", api.url, api.url)
         if schedule:
             self.scheduler = Scheduler(self)
             self.scheduler.start()
 
+    def _api(self) -> ApiServer:
+        from daemon.api import ApiServer
+
+        return ApiServer(self)
+
     def stop(self) -> None:
-        """Stop scheduling and serving; close connections and the store."""
+        """Stop scheduling and serving (a running apply finishes first); close connections and the store."""
         if self.scheduler is not None:
             self.scheduler.stop()
+        if self.api is not None:
+            self.api.stop()
         if self.http is not None:
             self.http.stop()
         self.runner.close()

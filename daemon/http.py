@@ -40,6 +40,8 @@ class Request:
     client_cert: dict[str, Any] | None = None
     user: str = ""
     peer: str = ""
+    #: the client certificate's DER when the TLS layer verified one against the client CA
+    client_cert_der: bytes | None = None
 
     def json(self) -> Any:
         """The body parsed as JSON ({} when empty)."""
@@ -64,6 +66,11 @@ class Response:
     def text(cls, text: str, status: int = 200) -> Response:
         """A plain-text response."""
         return cls(status, text.encode())
+
+    @classmethod
+    def html(cls, text: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+        """An HTML response."""
+        return cls(status, text.encode(), "text/html; charset=utf-8", dict(headers or {}))
 
 
 Handler = Callable[[Request], Response]
@@ -178,6 +185,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if owner.web_config.users:
             user = self._basic_user(headers.get("authorization", ""))
             if not user:
+                if owner.on_refused is not None:
+                    owner.on_refused(self.command, url.path, self.client_address[0])
                 self._send(Response(401, b"Unauthorized\n", headers={"WWW-Authenticate": 'Basic realm="certmon"'}))
                 return
         handler, params, known = owner.router.match(self.command, url.path)
@@ -189,9 +198,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send(Response.text("request body too large\n", 413))
             return
         body = self.rfile.read(length) if length else b""
-        client_cert = None
+        client_cert = client_der = None
         if isinstance(self.connection, ssl.SSLSocket):
             client_cert = self.connection.getpeercert() or None
+            # getpeercert() is empty unless the certificate was verified; only then is the DER trusted.
+            client_der = self.connection.getpeercert(binary_form=True) if client_cert else None
         request = Request(
             self.command,
             url.path,
@@ -202,6 +213,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             client_cert,
             user,
             self.client_address[0],
+            client_der,
         )
         try:
             response = handler(request)
@@ -224,9 +236,18 @@ class _RequestHandler(BaseHTTPRequestHandler):
 class HttpServer:
     """A threaded HTTP(S) listener serving a Router."""
 
-    def __init__(self, address: str, port: int, web_config: WebConfig, router: Router) -> None:
+    def __init__(
+        self,
+        address: str,
+        port: int,
+        web_config: WebConfig,
+        router: Router,
+        on_refused: Callable[[str, str, str], None] | None = None,
+    ) -> None:
         self.web_config = web_config
         self.router = router
+        #: told (method, path, peer) of each request refused for want of basic-auth credentials
+        self.on_refused = on_refused
         self.ssl_context = web_config.ssl_context()
         self._server = _Server((address, port), self)
         self._thread: threading.Thread | None = None

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from daemon.app import Daemon
     from daemon.state import StateStore
-    from remediations.audit import AuditRecord, AuditSink
+    from remediations.audit import Auditor, AuditRecord, AuditSink
     from remediations.base import RemediationContext
     from remediations.engine import Engine
     from remediations.outcome import Availability, Result
@@ -70,13 +70,19 @@ def store_sink(store: StateStore) -> AuditSink:
     return sink
 
 
+def remediation_auditor(daemon: Daemon) -> Auditor:
+    """The daemon's audit: the JSON-lines file in the data directory and the state store."""
+    from remediations.audit import AUDIT_FILE, Auditor, JsonlAuditLog
+
+    return Auditor([JsonlAuditLog(daemon.settings.data_dir / AUDIT_FILE), store_sink(daemon.store)])
+
+
 def remediation_engine(daemon: Daemon, lock_timeout: float = DEFAULT_WAIT_SECONDS, actor: str | None = None) -> Engine:
     """The engine for the daemon's environment: audit to the JSON-lines file and the state store."""
-    from remediations.audit import AUDIT_FILE, Auditor, JsonlAuditLog
     from remediations.engine import Engine
 
     settings = daemon.settings
-    auditor = Auditor([JsonlAuditLog(settings.data_dir / AUDIT_FILE), store_sink(daemon.store)])
+    auditor = remediation_auditor(daemon)
     return Engine(
         data_dir=settings.data_dir,
         environment=settings.environment,

@@ -180,6 +180,18 @@ def checklist_payload(checklist: Checklist) -> dict[str, Any]:
     }
 
 
+def status_payload(view: View, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON document `status` prints: sources, the checklist, old certificates, findings.
+
+    `payload` is the view's `collection_payload` when the caller already has it.
+    """
+    payload = payload if payload is not None else collection_payload(view)
+    document = {k: payload[k] for k in ("environment", "collected_at", "sources")}
+    document.update(checklist_payload(view.evaluation.checklist))
+    document["findings"] = payload["findings"]
+    return document
+
+
 EVIDENCE_LINES = 6
 
 
@@ -209,11 +221,7 @@ def print_status(view: View, fmt: str) -> int:
     """Print sources, the rotation checklist and findings."""
     checklist = view.evaluation.checklist
     if fmt == "json":
-        payload = collection_payload(view)
-        document = {k: payload[k] for k in ("environment", "collected_at", "sources")}
-        document.update(checklist_payload(checklist))
-        document["findings"] = payload["findings"]
-        dump_json(document)
+        dump_json(status_payload(view))
         return _exit_code(view)
     print(f"environment {view.evaluation.snapshot.environment}, {iso_z(view.evaluation.evaluated_at)}\n")
     _print_sources(view)
@@ -286,6 +294,23 @@ def _gateway_certificate_problems(settings: Settings) -> list[str]:
     return problems
 
 
+def _api_problems(settings: Settings) -> list[str]:
+    """The API's listener, web config and credentials, checked as the daemon will at start-up."""
+    if not settings.api.enabled:
+        return []
+    from daemon.api import check_api_settings
+    from daemon.apiauth import ApplyAuth
+    from daemon.webconfig import load_web_config
+
+    try:
+        web_config = load_web_config(settings.api.web_config_file)
+        check_api_settings(settings, web_config)
+        ApplyAuth(settings.api, web_config)
+    except ConfigError as err:
+        return [str(err)]
+    return []
+
+
 def check_config(settings: Settings, fmt: str) -> int:
     """Validate settings, open secrets, and list what each source would read."""
     problems: list[str] = []
@@ -331,12 +356,16 @@ def check_config(settings: Settings, fmt: str) -> int:
             load_web_config(settings.exporter.web_config_file)
         except ConfigError as err:
             problems.append(str(err))
+    problems += _api_problems(settings)
     if fmt == "json":
         dump_json({"environment": settings.environment, "sources": rows, "problems": problems})
     else:
         print(f"environment: {settings.environment}")
         print(f"data_dir: {settings.data_dir}")
-        print(f"exporter: {settings.exporter.listen_address}:{settings.exporter.port}\n")
+        print(f"exporter: {settings.exporter.listen_address}:{settings.exporter.port}")
+        api = settings.api
+        where = f"{api.listen_address}:{api.effective_port(settings.exporter.port)}" if api.enabled else "off"
+        print(f"status page and API: {where}\n")
         table(
             ("SOURCE", "INTERVAL", "TIMEOUT", "TARGETS"),
             [(r["source"], r["interval_seconds"], r["timeout_seconds"], ", ".join(r["targets"])) for r in rows],

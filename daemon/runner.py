@@ -67,6 +67,9 @@ class Runner:
         # The latest attempt thread of each target: one that overran its deadline and is
         # still alive must not be joined by a second one.
         self._threads: dict[tuple[str, str], threading.Thread] = {}
+        # One cycle of a source at a time: the scheduler and a remediation's re-collection may both
+        # ask; the second waits and then reads afresh instead of seeing the first's targets as hung.
+        self._cycles = {name: threading.Lock() for name in self.collectors}
 
     def snapshot(self) -> Snapshot:
         """An immutable copy of the latest results."""
@@ -93,6 +96,10 @@ class Runner:
 
     def run_source(self, name: str) -> None:
         """Collect every target of one source, at most `concurrency` at a time."""
+        with self._cycles[name]:
+            self._run_source(name)
+
+    def _run_source(self, name: str) -> None:
         collector = self.collectors[name]
         targets = self._targets(collector)
         self._forget_targets(collector, targets)

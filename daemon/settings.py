@@ -354,6 +354,46 @@ class ExporterSettings(Strict):
     web_config_file: Path | None = None
 
 
+class ApiSettings(Strict):
+    """The status page and the remediation API: a listener of their own, on loopback by default.
+
+    Reading (the page, `GET /api/...`, plans) needs whatever the listener's web config asks
+    (TLS client certificate, basic auth); applying also needs the bearer token (`token_file`,
+    or CERTMON_API__TOKEN) or a client certificate the web config's client CA verified and, when
+    `client_subjects`/`client_thumbprints` are set, one they list.
+    """
+
+    enabled: bool = True
+    listen_address: str = "127.0.0.1"
+    #: unset: the exporter's port + 1 (9878), or an ephemeral port when the exporter's is 0
+    port: int | None = Field(None, ge=0, le=65535)
+    #: exporter-toolkit web config of this listener (TLS, client CA, basic auth); required off loopback
+    web_config_file: Path | None = None
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    #: client certificate subjects (RFC 4514, as `openssl x509 -subject -nameopt RFC2253` prints) allowed to apply
+    client_subjects: list[str] = Field(default_factory=list)
+    #: client certificate thumbprints (SHA-1) allowed to apply
+    client_thumbprints: list[str] = Field(default_factory=list)
+    #: how long an apply waits for another remediation of the environment before it is refused
+    lock_wait_seconds: float = Field(10.0, ge=0)
+    #: plans and applies run on this many worker threads, never on the HTTP threads
+    workers: int = Field(2, ge=1, le=16)
+
+    @field_validator("client_thumbprints")
+    @classmethod
+    def _thumbprints(cls, values: list[str]) -> list[str]:
+        from collectors.certificate import normalize_thumbprint
+
+        return [normalize_thumbprint(v) for v in values]
+
+    def effective_port(self, exporter_port: int) -> int:
+        """The port to bind: the configured one, else next to the exporter's."""
+        if self.port is not None:
+            return self.port
+        return 0 if exporter_port == 0 else exporter_port + 1
+
+
 class Settings(BaseSettings):
     """certmon's whole configuration."""
 
@@ -366,6 +406,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("certmon-data")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     exporter: ExporterSettings = Field(default_factory=ExporterSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
     expiry: dict[str, ExpiryWindow] = Field(default_factory=dict)
     unreferenced_certificates: bool = True
     rules: RuleSettings = Field(default_factory=RuleSettings)

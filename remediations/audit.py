@@ -44,7 +44,7 @@ class AuditRecord:
     environment: str
     remediation: str
     target: str
-    mode: str  # "dry-run" or "apply"
+    mode: str  # "dry-run" or "apply"; the daemon's API adds one "api" record per call
     outcome: str
     message: str = ""
     plan: Mapping[str, Any] | None = None
