@@ -1,0 +1,77 @@
+"""Where data re-encryption stands, as facts every rule, the rotation tracker and the remediations share.
+
+`reencryption_complete(snapshot)` is the one answer to "has all data been re-encrypted with the
+new data encryption certificate?": True, False, or None when certmon cannot tell (AXDB not
+collected, no progress probe configured, or a probe failing while the others show nothing left).
+The batch job's runs alone never prove completion: the job keeps its recurrence after the
+last row is done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from collectors.model import Snapshot
+from collectors.sql.axdb import AxdbFacts
+from collectors.sql.collector import SOURCE
+from collectors.sql.progress import ProgressEstimate
+
+
+def axdb_facts(snapshot: Snapshot) -> tuple[str, AxdbFacts] | None:
+    """(target, facts) of the business database's last good collection, or None."""
+    found = snapshot.facts(SOURCE, AxdbFacts)
+    return found[0] if found else None
+
+
+def reencryption_enabled(snapshot: Snapshot) -> bool | None:
+    """Both the flight and the config key are set; None when AXDB was never read."""
+    found = axdb_facts(snapshot)
+    return None if found is None else found[1].enabled
+
+
+def reencryption_complete(snapshot: Snapshot) -> bool | None:
+    """True when every progress probe reads zero remaining; False when one reads more; else None."""
+    found = axdb_facts(snapshot)
+    if found is None:
+        return None
+    facts = found[1]
+    if not facts.probes:
+        return None
+    estimates = facts.estimates()
+    if any(not e.complete for e in estimates):
+        return False
+    if len(estimates) < len(facts.probes):
+        return None
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class ReencryptionProgress:
+    """The probes together: what remains, the latest ETA, which probes are stalled."""
+
+    remaining: float
+    eta: datetime | None
+    #: True when some probe with data left has no measurable pace yet (ETA unknown)
+    eta_unknown: bool
+    stalled: tuple[ProgressEstimate, ...]
+    estimates: tuple[ProgressEstimate, ...]
+
+
+def reencryption_progress(snapshot: Snapshot) -> ReencryptionProgress | None:
+    """Progress over every readable probe, or None when no probe could be read."""
+    found = axdb_facts(snapshot)
+    if found is None:
+        return None
+    estimates = tuple(found[1].estimates())
+    if not estimates:
+        return None
+    pending = [e for e in estimates if not e.complete]
+    etas = [e.eta for e in pending if e.eta is not None]
+    return ReencryptionProgress(
+        remaining=sum(e.remaining for e in estimates),
+        eta=max(etas) if etas else None,
+        eta_unknown=len(etas) < len(pending),
+        stalled=tuple(e for e in pending if e.stalled),
+        estimates=estimates,
+    )
