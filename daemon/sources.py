@@ -12,6 +12,7 @@ from collectors.clusterconfig import ClusterConfigFileCollector
 from collectors.configtemplate import ConfigTemplateCollector
 from collectors.tls import DEFAULT_PORTS, Endpoint, TlsCollector
 from collectors.winrm import WinRMCollector, WinRMOptions
+from daemon import sqlsources
 from daemon.settings import ConfigError, Settings, SourceSettings
 
 Factory = Callable[[Settings], Collector | None]
@@ -129,6 +130,9 @@ SOURCES: dict[str, Factory] = {
     "adfs": _adfs,
     "tls": _tls,
     "winrm": _winrm,
+    "sql": sqlsources.sql,
+    "agentshare": sqlsources.agentshare,
+    "credentials": sqlsources.credentials,
 }
 
 
@@ -145,4 +149,4 @@ def build_collectors(settings: Settings) -> list[Collector]:
 def jitter(settings: Settings, name: str) -> float:
     """Configured jitter of a source."""
     section = getattr(settings.sources, name, None)
-    return float(section.jitter_seconds) if isinstance(section, SourceSettings) else 0.0
+    return float(getattr(section, "jitter_seconds", 0.0))

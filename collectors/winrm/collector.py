@@ -16,6 +16,7 @@ from collectors.certificate import certificate_from_der, normalize_thumbprint
 from collectors.configtemplate import load_config_template
 from collectors.errors import CertificateError, CollectorError, Reason, ThumbprintError
 from collectors.model import DEFAULT_STORE, CertObservation, Generation, MetricSpec, Observation, Problem
+from collectors.winrm.command import ApprovedCommand, CommandOutcome, run_in
 from collectors.winrm.output import Inventory, interpret
 from collectors.winrm.script import inventory_command
 from collectors.winrm.session import WinRMSession
@@ -263,6 +264,10 @@ class WinRMCollector(Collector):
             sql.append(SqlTlsCertificate(instance.instance, thumbprint))
         facts = NodeFacts(node, url, self.options.stores, tuple(keys), tuple(sql))
         return Observation(certificates=tuple(certificates), facts=facts, problems=tuple(problems))
+
+    def run_approved(self, node: str, command: ApprovedCommand, deadline: Deadline) -> CommandOutcome:
+        """Run an operator-approved command on a node, in a session of its own (see command.py)."""
+        return run_in(self._session_factory(self.endpoint(node)), command, deadline)
 
     def close(self) -> None:
         """Delete every node's shell and drop the connections, in parallel and briefly."""
