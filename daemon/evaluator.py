@@ -18,6 +18,7 @@ from collectors.model import (
     Snapshot,
 )
 from daemon.settings import Settings
+from daemon.sqlfindings import SQL_RULES
 from daemon.state import LocationHistory
 from daemon.tlsfindings import TLS_RULES
 
@@ -186,7 +187,7 @@ def agent_config_findings(ctx: Context) -> Iterable[Finding]:
             )
 
 
-RULES: list[Rule] = [expiry_findings, source_down_findings, agent_config_findings, *TLS_RULES]
+RULES: list[Rule] = [expiry_findings, source_down_findings, agent_config_findings, *TLS_RULES, *SQL_RULES]
 
 
 def evaluate(

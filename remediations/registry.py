@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from remediations.base import Remediation, RemediationError
+from remediations.credentialsrotate import CredentialsJsonRotate
+from remediations.deploymentconfig import DeploymentConfigUpdate
 from remediations.localagent import LocalAgentConfigUpdate
+from remediations.reencryption import EnableReencryption
 
 REMEDIATIONS: dict[str, type[Remediation]] = {
     LocalAgentConfigUpdate.name: LocalAgentConfigUpdate,
+    EnableReencryption.name: EnableReencryption,
+    DeploymentConfigUpdate.name: DeploymentConfigUpdate,
+    CredentialsJsonRotate.name: CredentialsJsonRotate,
 }
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from collectors.model import Snapshot
+from collectors.configtemplate import ConfigTemplate
+from collectors.model import Generation, Snapshot
 from collectors.sql.axdb import AxdbFacts
 from collectors.sql.collector import SOURCE
 from collectors.sql.progress import ProgressEstimate
@@ -75,3 +76,19 @@ def reencryption_progress(snapshot: Snapshot) -> ReencryptionProgress | None:
         stalled=tuple(e for e in pending if e.stalled),
         estimates=estimates,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """Thumbprints of a role in the old and the new ConfigTemplate.xml."""
+
+    old: tuple[str, ...]
+    new: tuple[str, ...]
+
+
+def template_rotation(snapshot: Snapshot, role: str) -> Rotation | None:
+    """The role's old and new thumbprints when the ConfigTemplate pair rotates it, else None."""
+    templates = snapshot.facts("configtemplate", ConfigTemplate)
+    new = {tp for _, t in templates if t.generation is Generation.NEW for tp in t.thumbprints(role)}
+    old = {tp for _, t in templates if t.generation is Generation.OLD for tp in t.thumbprints(role)} - new
+    return Rotation(tuple(sorted(old)), tuple(sorted(new))) if old and new else None
