@@ -102,8 +102,12 @@ def parse_value(text: str) -> tuple[tuple[Recipient, ...], str]:
     try:
         info = cms.ContentInfo.load(der, strict=True)
         content_type = info["content_type"].native
-        if content_type != "enveloped_data":
-            raise ValueError(f"CMS {content_type}, expected enveloped_data")
+    except (ValueError, TypeError, KeyError, AttributeError) as err:
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f"not CMS EnvelopedData: {message}") from err
+    if content_type != "enveloped_data":
+        raise ValueError(f"CMS {content_type}, expected enveloped_data")
+    try:
         envelope = info["content"]
         recipients = tuple(r for item in envelope["recipient_infos"] for r in _recipient(item))
         algorithm = str(envelope["encrypted_content_info"]["content_encryption_algorithm"]["algorithm"].native)
