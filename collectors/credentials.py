@@ -12,6 +12,7 @@ import base64
 import binascii
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -79,11 +80,18 @@ def _recipient(info: Any) -> Iterator[Recipient]:
         yield Recipient(kind=name)
 
 
+@lru_cache(maxsize=256)
+def _issuer_names(der: bytes) -> tuple[str, str]:
+    """(readable, normalised) forms of an issuer name; every value of a file names the same one or two."""
+    name = asn1_x509.Name.load(der)
+    return name.human_friendly, name.hashable
+
+
 def _rid(rid: Any) -> Recipient:
     chosen = rid.chosen
     if rid.name == "issuer_and_serial_number":
-        issuer = chosen["issuer"]
-        return Recipient("issuer_serial", issuer.human_friendly, issuer.hashable, int(chosen["serial_number"].native))
+        readable, normalised = _issuer_names(chosen["issuer"].dump())
+        return Recipient("issuer_serial", readable, normalised, int(chosen["serial_number"].native))
     if rid.name == "r_key_id":
         chosen = chosen["subject_key_identifier"]
     return Recipient("subject_key_identifier", subject_key_identifier=bytes(chosen.native).hex().upper())

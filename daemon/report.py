@@ -15,6 +15,7 @@ from daemon.app import Daemon, View
 from daemon.output import Progress, dump_json, table
 from daemon.settings import ConfigError, Settings
 from daemon.sources import build_collectors
+from daemon.sqlsources import configured_paths
 
 EXIT_OK, EXIT_FINDINGS = 0, 1
 
@@ -244,6 +245,7 @@ def check_config(settings: Settings, fmt: str) -> int:
         ("sources.tls.ca_bundle", sources.tls.ca_bundle),
         ("sources.adfs.ca_bundle", sources.adfs.ca_bundle),
         *((f"sources.tls.endpoints.{i}.ca_bundle", e.ca_bundle) for i, e in enumerate(sources.tls.endpoints)),
+        *configured_paths(settings),
     ):
         if _exists(path) == "missing":
             problems.append(f"{label}: {path} does not exist")

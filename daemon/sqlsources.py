@@ -116,3 +116,16 @@ def credentials(settings: Settings) -> Collector | None:
     if not section.enabled or path is None:
         return None
     return CredentialsCollector(path, timeout=section.timeout_seconds, interval=section.interval_seconds)
+
+
+def configured_paths(settings: Settings) -> list[tuple[str, Path | None]]:
+    """Files and folders these sources read, for check-config."""
+    sources = settings.sources
+    found: list[tuple[str, Path | None]] = []
+    for key, section in (("axdb", sources.sql.axdb), ("orchestrator_data", sources.sql.orchestrator_data)):
+        if section is not None:
+            found.append((f"sources.sql.{key}.database_file", section.database_file))
+            found.append((f"sources.sql.{key}.password_file", section.password_file))
+    found.append(("sources.agentshare.path", sources.agentshare.path))
+    found.append(("sources.credentials.path", credentials_path(settings)))
+    return found
