@@ -78,9 +78,9 @@ def bare(connection_string: str, password: str, database: str) -> None:
         (q.LAST_FULL_BACKUP, (database, "D", database, "D")),
     ):
         cursor.execute(statement.render(Dialect.POSTGRESQL), parameters)
-        rows = cursor.fetchall()
-    cursor.execute(q.LAST_RUN.render(Dialect.POSTGRESQL), (q.JOB_CAPTION, q.PARTITION_KEY, rows and NOW))
-    cursor.fetchall()
+        cursor.fetchall()
+    cursor.execute(q.LAST_RUN.render(Dialect.POSTGRESQL), (q.JOB_CAPTION, q.PARTITION_KEY))
+    cursor.fetchmany(1)
     cursor.execute(LAB_PROBE_SQL.format(old=OLD))
     cursor.fetchall()
     connection.close()

@@ -137,13 +137,15 @@ def read_job(db: Database, caption: str) -> BatchJob | None:
 
 def read_runs(db: Database, caption: str) -> JobRuns:
     """Counts of the job's runs and its newest run."""
-    ((total, ended, errors, last_start_raw, last_ended_raw),) = db.query(
+    ((total, ended, errors, last_ended_raw),) = db.query(
         q.RUN_SUMMARY, (q.STATUS_ENDED, q.STATUS_ERROR, q.STATUS_ENDED, caption, q.PARTITION_KEY)
     )
     runs = JobRuns(as_int(total), as_int(ended), as_int(errors), last_ended_at=as_utc(last_ended_raw))
-    if not runs.total or last_start_raw is None:
+    if not runs.total:
         return runs
-    rows = db.query(q.LAST_RUN, (caption, q.PARTITION_KEY, last_start_raw))
+    # The newest row by ordering, not by comparing dates: SQL Server compares a DATETIME column
+    # with a bound DATETIME2 parameter after converting it, and 3.33 ms ticks then never match.
+    rows = db.query(q.LAST_RUN, (caption, q.PARTITION_KEY), limit=1)
     if not rows:
         return runs
     status, start, end = rows[0]
@@ -168,13 +170,14 @@ def read_last_full_backup(db: Database, database_name: str) -> datetime | None:
 
 def read_probe(db: Database, name: str, sql: str) -> tuple[float, float | None]:
     """Run one probe; it must return one row with a `remaining` column and optionally `total`."""
-    names, rows = db.query_named(q.probe_statement(name, sql))
+    names, rows = db.query_named(q.probe_statement(name, sql), limit=2)
     where = f"{db.spec.label} probe {name}"
     if "remaining" not in names:
         shown = ", ".join(names) or "none"
         raise CollectorError(where, Reason.BAD_OUTPUT, f"needs a column named remaining (columns: {shown})")
     if len(rows) != 1:
-        raise CollectorError(where, Reason.BAD_OUTPUT, f"returned {len(rows)} rows, expected one")
+        count = "no rows" if not rows else "more than one row"
+        raise CollectorError(where, Reason.BAD_OUTPUT, f"returned {count}, expected one")
     row = dict(zip(names, rows[0], strict=True))
     try:
         remaining = as_number(row["remaining"]) or 0.0

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import time
-import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,26 +117,30 @@ class Database:
         where = f" ({statement.name})" if statement is not None else ""
         return CollectorError(self.spec.label, reason, redact(f"{text}{where}"))
 
-    def query(self, statement: Statement, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Run a SELECT and return every row."""
+    def query(
+        self, statement: Statement, parameters: Sequence[Any] = (), limit: int | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Run a SELECT and return its rows (the first `limit` of them: no TOP/LIMIT dialect needed)."""
         cursor = self.raw.cursor()
         try:
             cursor.execute(statement.render(self.dialect), tuple(parameters))
-            return [tuple(row) for row in cursor.fetchall()]
+            rows = cursor.fetchall() if limit is None else cursor.fetchmany(limit)
+            return [tuple(row) for row in rows]
         except (pyodbc.Error, sqlite3.Error) as err:
             raise self._error(err, statement) from err
         finally:
             cursor.close()
 
     def query_named(
-        self, statement: Statement, parameters: Sequence[Any] = ()
+        self, statement: Statement, parameters: Sequence[Any] = (), limit: int | None = None
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Run a SELECT; return the lower-cased column names and the rows."""
+        """Run a SELECT; return the lower-cased column names and the (first `limit`) rows."""
         cursor = self.raw.cursor()
         try:
             cursor.execute(statement.render(self.dialect), tuple(parameters))
             names = [str(column[0]).lower() for column in cursor.description or ()]
-            return names, [tuple(row) for row in cursor.fetchall()]
+            rows = cursor.fetchall() if limit is None else cursor.fetchmany(limit)
+            return names, [tuple(row) for row in rows]
         except (pyodbc.Error, sqlite3.Error) as err:
             raise self._error(err, statement) from err
         finally:
@@ -250,7 +253,7 @@ def _connect_sqlite(spec: DatabaseSpec, deadline: Deadline | None, *, read_only:
     if not path.is_file():
         raise CollectorError(spec.label, Reason.NOT_FOUND, "database file not found")
     mode = "ro" if read_only else "rw"
-    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode={mode}"
+    uri = f"{path.resolve().as_uri()}?mode={mode}"
     try:
         raw = sqlite3.connect(
             uri,

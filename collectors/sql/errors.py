@@ -87,6 +87,9 @@ def _driver_text(err: Exception) -> tuple[str, str]:
     text = re.sub(r"\s*\((SQL\w+)\)\s*$", "", text)
     text = re.sub(r"\s*\(\d+\)\s*$", "", text)
     text = _PREFIX.sub("", text)
+    # psqlODBC wraps the server's message: "ERROR: <message>;\nError while executing the query".
+    text = re.sub(r";?\s*Error while executing the query\s*$", "", text)
+    text = re.sub(r"^(ERROR|FATAL):\s*", "", text.strip())
     text = " ".join(text.replace(";", "; ").split())
     return state, text[:MAX_MESSAGE] + ("..." if len(text) > MAX_MESSAGE else "")
 

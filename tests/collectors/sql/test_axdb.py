@@ -8,11 +8,12 @@ import pytest
 
 from collectors.base import Deadline
 from collectors.errors import Reason
-from collectors.sql import AxdbOptions, Probe, SqlCollector
+from collectors.sql import AxdbOptions, DatabaseSpec, Probe, SqlCollector
 from collectors.sql.axdb import AxdbFacts
 from collectors.sql.orchestrator import OrchestratorFacts
 from collectors.sql.queries import CONFIG_KEY, FLIGHT_NAME, JOB_CAPTION
-from simulator.axdb import LAB_PROBE_SQL, artifact
+from simulator.axdb import LAB_PROBE_SQL, AxdbWriter, artifact
+from simulator.postgres import USERS_GROUP, PgEnvironment
 from tests.collectors.sql.conftest import Databases
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -175,3 +176,25 @@ def test_config_json_locations_of_the_environment(databases: Databases) -> None:
     assert collector.targets() == ("AXDB", "OrchestratorData")
     facts = collector.collect("OrchestratorData", Deadline.after(20)).facts
     assert facts == OrchestratorFacts(env, (location,))
+
+
+def test_unreadable_backup_history_is_a_problem_not_a_failure(pg: PgEnvironment) -> None:
+    pg.server.execute(pg.axdb, f"REVOKE SELECT ON msdb.backupset FROM {USERS_GROUP}")
+    connection = pg.admin(pg.axdb)
+    try:
+        AxdbWriter(connection, "postgresql").partition()
+    finally:
+        connection.close()
+    spec = DatabaseSpec("AXDB", pg.connection_string(pg.axdb), pg.password)
+    observation = SqlCollector(spec).collect("AXDB", Deadline.after(20))
+    facts = observation.facts
+    assert isinstance(facts, AxdbFacts)
+    assert facts.last_full_backup is None and facts.backup_error.startswith("permission_denied: permission denied")
+    ((problem),) = observation.problems
+    assert problem.reason is Reason.PERMISSION_DENIED and "backup history not readable" in problem.message
+
+
+def test_a_probe_without_rows(databases: Databases) -> None:
+    probe = Probe("empty", "SELECT E.RECID AS remaining FROM LABENCRYPTEDFIELD AS E WHERE E.RECID < 0")
+    facts = collect(databases, probes=(probe,))
+    assert facts.probes[0].error == "bad_output: returned no rows, expected one"
