@@ -17,30 +17,30 @@ def sql_families(evaluation: Evaluation, out: Families) -> None:
     """certmon_credentials_encrypted_to_info and certmon_agent_config_thumbprint_match."""
     snapshot = evaluation.snapshot
     env = snapshot.environment
-    recipients = out.gauge(
-        "certmon_credentials_encrypted_to_info",
-        "1 for each certificate a Credentials.json value is encrypted to: the new or old encipherment "
-        "certificate, or unknown (thumbprint empty when the certificate is not in the inventory).",
-        ("environment", "key", "generation", "thumbprint"),
-    )
     found = snapshot.facts("credentials", CredentialsFacts)
     if found:
+        recipients = out.gauge(
+            "certmon_credentials_encrypted_to_info",
+            "1 for each certificate a Credentials.json value is encrypted to: the new or old encipherment "
+            "certificate, or unknown (thumbprint empty when the certificate is not in the inventory).",
+            ("environment", "key", "generation", "thumbprint"),
+        )
         generations = encipherment_generations(evaluation.references)
         index = RecipientIndex(o.certificate for o in snapshot.certificates())
         for _, facts in found:
             for item in value_encryptions(facts, index, generations):
                 out.add(recipients, (env, item.key, item.generation, item.thumbprint), 1.0)
+    files: list[tuple[str, AgentConfig]] = list(snapshot.facts("localagent", AgentConfig))
+    for _, share in snapshot.facts("agentshare", AgentShareFacts):
+        files += [(CONFIG_JSON if len(share.files) == 1 else f.location, f.config) for f in share.files]
+    wanted = agent_target(snapshot) if files else None
+    if wanted is None or not wanted.known:
+        return
     match = out.gauge(
         "certmon_agent_config_thumbprint_match",
         "1 when an agent configuration's thumbprint setting equals the cluster's current one, 0 when it differs.",
         ("environment", "file", "setting"),
     )
-    wanted = agent_target(snapshot)
-    if not wanted.known:
-        return
-    files: list[tuple[str, AgentConfig]] = list(snapshot.facts("localagent", AgentConfig))
-    for _, share in snapshot.facts("agentshare", AgentShareFacts):
-        files += [(CONFIG_JSON if len(share.files) == 1 else f.location, f.config) for f in share.files]
     for name, config in files:
         for setting, _role in SETTING_ROLES:
             same = config.thumbprint(setting) == wanted.thumbprint(setting)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -194,7 +193,6 @@ class SqlCollector(Collector):
         self.history: ProgressHistory = history or MemoryProgressHistory()
         self.clock = clock
         self._connector = connector
-        self._lock = threading.Lock()
 
     def use_progress_history(self, history: ProgressHistory, clock: Clock | None = None) -> None:
         """Keep progress samples in the daemon's state store (and take the daemon's clock)."""
