@@ -31,6 +31,10 @@ def run_demo(directory: Path | None, port: int, stage: str, run: bool = True) ->
         services.write_config()
         print(f"simulated Windows nodes: {', '.join(f'{n} {a}' for n, a in fleet.addresses().items())}")
         print(f"simulated AD FS, TLS and SQL Server endpoints on {', '.join(services.hosts)}: {services.summary()}")
+        print(
+            f"embedded AXDB and OrchestratorData (SQLite): {lab.axdb_file.parent}; agent share with config.json "
+            f"and Credentials.json: {lab.agent_share}"
+        )
         settings = load_settings(lab.config_file)
         daemon = Daemon(settings)
         daemon.start()
