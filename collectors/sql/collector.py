@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,6 +42,11 @@ class Probe:
 
     name: str
     sql: str
+
+    def history_key(self, database: str) -> str:
+        """Where its samples are kept: an edited probe starts a new history instead of skewing the pace."""
+        digest = hashlib.sha256(" ".join(self.sql.split()).encode()).hexdigest()[:12]
+        return f"{database}/{self.name}/{digest}"
 
 
 @dataclass(frozen=True)
@@ -251,7 +257,7 @@ class SqlCollector(Collector):
                 problems.append(Problem(err.reason, str(err)))
                 yield ProbeResult(probe.name, None, f"{err.reason}: {err.message}")
                 continue
-            key = f"{spec.name}/{probe.name}"
+            key = probe.history_key(spec.name)
             since = now - max(policy.rate_window, policy.stall_after)
             try:
                 self.history.add_progress(key, now, remaining, total)

@@ -11,7 +11,7 @@ from prometheus_client import generate_latest
 
 from collectors.agentshare import AgentShareCollector
 from collectors.credentials import CredentialsCollector
-from collectors.sql import SqlCollector
+from collectors.sql import Probe, SqlCollector
 from collectors.sql.queries import CONFIG_KEY, FLIGHT_NAME
 from daemon.app import Daemon
 from daemon.settings import ConfigError, load_settings
@@ -103,7 +103,8 @@ def test_postgresql_end_to_end_with_the_password_from_the_environment(
         assert 'certmon_reencryption_flight_enabled{environment="default"} 1.0' in text
         assert 'certmon_reencryption_remaining{environment="default",probe="fields"} 3.0' in text
         # The sample went into the state store.
-        ((_, remaining, total),) = daemon.store.progress("AXDB/fields")
+        key = Probe("fields", sql["probes"][0]["sql"]).history_key("AXDB")  # type: ignore[index]
+        ((_, remaining, total),) = daemon.store.progress(key)
         assert (remaining, total) == (3.0, None)
         # A wrong password: the source fails with its reason, the password shows nowhere.
         monkeypatch.setenv("CERTMON_SOURCES__SQL__AXDB__PASSWORD", "Wr0ng-" + pg.password)

@@ -11,7 +11,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from collectors.model import Finding
-from collectors.sql import reencryption_complete, reencryption_enabled
+from collectors.sql import Probe, reencryption_complete, reencryption_enabled
 from collectors.sql.queries import CONFIG_KEY, FLIGHT_NAME, JOB_CAPTION
 from daemon.app import Daemon
 from daemon.settings import load_settings
@@ -19,7 +19,12 @@ from simulator.axdb import AxdbWriter, open_sqlite
 from simulator.lab import Lab, build_lab
 from simulator.labdata import ENCRYPTED_FIELDS
 
-PROBE = "AXDB/lab-encrypted-fields"
+
+def probe_key(lab: Lab) -> str:
+    """The state store key of the lab's probe."""
+    settings = load_settings(lab.config_file)
+    (probe,) = settings.sources.sql.probes
+    return Probe(probe.name, probe.sql).history_key("AXDB")
 
 
 def lab_daemon(lab: Lab, now: datetime, **sql: object) -> Daemon:
@@ -178,7 +183,9 @@ def test_stalled_from_the_recorded_history(lab_copy: Lab, now: datetime, axdb: A
     daemon = lab_daemon(lab_copy, now)
     try:
         for days in (4, 3, 2, 1):
-            daemon.store.add_progress(PROBE, now - timedelta(days=days), float(ENCRYPTED_FIELDS), ENCRYPTED_FIELDS)
+            daemon.store.add_progress(
+                probe_key(lab_copy), now - timedelta(days=days), float(ENCRYPTED_FIELDS), ENCRYPTED_FIELDS
+            )
         (stalled,) = findings(daemon, "reencryption-stalled")
     finally:
         daemon.stop()
@@ -197,7 +204,7 @@ def test_eta_after_the_old_certificate_expires(lab_copy: Lab, now: datetime, axd
     daemon = lab_daemon(lab_copy, now)
     try:
         # 1,400 left a week ago, 1,200 now: about 29 a day, so some six more weeks.
-        daemon.store.add_progress(PROBE, now - timedelta(days=7), 1400.0, 1400.0)
+        daemon.store.add_progress(probe_key(lab_copy), now - timedelta(days=7), 1400.0, 1400.0)
         (late,) = findings(daemon, "reencryption-eta-after-old-cert-expiry")
         assert findings(daemon, "reencryption-stalled") == []
     finally:
@@ -213,7 +220,7 @@ def test_a_fast_pace_finishes_in_time(lab_copy: Lab, now: datetime, axdb: AxdbWr
     enable(axdb)
     daemon = lab_daemon(lab_copy, now)
     try:
-        daemon.store.add_progress(PROBE, now - timedelta(days=2), 3000.0, 3000.0)
+        daemon.store.add_progress(probe_key(lab_copy), now - timedelta(days=2), 3000.0, 3000.0)
         assert findings(daemon, "reencryption-eta-after-old-cert-expiry") == []
         text = generate_latest(daemon.registry).decode()
     finally:

@@ -88,23 +88,25 @@ def test_eta_from_a_recorded_history_in_the_state_store(databases: Databases, tm
     databases.ax.encrypted_fields(old, 400)
     databases.ax.encrypted_fields(new, 600)
     store = StateStore(tmp_path / "data")
+    probe = Probe("fields", LAB_PROBE_SQL.format(old=old))
+    key = probe.history_key("AXDB")
     # What earlier cycles recorded: 1,000 left six days ago, 100 fewer each day.
     for day in range(6, 0, -1):
-        store.add_progress("AXDB/fields", days_ago(day), 1000.0 - 100 * (6 - day), 1000.0)
-    collector = SqlCollector(
-        databases.axdb, options=AxdbOptions(probes=(Probe("fields", LAB_PROBE_SQL.format(old=old)),))
-    )
+        store.add_progress(key, days_ago(day), 1000.0 - 100 * (6 - day), 1000.0)
+    collector = SqlCollector(databases.axdb, options=AxdbOptions(probes=(probe,)))
     collector.use_progress_history(store, clock=lambda: NOW)
     facts = collector.collect("AXDB", Deadline.after(20)).facts
     assert isinstance(facts, AxdbFacts)
-    ((probe),) = facts.probes
-    result = probe.estimate
+    (read,) = facts.probes
+    result = read.estimate
     assert result is not None
     assert (result.remaining, result.total, result.ratio) == (400, 1000, 0.6)
     assert result.rate_per_hour == pytest.approx(600 / (6 * 24))
     assert result.eta == NOW + timedelta(days=4)
     # The measurement itself joined the history.
-    assert store.progress("AXDB/fields")[-1] == (NOW, 400.0, 1000.0)
+    assert store.progress(key)[-1] == (NOW, 400.0, 1000.0)
+    # An edited probe starts over: yesterday's pace of another query says nothing about this one.
+    assert Probe("fields", probe.sql + " WHERE 1 = 1").history_key("AXDB") != key
     store.close()
 
 
