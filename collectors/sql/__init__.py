@@ -2,7 +2,12 @@
 
 from collectors.sql.collector import AXDB, ORCHESTRATOR, AxdbOptions, Probe, SqlCollector
 from collectors.sql.connection import Database, DatabaseSpec, connect
-from collectors.sql.reencryption import reencryption_complete, reencryption_enabled, reencryption_progress
+from collectors.sql.reencryption import (
+    last_full_backup,
+    reencryption_complete,
+    reencryption_enabled,
+    reencryption_progress,
+)
 
 __all__ = [
     "AXDB",
@@ -13,6 +18,7 @@ __all__ = [
     "Probe",
     "SqlCollector",
     "connect",
+    "last_full_backup",
     "reencryption_complete",
     "reencryption_enabled",
     "reencryption_progress",

@@ -31,6 +31,12 @@ def reencryption_enabled(snapshot: Snapshot) -> bool | None:
     return None if found is None else found[1].enabled
 
 
+def last_full_backup(snapshot: Snapshot) -> datetime | None:
+    """When the newest full AXDB backup finished (msdb.dbo.backupset), or None when unknown."""
+    found = axdb_facts(snapshot)
+    return None if found is None else found[1].last_full_backup
+
+
 def reencryption_complete(snapshot: Snapshot) -> bool | None:
     """True when every progress probe reads zero remaining; False when one reads more; else None."""
     found = axdb_facts(snapshot)

@@ -11,7 +11,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from collectors.model import Finding
-from collectors.sql import Probe, reencryption_complete, reencryption_enabled
+from collectors.sql import Probe, last_full_backup, reencryption_complete, reencryption_enabled
 from collectors.sql.queries import CONFIG_KEY, FLIGHT_NAME, JOB_CAPTION
 from daemon.app import Daemon
 from daemon.settings import load_settings
@@ -116,6 +116,7 @@ def test_lab_mid_rotation(lab_copy: Lab, now: datetime) -> None:
     assert "reencryption-stalled" not in by_rule and "reencryption-eta-after-old-cert-expiry" not in by_rule
     snapshot = view.evaluation.snapshot
     assert reencryption_enabled(snapshot) is False and reencryption_complete(snapshot) is False
+    assert last_full_backup(snapshot) == now - timedelta(hours=10)
 
 
 def test_metrics(lab_copy: Lab, now: datetime) -> None:
