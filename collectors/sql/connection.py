@@ -14,11 +14,10 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-
-import pyodbc
 
 from collectors.base import Deadline
 from collectors.errors import CollectorError
@@ -36,6 +35,26 @@ from collectors.sql.dialect import Dialect, dialect_of_dbms, driver_dialect, rea
 from collectors.sql.errors import classify_odbc, classify_sqlite
 
 SQLITE_PREFIX = "sqlite:"
+
+
+@cache
+def _pyodbc() -> Any:
+    """pyodbc, imported on first use: it needs the ODBC driver manager (unixODBC on Linux), which the
+    demo's SQLite databases do not, so a machine without it still runs the demo."""
+    import pyodbc
+
+    return pyodbc
+
+
+@cache
+def database_errors() -> tuple[type[Exception], ...]:
+    """The exception classes of both backends (sqlite3 alone when pyodbc cannot load)."""
+    try:
+        return (sqlite3.Error, _pyodbc().Error)
+    except ImportError:
+        return (sqlite3.Error,)
+
+
 # SQLite checks the deadline every this many virtual-machine instructions.
 SQLITE_PROGRESS_STEPS = 20_000
 
@@ -126,7 +145,7 @@ class Database:
             cursor.execute(statement.render(self.dialect), tuple(parameters))
             rows = cursor.fetchall() if limit is None else cursor.fetchmany(limit)
             return [tuple(row) for row in rows]
-        except (pyodbc.Error, sqlite3.Error) as err:
+        except database_errors() as err:
             raise self._error(err, statement) from err
         finally:
             cursor.close()
@@ -141,7 +160,7 @@ class Database:
             names = [str(column[0]).lower() for column in cursor.description or ()]
             rows = cursor.fetchall() if limit is None else cursor.fetchmany(limit)
             return names, [tuple(row) for row in rows]
-        except (pyodbc.Error, sqlite3.Error) as err:
+        except database_errors() as err:
             raise self._error(err, statement) from err
         finally:
             cursor.close()
@@ -152,7 +171,7 @@ class Database:
         try:
             cursor.execute(statement.render(self.dialect), tuple(parameters))
             return int(cursor.rowcount)
-        except (pyodbc.Error, sqlite3.Error) as err:
+        except database_errors() as err:
             raise self._error(err, statement) from err
         finally:
             cursor.close()
@@ -161,17 +180,17 @@ class Database:
         """Commit the open transaction."""
         try:
             self.raw.commit()
-        except (pyodbc.Error, sqlite3.Error) as err:
+        except database_errors() as err:
             raise self._error(err, None) from err
 
     def rollback(self) -> None:
         """Roll the open transaction back (best effort: the connection may already be gone)."""
-        with contextlib.suppress(pyodbc.Error, sqlite3.Error):
+        with contextlib.suppress(*database_errors()):
             self.raw.rollback()
 
     def close(self) -> None:
         """Close the connection; an open transaction is rolled back by the server."""
-        with contextlib.suppress(pyodbc.Error, sqlite3.Error):
+        with contextlib.suppress(*database_errors()):
             self.raw.close()
 
     def __enter__(self) -> Database:
@@ -212,6 +231,11 @@ def _connect_odbc(spec: DatabaseSpec, deadline: Deadline | None, *, read_only: b
     if spec.password:
         pairs = [*pairs, ("PWD", spec.password)]
     login = _seconds(spec.login_timeout, deadline)
+    try:
+        pyodbc = _pyodbc()
+    except ImportError as err:
+        message = f"pyodbc cannot load the ODBC driver manager (install unixODBC on Linux): {err}"
+        raise CollectorError(spec.label, Reason.CONFIG_ERROR, message) from err
     try:
         # pyodbc's timeout is the login timeout (whole seconds); the query timeout is set below.
         raw = pyodbc.connect(build_connection_string(pairs), timeout=max(1, round(login)), autocommit=autocommit)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +24,7 @@ from simulator.axdb import AxdbWriter
 from simulator.lab import Lab
 from simulator.postgres import PgEnvironment
 
+ROOT = Path(__file__).resolve().parents[2]
 PG_STRING = "Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=5432;Database=axdb;Uid=certmon;"
 
 
@@ -124,3 +129,50 @@ def test_postgresql_end_to_end_with_the_password_from_the_environment(
     assert 'certmon_source_errors_total{environment="default",reason="auth_failed",source="sql",target="AXDB"} 1.0' in (
         failed_text
     )
+
+
+NO_ODBC = """
+import sys
+class NoDriverManager:
+    # What `import pyodbc` does on a machine without unixODBC's libodbc.so.2.
+    def find_spec(self, name, path=None, target=None):
+        if name == "pyodbc":
+            raise ImportError("libodbc.so.2: cannot open shared object file: No such file or directory")
+sys.meta_path.insert(0, NoDriverManager())
+from daemon.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_the_demo_databases_need_no_odbc_driver_manager(lab: Lab) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTMON_")}
+    env["PYTHONPATH"] = str(ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", NO_ODBC, "-c", str(lab.config_file), "status", "--format", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    sources = {(s["source"], s["target"]): s["up"] for s in json.loads(done.stdout)["sources"]}
+    assert sources[("sql", "AXDB")] and sources[("sql", "OrchestratorData")] and sources[("agentshare", "config.json")]
+
+
+def test_without_the_driver_manager_an_odbc_database_is_a_config_error(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTMON_")}
+    env["PYTHONPATH"] = str(ROOT)
+    config = write_config(tmp_path, {"sql": {"axdb": {"connection_string": PG_STRING}}})
+    done = subprocess.run(
+        [sys.executable, "-c", NO_ODBC, "-c", str(config), "status", "--format", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    ((source),) = json.loads(done.stdout)["sources"]
+    assert (source["up"], source["reason"]) == (False, "config_error"), source
+    assert "install unixODBC" in source["message"]
