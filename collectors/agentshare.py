@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from collectors.agentconfig import AgentConfig, agent_references, load_agent_config
+from collectors.agentconfig import agent_references, load_agent_config
 from collectors.base import Collector, Deadline
 from collectors.errors import CollectorError, Reason
-from collectors.model import CertReference, Observation, Problem
+from collectors.model import Observation
 
 SOURCE = "agentshare"
 CONFIG_JSON = "config.json"
@@ -85,23 +85,6 @@ class AgentShare:
         return Path(real)
 
 
-@dataclass(frozen=True, slots=True)
-class ShareConfigFile:
-    """One config.json of the environment: where the database says it is, where certmon read it, what it says."""
-
-    location: str
-    path: Path
-    config: AgentConfig
-
-
-@dataclass(frozen=True)
-class AgentShareFacts:
-    """The environment's config.json files (normally one)."""
-
-    environment_id: str
-    files: tuple[ShareConfigFile, ...]
-
-
 Locator = Callable[[Deadline], Sequence[str]]
 
 
@@ -147,24 +130,15 @@ class AgentShareCollector(Collector):
         return found
 
     def collect(self, target: str, deadline: Deadline) -> Observation:
-        """Resolve every location inside the share and read it; one unreadable file among several is a problem."""
-        files: list[ShareConfigFile] = []
-        problems: list[Problem] = []
-        references: list[CertReference] = []
-        failures: list[CollectorError] = []
+        """Resolve the location inside the share and read the file: AgentConfig facts, like localagent-config.json."""
         locations = self.locations(deadline)
-        for location in locations:
-            try:
-                path = self.share.resolve(location)
-                config = load_agent_config(path)
-            except CollectorError as err:
-                failures.append(err)
-                problems.append(Problem(err.reason, str(err)))
-                continue
-            files.append(ShareConfigFile(location, path, config))
-            label = CONFIG_JSON if len(locations) == 1 else location
-            references.extend(agent_references(config, SOURCE, label))
-        if not files:
-            raise failures[0]
-        facts = AgentShareFacts(self.environment_id, tuple(files))
-        return Observation(references=tuple(references), facts=facts, problems=tuple(problems))
+        if len(locations) > 1:
+            raise CollectorError(
+                SOURCE,
+                Reason.CONFIG_ERROR,
+                f"OrchestratorData lists {len(locations)} config.json locations for environment "
+                f"{self.environment_id or '(unset)'} ({'; '.join(locations)}); set sources.agentshare.config_json "
+                "to the one the environment uses",
+            )
+        config = load_agent_config(self.share.resolve(locations[0]))
+        return Observation(references=agent_references(config, SOURCE, CONFIG_JSON), facts=config)

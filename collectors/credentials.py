@@ -19,11 +19,12 @@ from typing import Any
 from asn1crypto import cms
 from asn1crypto import x509 as asn1_x509
 
+from collectors.answers import Evidence
 from collectors.base import Collector, Deadline
 from collectors.certificate import Certificate
 from collectors.errors import CollectorError, Reason
 from collectors.files import parse_json, read_bytes
-from collectors.model import CertReference, Generation, Observation, Problem
+from collectors.model import CertReference, Generation, Observation, Problem, Snapshot
 
 SOURCE = "credentials"
 ENCIPHERMENT_ROLE = "ServiceFabricEncryption"
@@ -220,6 +221,26 @@ def keys_not_on(encryptions: Sequence[Encryption], thumbprint: str) -> list[str]
     keys = dict.fromkeys(e.key for e in encryptions)
     on_target = {e.key for e in encryptions if e.thumbprint == thumbprint}
     return [key for key in keys if key not in on_target]
+
+
+def credentials_rotated_evidence(snapshot: Snapshot, references: Iterable[CertReference]) -> Evidence:
+    """Is every Credentials.json value encrypted to the new encipherment certificate?"""
+    found = snapshot.facts(SOURCE, CredentialsFacts)
+    if not found:
+        return Evidence(None, "Credentials.json has not been read (sources.credentials)")
+    generations = encipherment_generations(references)
+    new = sorted(t for t, g in generations.items() if g is Generation.NEW)
+    if not new:
+        return Evidence(None, "no configuration names the encipherment certificate")
+    index = RecipientIndex(o.certificate for o in snapshot.certificates())
+    pending: list[str] = []
+    for _, facts in found:
+        encryptions = value_encryptions(facts, index, generations)
+        on_new = {e.key for e in encryptions if e.generation == Generation.NEW}
+        pending += [v.key for v in facts.values if v.key not in on_new]
+    if pending:
+        return Evidence(False, f"not encrypted to {', '.join(new)}: {', '.join(pending)}")
+    return Evidence(True, f"every value is encrypted to {', '.join(new)}")
 
 
 def load_credentials(path: Path) -> tuple[CredentialsFacts, list[Problem]]:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from collectors.agentconfig import SETTING_ROLES, agent_drift, agent_target
-from collectors.agentshare import CONFIG_JSON, AgentShareFacts
+from collectors.agentconfig import SETTING_ROLES, AgentConfig, agent_drift, agent_target
+from collectors.agentshare import SOURCE as SHARE_SOURCE
 from collectors.credentials import (
     ENCIPHERMENT_ROLE,
     CredentialsFacts,
@@ -222,22 +222,20 @@ def share_config_stale(ctx: Context) -> Iterable[Finding]:
     """The agent share's config.json server/client thumbprints differ from the cluster's current ones."""
     wanted = agent_target(ctx.snapshot)
     roles = dict(SETTING_ROLES)
-    for _, facts in ctx.snapshot.facts("agentshare", AgentShareFacts):
-        for item in facts.files:
-            label = CONFIG_JSON if len(facts.files) == 1 else item.location
-            for setting, current, value in agent_drift(item.config, wanted):
-                yield Finding(
-                    "agent-config-thumbprint-stale",
-                    Severity.WARNING,
-                    f"agent share {item.location} {setting.rsplit('.', 1)[1]} is {current or '(empty)'} but the "
-                    f"cluster uses {value} ({wanted.basis}); the environment's clean-up job fails with the old value",
-                    role=roles[setting],
-                    thumbprint=current,
-                    source="agentshare",
-                    target=label,
-                    step="deployment-config-updated",
-                    remediation="deployment-config-update",
-                )
+    for target, config in ctx.snapshot.facts(SHARE_SOURCE, AgentConfig):
+        for setting, current, value in agent_drift(config, wanted):
+            yield Finding(
+                "agent-config-thumbprint-stale",
+                Severity.WARNING,
+                f"agent share {config.path} {setting.rsplit('.', 1)[1]} is {current or '(empty)'} but the "
+                f"cluster uses {value} ({wanted.basis}); the environment's clean-up job fails with the old value",
+                role=roles[setting],
+                thumbprint=current,
+                source=SHARE_SOURCE,
+                target=target,
+                step="deployment-config-updated",
+                remediation="deployment-config-update",
+            )
 
 
 SQL_RULES = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from collectors.agentconfig import SETTING_ROLES, AgentConfig, agent_target
-from collectors.agentshare import CONFIG_JSON, AgentShareFacts
+from collectors.agentshare import SOURCE as SHARE_SOURCE
 from collectors.credentials import CredentialsFacts, RecipientIndex, encipherment_generations, value_encryptions
 
 if TYPE_CHECKING:
@@ -30,9 +30,7 @@ def sql_families(evaluation: Evaluation, out: Families) -> None:
         for _, facts in found:
             for item in value_encryptions(facts, index, generations):
                 out.add(recipients, (env, item.key, item.generation, item.thumbprint), 1.0)
-    files: list[tuple[str, AgentConfig]] = list(snapshot.facts("localagent", AgentConfig))
-    for _, share in snapshot.facts("agentshare", AgentShareFacts):
-        files += [(CONFIG_JSON if len(share.files) == 1 else f.location, f.config) for f in share.files]
+    files = [*snapshot.facts("localagent", AgentConfig), *snapshot.facts(SHARE_SOURCE, AgentConfig)]
     wanted = agent_target(snapshot) if files else None
     if wanted is None or not wanted.known:
         return

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from collectors.agentconfig import agent_drift, agent_target, load_agent_config, parse_agent_config
-from collectors.agentshare import SOURCE, AgentShare, AgentShareFacts
+from collectors.agentconfig import AgentConfig, agent_drift, agent_target, load_agent_config, parse_agent_config
+from collectors.agentshare import SOURCE, AgentShare
 from collectors.errors import CollectorError
 from collectors.files import parse_json, read_bytes
 from remediations.base import Check, Remediation, RemediationContext, RemediationError, VerificationError
@@ -35,8 +35,8 @@ def configured_share(ctx: RemediationContext) -> AgentShare:
 
 
 def share_files(ctx: RemediationContext) -> list[str]:
-    """The config.json locations the latest collection found."""
-    return [f.location for _, facts in ctx.snapshot.facts(SOURCE, AgentShareFacts) for f in facts.files]
+    """The config.json files the latest collection read (their paths inside the share)."""
+    return [config.path for _, config in ctx.snapshot.facts(SOURCE, AgentConfig)]
 
 
 class DeploymentConfigUpdate(Remediation):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pytest
 
-from collectors.agentshare import AgentShare, AgentShareCollector, AgentShareFacts, OutsideShareError
+from collectors.agentconfig import AgentConfig
+from collectors.agentshare import AgentShare, AgentShareCollector, OutsideShareError
 from collectors.base import Deadline
 from collectors.errors import CollectorError, Reason
 from collectors.sql import DatabaseSpec
@@ -77,11 +77,11 @@ def test_a_link_out_of_the_share_is_refused(share: AgentShare, tmp_path: Path) -
 def test_collects_the_located_file(share: AgentShare) -> None:
     collector = AgentShareCollector(share, locate=lambda deadline: (LOCATION,), environment_id="env")
     observation = collector.collect("config.json", Deadline.after(5))
-    facts = observation.facts
-    assert isinstance(facts, AgentShareFacts)
-    ((item),) = facts.files
-    assert item.location == LOCATION
-    assert (item.config.server_thumbprint, item.config.client_thumbprint) == (SERVER, CLIENT)
+    config = observation.facts
+    # The same facts as localagent-config.json: every rule about agent configurations reads both.
+    assert isinstance(config, AgentConfig)
+    assert config.path == str(share.resolve(LOCATION))
+    assert (config.server_thumbprint, config.client_thumbprint) == (SERVER, CLIENT)
     assert sorted((r.role, r.thumbprint, r.reference, r.source) for r in observation.references) == [
         ("ServiceFabric", SERVER, "config.json:serviceFabric.certificateSettings.serverCertThumbprint", "agentshare"),
         (
@@ -93,23 +93,13 @@ def test_collects_the_located_file(share: AgentShare) -> None:
     ]
 
 
-def test_one_bad_location_among_several_is_a_problem(share: AgentShare) -> None:
-    outside = "\\\\EVIL\\share\\config.json"
-    collector = AgentShareCollector(share, locate=lambda deadline: (outside, LOCATION))
-    observation = collector.collect("config.json", Deadline.after(5))
-    assert isinstance(observation.facts, AgentShareFacts) and len(observation.facts.files) == 1
-    ((problem),) = observation.problems
-    assert problem.reason is Reason.CONFIG_ERROR and outside in problem.message
-    # With several files, each reference names its location.
-    assert {r.reference.rsplit(":", 1)[0] for r in observation.references} == {LOCATION}
-
-
 @pytest.mark.parametrize(
     ("locations", "reason", "words"),
     [
         ((), Reason.NOT_FOUND, "no config.json artifact for environment env"),
         (("\\\\EVIL\\share\\config.json",), Reason.CONFIG_ERROR, "refused"),
         ((UNC + "\\wp\\missing\\config.json",), Reason.NOT_FOUND, "file not found"),
+        ((LOCATION, UNC + "\\wp\\Other\\config.json"), Reason.CONFIG_ERROR, "lists 2 config.json locations"),
     ],
 )
 def test_collection_fails_with_a_reason(
@@ -149,7 +139,6 @@ def test_location_from_orchestratordata_on_postgresql(share: AgentShare, pg: PgE
         locate=lambda deadline: config_json_locations(spec, environment, deadline),
         environment_id=environment,
     )
-    facts = collector.collect("config.json", Deadline.after(10)).facts
-    assert isinstance(facts, AgentShareFacts)
-    assert [f.location for f in facts.files] == [LOCATION]
-    assert json.loads(facts.files[0].path.read_text(encoding="utf-8"))["serviceFabric"]["clusterId"]
+    config = collector.collect("config.json", Deadline.after(10)).facts
+    assert isinstance(config, AgentConfig)
+    assert config.path == str(share.resolve(LOCATION)) and config.cluster_id == "d365fo-onprem-cluster"

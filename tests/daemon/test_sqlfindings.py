@@ -10,8 +10,17 @@ import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from collectors.credentials import credentials_rotated_evidence
 from collectors.model import Finding
-from collectors.sql import Probe, last_full_backup, reencryption_complete, reencryption_enabled
+from collectors.sql import (
+    Probe,
+    axdb_backup_evidence,
+    last_full_backup,
+    reencryption_complete,
+    reencryption_complete_evidence,
+    reencryption_enabled,
+    reencryption_enabled_evidence,
+)
 from collectors.sql.queries import CONFIG_KEY, FLIGHT_NAME, JOB_CAPTION
 from daemon.app import Daemon
 from daemon.settings import load_settings
@@ -255,3 +264,28 @@ def test_complete_means_no_reencryption_findings(lab_copy: Lab, now: datetime, a
         daemon.stop()
     assert reencryption_complete(view.evaluation.snapshot) is True
     assert not {f.rule for f in view.evaluation.findings} & {"reencryption-not-enabled", "reencryption-stalled"}
+
+
+def test_evidence_for_the_rotation_checklist(lab_copy: Lab, now: datetime, axdb: AxdbWriter) -> None:
+    daemon = lab_daemon(lab_copy, now, probes=[])
+    try:
+        view = daemon.collect_once()
+        snapshot, references = view.evaluation.snapshot, view.evaluation.references
+        enabled = reencryption_enabled_evidence(snapshot)
+        assert (enabled.value, enabled.detail) == (False, "flight off, config key off in AXDB")
+        complete = reencryption_complete_evidence(snapshot)
+        assert complete.value is None and "no progress probe is configured" in complete.detail
+        backup = axdb_backup_evidence(snapshot, now - timedelta(days=1))
+        assert backup.value is True and backup.detail.startswith(
+            f"the newest full backup finished {now - timedelta(hours=10):%Y-%m-%d %H:%M}Z"
+        )
+        assert axdb_backup_evidence(snapshot, now).value is False
+        assert axdb_backup_evidence(snapshot, None).value is None
+        rotated = credentials_rotated_evidence(snapshot, references)
+        assert rotated.value is False
+        assert rotated.detail.endswith("AosPrincipal.AccountPassword, AosSqlAuth.SqlPwd, AosDWAuth.DWPwd")
+        enable(axdb)
+        daemon.collect_once()
+        assert reencryption_enabled_evidence(daemon.view.evaluation.snapshot).value is True
+    finally:
+        daemon.stop()
