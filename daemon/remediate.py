@@ -89,7 +89,7 @@ def remediation_engine(daemon: Daemon, lock_timeout: float = DEFAULT_WAIT_SECOND
 
 def remediation_context(daemon: Daemon) -> RemediationContext:
     """The latest evaluation, the configured file locations, and a re-collect callback."""
-    from daemon.sqlremediate import remediation_options
+    from daemon.sqlremediate import sql_remediation_options
     from remediations.base import Recollection, RemediationContext
 
     sources = daemon.settings.sources
@@ -116,7 +116,7 @@ def remediation_context(daemon: Daemon) -> RemediationContext:
         findings=evaluation.findings,
         now=evaluation.evaluated_at,
         files=files,
-        options=remediation_options(daemon),
+        options=sql_remediation_options(daemon),
         recollect=recollect,
     )
 

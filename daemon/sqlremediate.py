@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from daemon.app import Daemon
 
 
-def remediation_options(daemon: Daemon) -> dict[str, Any]:
+def sql_remediation_options(daemon: Daemon) -> dict[str, Any]:
     """Databases, the agent share, Credentials.json, where to rotate it, and a way to run approved commands."""
     settings = daemon.settings
     rotate = settings.sources.credentials.rotate
