@@ -15,6 +15,7 @@ from prometheus_client.core import Metric
 
 from collectors.base import Collector
 from collectors.model import Observation, SourceResult
+from collectors.sql import SqlCollector
 from daemon.evaluator import Evaluation, evaluate
 from daemon.http import HttpServer, Request, Response, Router, metrics_handler
 from daemon.metrics import build_families
@@ -64,6 +65,10 @@ class Daemon:
         self.on_progress: Callable[[str, str, bool], None] | None = None
         self.store = StateStore(settings.data_dir)
         chosen = list(collectors) if collectors is not None else build_collectors(settings)
+        for collector in chosen:
+            # Sources that keep a history (re-encryption progress) keep it in the state store.
+            if isinstance(collector, SqlCollector):
+                collector.use_progress_history(self.store, clock)
         self.runner = Runner(settings.environment, chosen, clock, on_target_done=self._target_done)
         self._publish_lock = threading.Lock()
         self.view = self._evaluate()

@@ -38,6 +38,10 @@ def run_demo(directory: Path | None, port: int, stage: str, run: bool = True, sf
             f"simulated AD FS, TLS, SQL Server and Service Fabric gateway on {', '.join(services.hosts)}: "
             f"{services.summary()}"
         )
+        print(
+            f"embedded AXDB and OrchestratorData (SQLite): {lab.axdb_file.parent}; agent share with config.json "
+            f"and Credentials.json: {lab.agent_share}"
+        )
         settings = load_settings(lab.config_file)
         daemon = Daemon(settings)
         daemon.start()

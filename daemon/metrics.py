@@ -14,6 +14,7 @@ from collectors.model import MetricSpec
 from daemon import __version__
 from daemon.evaluator import Evaluation
 from daemon.rotation import StepStatus
+from daemon.sqlmetrics import sql_families
 
 log = logging.getLogger("certmon.metrics")
 
@@ -126,6 +127,7 @@ def build_families(evaluation: Evaluation, collectors: Mapping[str, Collector]) 
     for collector in collectors.values():
         for spec in collector.metrics:
             _spec_samples(spec, collector.name, evaluation, out)
+    sql_families(evaluation, out)
     info = out.gauge("certmon_build_info", "certmon version.", ("version", "python"))
     out.add(info, (__version__, platform.python_version()), 1.0)
     evaluated = out.gauge(

@@ -118,6 +118,7 @@ def remediation_options(daemon: Daemon, progress: Callable[[str], None] | None =
 
 def remediation_context(daemon: Daemon, progress: Callable[[str], None] | None = None) -> RemediationContext:
     """The latest evaluation, the configured file locations, and a re-collect callback."""
+    from daemon.sqlremediate import sql_remediation_options
     from remediations.base import Recollection, RemediationContext
 
     sources = daemon.settings.sources
@@ -144,7 +145,7 @@ def remediation_context(daemon: Daemon, progress: Callable[[str], None] | None =
         findings=evaluation.findings,
         now=evaluation.evaluated_at,
         files=files,
-        options=remediation_options(daemon, progress),
+        options={**remediation_options(daemon, progress), **sql_remediation_options(daemon)},
         recollect=recollect,
     )
 

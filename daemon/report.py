@@ -16,6 +16,7 @@ from daemon.output import Progress, dump_json, table
 from daemon.rotation import Checklist, StepStatus
 from daemon.settings import ConfigError, Settings
 from daemon.sources import build_collectors
+from daemon.sqlsources import configured_paths
 
 EXIT_OK, EXIT_FINDINGS = 0, 1
 
@@ -345,6 +346,7 @@ def check_config(settings: Settings, fmt: str) -> int:
         ("sources.adfs.ca_bundle", sources.adfs.ca_bundle),
         *((f"sources.tls.endpoints.{i}.ca_bundle", e.ca_bundle) for i, e in enumerate(sources.tls.endpoints)),
         ("sources.servicefabric.ca_bundle", sources.servicefabric.ca_bundle),
+        *configured_paths(settings),
     ):
         if _exists(path) == "missing":
             problems.append(f"{label}: {path} does not exist")

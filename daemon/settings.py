@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from collectors.errors import CertmonError
 from collectors.secrets import read_secret_file, register_secret
+from daemon.sqlsettings import AgentShareSource, CredentialsSource, SqlSource
 
 DEFAULT_CONFIG = "certmon.yaml"
 SECRET_KEYS = ("password", "token", "secret", "passphrase")
@@ -272,6 +273,9 @@ class Sources(Strict):
     tls: TlsSource = Field(default_factory=TlsSource)
     winrm: WinRMSource = Field(default_factory=WinRMSource)
     servicefabric: ServiceFabricSource = Field(default_factory=ServiceFabricSource)
+    sql: SqlSource = Field(default_factory=SqlSource)
+    agentshare: AgentShareSource = Field(default_factory=AgentShareSource)
+    credentials: CredentialsSource = Field(default_factory=CredentialsSource)
 
 
 class ExpiryWindow(Strict):

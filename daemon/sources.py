@@ -17,6 +17,7 @@ from collectors.servicefabric.connector import GatewayConfig
 from collectors.servicefabric.identity import CertificateFile
 from collectors.tls import DEFAULT_PORTS, Endpoint, TlsCollector
 from collectors.winrm import WinRMCollector, WinRMOptions
+from daemon import sqlsources
 from daemon.settings import ConfigError, GatewayCertificateSettings, Settings, SourceSettings
 
 Factory = Callable[[Settings], Collector | None]
@@ -167,6 +168,9 @@ SOURCES: dict[str, Factory] = {
     "tls": _tls,
     "winrm": _winrm,
     "servicefabric": _servicefabric,
+    "sql": sqlsources.sql,
+    "agentshare": sqlsources.agentshare,
+    "credentials": sqlsources.credentials,
 }
 
 
@@ -183,4 +187,4 @@ def build_collectors(settings: Settings) -> list[Collector]:
 def jitter(settings: Settings, name: str) -> float:
     """Configured jitter of a source."""
     section = getattr(settings.sources, name, None)
-    return float(section.jitter_seconds) if isinstance(section, SourceSettings) else 0.0
+    return float(getattr(section, "jitter_seconds", 0.0))

@@ -58,6 +58,24 @@ def _certificate_found(role: str, thumbprint: str, seen: list[CertObservation]) 
     return f"{role} {thumbprint} on {len(nodes)} node(s), with private key on {len(keyed)}"
 
 
+def new_certificates_check(ctx: RemediationContext, target: AgentTarget) -> Check:
+    """The cluster's server and client certificates are in the inventory and valid now."""
+    name = "new certificates in the inventory"
+    observations = list(ctx.snapshot.certificates())
+    if not observations:
+        return Check(name, False, "no certificate inventory: no source reads the nodes' certificate stores")
+    problems, found = [], []
+    for setting, role in SETTING_ROLES:
+        thumbprint = target.thumbprint(setting)
+        seen = [o for o in observations if o.thumbprint == thumbprint]
+        problem = _certificate_problem(role, thumbprint, seen, ctx.now)
+        if problem:
+            problems.append(problem)
+        else:
+            found.append(_certificate_found(role, thumbprint, seen))
+    return Check(name, not problems, "; ".join(problems or found))
+
+
 def follow_up_steps(path: Path) -> tuple[str, ...]:
     """What the operator does after the file is updated."""
     return (
@@ -111,20 +129,7 @@ class LocalAgentConfigUpdate(Remediation):
         return Check("cluster configuration upgrade completed", evidence.true, detail)
 
     def _inventory_check(self, ctx: RemediationContext, target: AgentTarget) -> Check:
-        name = "new certificates in the inventory"
-        observations = list(ctx.snapshot.certificates())
-        if not observations:
-            return Check(name, False, "no certificate inventory: no source reads the nodes' certificate stores")
-        problems, found = [], []
-        for setting, role in SETTING_ROLES:
-            thumbprint = target.thumbprint(setting)
-            seen = [o for o in observations if o.thumbprint == thumbprint]
-            problem = _certificate_problem(role, thumbprint, seen, ctx.now)
-            if problem:
-                problems.append(problem)
-            else:
-                found.append(_certificate_found(role, thumbprint, seen))
-        return Check(name, not problems, "; ".join(problems or found))
+        return new_certificates_check(ctx, target)
 
     def plan(self, ctx: RemediationContext) -> Plan:
         """Read the file now and edit only the thumbprint values that differ."""

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from remediations.base import Remediation, RemediationError
+from remediations.credentialsrotate import CredentialsJsonRotate
+from remediations.deploymentconfig import DeploymentConfigUpdate
 from remediations.localagent import LocalAgentConfigUpdate
+from remediations.reencryption import EnableReencryption
 from remediations.servicefabric import CleanupOldCerts, ReplicaCheckTimeout, StageRotation
 
 REMEDIATIONS: dict[str, type[Remediation]] = {
@@ -11,6 +14,9 @@ REMEDIATIONS: dict[str, type[Remediation]] = {
     StageRotation.name: StageRotation,
     CleanupOldCerts.name: CleanupOldCerts,
     ReplicaCheckTimeout.name: ReplicaCheckTimeout,
+    EnableReencryption.name: EnableReencryption,
+    DeploymentConfigUpdate.name: DeploymentConfigUpdate,
+    CredentialsJsonRotate.name: CredentialsJsonRotate,
 }
 
 

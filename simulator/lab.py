@@ -187,6 +187,26 @@ class Lab:
         """The daemon's data directory."""
         return self.root / "data"
 
+    @property
+    def agent_share(self) -> Path:
+        """The agent file share (\\\\DC1\\D365FFOStorage\\agent in the templates)."""
+        return self.root / "agent-share"
+
+    @property
+    def credentials_json(self) -> Path:
+        """Credentials.json on the agent share."""
+        return self.agent_share / "Credentials" / "Credentials.json"
+
+    @property
+    def axdb_file(self) -> Path:
+        """The business database (SQLite stand-in for AXDB)."""
+        return self.root / "sql" / "AXDB.sqlite"
+
+    @property
+    def orchestrator_file(self) -> Path:
+        """OrchestratorData (SQLite)."""
+        return self.root / "sql" / "OrchestratorData.sqlite"
+
     def cert(self, role: str, generation: str = "new") -> LabCert:
         """One certificate of the lab."""
         return self.certs[(role, generation)]
@@ -300,8 +320,17 @@ def build_lab(
     _write_localagent(lab)
     _write_node_folders(lab)
     _write_node_facts(lab, cng_roles)
+    _write_data(lab)
     _write_config(lab, port)
     return lab
+
+
+def _write_data(lab: Lab) -> None:
+    from simulator import labdata
+
+    labdata.write_agent_share(lab)
+    labdata.write_databases(lab)
+    labdata.write_node_facts(lab)
 
 
 def _template(lab: Lab, generation: str, schema: str) -> bytes:
@@ -568,9 +597,12 @@ def _write_config(lab: Lab, port: int, winrm_addresses: dict[str, str] | None = 
             "certfolder": {"path": "certs", "password_file": "secrets/pfx-password.txt", "interval_seconds": 60},
         },
     }
+    from simulator.labdata import config_sections
+
+    sources = config["sources"]
+    assert isinstance(sources, dict)
+    sources.update(config_sections(lab))
     if winrm_addresses is not None:
-        sources = config["sources"]
-        assert isinstance(sources, dict)
         sources["certfolder"]["enabled"] = False
         sources["winrm"] = winrm_section(lab, winrm_addresses)
     lab.config_file.write_text(

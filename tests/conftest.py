@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 
 from daemon.settings import Settings, load_settings
 from simulator.lab import Lab, build_lab
+from simulator.postgres import PgEnvironment, PostgresServer, find_bin_dir, odbc_driver_installed
 from tests.sfkit import SfLab, sf_lab
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,3 +91,18 @@ def sf(lab_copy: Lab) -> Iterator[SfLab]:
     """A lab copy with its simulated Service Fabric gateway running on a manual clock."""
     with sf_lab(lab_copy) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One private PostgreSQL server for the session (Debian's postgresql, reached through psqlODBC)."""
+    if find_bin_dir() is None or not odbc_driver_installed():
+        pytest.skip("PostgreSQL or psqlODBC is not installed (scripts/system-packages installs them)")
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def pg(postgres_server: PostgresServer) -> PgEnvironment:
+    """A fresh AXDB and OrchestratorData pair, and a login allowed to use them."""
+    return PgEnvironment(postgres_server, uuid.uuid4().hex[:10])

@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from collectors.answers import Evidence
 from collectors.clusterconfig import SF_CLIENT_ROLE, SF_ROLE, ClusterConfig
 from collectors.configtemplate import ConfigTemplate
 from collectors.model import Generation, Snapshot, SourceResult
@@ -23,24 +24,6 @@ SOURCE = "servicefabric"
 FILE_SOURCE = "clusterconfig"
 # Service Fabric refuses certificate rotation before 7.2 (the runbook: not on 7.0.x and 7.1.x).
 MIN_ROTATION_VERSION = (7, 2)
-
-
-@dataclass(frozen=True, slots=True)
-class Evidence:
-    """An answer with its reason; `value` None means unknown (never read as "fine")."""
-
-    value: bool | None
-    detail: str
-
-    @property
-    def known(self) -> bool:
-        """True when the answer is backed by data."""
-        return self.value is not None
-
-    @property
-    def true(self) -> bool:
-        """True only when known and true."""
-        return self.value is True
 
 
 def rotation_supported(code_version: str) -> bool | None:

@@ -24,6 +24,7 @@ from collectors.model import (
     Observation,
     Problem,
 )
+from collectors.winrm.command import ApprovedCommand, CommandOutcome, run_in
 from collectors.winrm.output import Inventory, interpret
 from collectors.winrm.script import inventory_command
 from collectors.winrm.session import WinRMSession
@@ -290,6 +291,10 @@ class WinRMCollector(Collector):
         return Observation(
             certificates=tuple(certificates), references=references, facts=facts, problems=tuple(problems)
         )
+
+    def run_approved(self, node: str, command: ApprovedCommand, deadline: Deadline) -> CommandOutcome:
+        """Run an operator-approved command on a node, in a session of its own (see command.py)."""
+        return run_in(self._session_factory(self.endpoint(node)), command, deadline)
 
     def close(self) -> None:
         """Delete every node's shell and drop the connections, in parallel and briefly."""

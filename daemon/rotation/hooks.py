@@ -10,18 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from collectors.answers import Evidence
 from daemon import evidence
 from daemon.context import Context
-from daemon.evidence import Fact
 from daemon.inventory import template_pair
 from daemon.rotation.model import StepStatus, Verdict, done, pending, unknown
 from daemon.rotation.steps import SF_ROLES, States, gate, roles_gate
 
 
-def _from_fact(fact: Fact[bool]) -> Verdict:
+def _from_fact(fact: Evidence) -> Verdict:
     if fact.value is None:
-        return unknown(fact.reason)
-    return done(fact.reason) if fact.value else pending(fact.reason)
+        return unknown(fact.detail)
+    return done(fact.detail) if fact.value else pending(fact.detail)
 
 
 def _after(states: States, step: str) -> Verdict | None:
@@ -32,7 +32,7 @@ def _after(states: States, step: str) -> Verdict | None:
 
 
 def _hooked(
-    roles: tuple[str, ...] | None, hook: Callable[[Context], Fact[bool]], after: str = ""
+    roles: tuple[str, ...] | None, hook: Callable[[Context], Evidence], after: str = ""
 ) -> Callable[[Context, States], Verdict]:
     def decide(ctx: Context, states: States) -> Verdict:
         verdict = roles_gate(ctx, roles) if roles else gate(ctx)

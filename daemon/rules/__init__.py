@@ -22,6 +22,12 @@ from daemon.rules.consistency import node_consistency_findings, reference_consis
 from daemon.rules.expiry import expiry_findings
 from daemon.rules.health import source_down_findings
 from daemon.rules.presence import cng_key_findings, missing_on_node_findings, private_key_findings
+from daemon.rules.reencryption import (
+    credentials_on_old_cert,
+    reencryption_eta_after_expiry,
+    reencryption_not_enabled,
+    reencryption_stalled,
+)
 from daemon.rules.removal import data_encryption_removed_findings, old_cert_removed_findings
 from daemon.rules.servicefabric import secondary_lingering_findings
 from daemon.rules.sfgateway import (
@@ -49,6 +55,10 @@ RULES: list[Rule] = [
     replica_timeout_findings,
     app_cert_removed_findings,
     agent_config_findings,
+    reencryption_not_enabled,
+    reencryption_stalled,
+    reencryption_eta_after_expiry,
+    credentials_on_old_cert,
     schema_changed_findings,
     node_consistency_findings,
     reference_consistency_findings,
@@ -100,21 +110,18 @@ CATALOGUE: tuple[RuleInfo, ...] = (
         C,
         "reencryption-complete",
         "re-encryption will finish after the old DataEncryption certificate expires",
-        planned="SQL (AXDB progress probes)",
     ),
     RuleInfo(
         "reencryption-not-enabled",
         W,
         "reencryption-enabled",
         "DataEncryption changed but the flight/key are not set",
-        planned="SQL (SYSFLIGHTING, SECURITYCONFIG)",
     ),
     RuleInfo(
         "reencryption-stalled",
         C,
         "reencryption-complete",
         "the re-encryption job errors or makes no progress",
-        planned="SQL (BATCHJOB, progress history)",
     ),
     RuleInfo(
         "sf-version-unsupported-for-rotation",
@@ -139,7 +146,6 @@ CATALOGUE: tuple[RuleInfo, ...] = (
         C,
         "credentials-rotated",
         "Credentials.json values are encrypted to the old encipherment certificate",
-        planned="Credentials.json",
     ),
     RuleInfo("tls-chain-invalid", W, "", "an endpoint presents a chain clients reject (name, trust, self-signed)"),
     RuleInfo("tls-probe-failed", W, "", "one address behind a name fails while the others answer"),

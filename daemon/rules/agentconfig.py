@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from collectors.agentconfig import SETTING_ROLES, agent_drift, agent_target
+from collectors.agentshare import SOURCE as SHARE_SOURCE
 from collectors.model import Finding, Severity
 from daemon.context import Context
 from daemon.evidence import LOCALAGENT_SOURCE, agent_configs
@@ -14,6 +15,7 @@ from daemon.evidence import LOCALAGENT_SOURCE, agent_configs
 # remediation deployment-config-update) when it lands.
 AGENT_CONFIG_STEPS: dict[str, tuple[str, str]] = {
     LOCALAGENT_SOURCE: ("localagent-updated", "localagent-config-update"),
+    SHARE_SOURCE: ("deployment-config-updated", "deployment-config-update"),
 }
 SHARE_CONFIG_STEP = ("deployment-config-updated", "")
 

@@ -90,7 +90,7 @@ def data_encryption_removed_findings(ctx: Context) -> Iterable[Finding]:
                 "data-encryption-old-cert-removed-early",
                 Severity.CRITICAL,
                 f"the previous DataEncryption certificate {label(ctx, thumbprint)} is {absence.evidence} while "
-                f"re-encryption {state} ({complete.reason}): data still encrypted with it becomes unreadable; "
+                f"re-encryption {state} ({complete.detail}): data still encrypted with it becomes unreadable; "
                 f"re-import it on {absence.node} and keep it until re-encryption has finished",
                 role=DATA_ENCRYPTION,
                 thumbprint=thumbprint,

@@ -1,4 +1,4 @@
-"""The only program the simulated node can run: certmon's inventory script, answered from the node folder.
+"""What the simulated node runs: certmon's inventory script, answered from the node folder, and approved commands.
 
 The node folder is the lab's `certs/<NODE>/`: certificate files at the top are `LocalMachine\\My`,
 a sub-folder `Root/` is `LocalMachine\\Root`, and so on; `node.json` stands for the registry and the
@@ -97,6 +97,11 @@ class NodeFolder:
     def __init__(self, root: Path, pfx_password: bytes | None) -> None:
         self.root = root
         self._password = pfx_password
+
+    @property
+    def password(self) -> bytes | None:
+        """The PFX password the node imported its certificates with."""
+        return self._password
 
     def facts(self) -> dict[str, Any]:
         """node.json, or nothing."""
@@ -235,11 +240,30 @@ class PowerShellHost:
         prologue, _, body = script.partition("\n")
         stores = parse_stores(prologue)
         if stores is None or body != self._expected_body or not self.script_supported:
+            approved = self._approved(script)
+            if approved is not None:
+                return approved
             return self._powershell_error(
                 "The term is not recognized as the name of a cmdlet, function, script file, or operable program: "
                 "this simulated node runs only the inventory script it was built for."
             )
         return Process(self.inventory(stores).encode("ascii"), b"", 0)
+
+    def _approved(self, script: str) -> Process | None:
+        """An operator-approved command this node knows (Configure-CredentialsJson.ps1 -Action Rotate), or None."""
+        from simulator.winrm import credentialsjson
+
+        found = credentialsjson.match(script, self.folder.facts())
+        if found is None:
+            return None
+        configuration_file, action = found
+        if action != "Rotate":
+            return self._powershell_error(f"This simulated node runs -Action Rotate only, not {action}.")
+        try:
+            output = credentialsjson.rotate(self.folder.root, self.folder.password, configuration_file)
+        except credentialsjson.ScriptFailure as err:
+            return self._powershell_error(str(err))
+        return Process(output.encode("utf-8"), b"", 0)
 
     def _powershell_error(self, message: str) -> Process:
         return Process(b"", clixml("error", message).encode(), 1)

@@ -34,7 +34,15 @@ def test_collect_once_json(lab: Lab, run_cli) -> None:  # type: ignore[no-untype
     payload = json.loads(done.stdout)
     assert payload["environment"] == "demo"
     assert all(source["up"] for source in payload["sources"])
-    assert {s["source"] for s in payload["sources"]} == {"configtemplate", "clusterconfig", "localagent", "certfolder"}
+    assert {s["source"] for s in payload["sources"]} == {
+        "configtemplate",
+        "clusterconfig",
+        "localagent",
+        "certfolder",
+        "sql",
+        "agentshare",
+        "credentials",
+    }
     new_de = lab.cert("DataEncryption", "new").thumbprint
     aos1 = [c for c in payload["certificates"] if c["thumbprint"] == new_de and c["node"] == "AOS1"]
     assert aos1[0]["roles"] == ["DataEncryption"] and aos1[0]["has_private_key"] is True

@@ -170,6 +170,7 @@ def test_demo_reads_the_simulated_nodes_over_winrm(tmp_path: Path) -> None:
                 break
         assert url, "the demo never printed its metrics URL"
         up: list[str] = []
+        data: list[str] = []
         while time.monotonic() - started < 90:
             with urllib.request.urlopen(url, timeout=5) as reply:
                 text = reply.read().decode()
@@ -178,10 +179,31 @@ def test_demo_reads_the_simulated_nodes_over_winrm(tmp_path: Path) -> None:
                 for line in text.splitlines()
                 if line.startswith('certmon_source_up{environment="demo",source="winrm"')
             ]
-            if len(up) == 9 and all(line.endswith(" 1.0") for line in up):
+            # The embedded SQL databases, the agent share and Credentials.json (issue 6).
+            data = [
+                line
+                for line in text.splitlines()
+                if re.match(r'certmon_source_up\{environment="demo",source="(sql|agentshare|credentials)"', line)
+            ]
+            if len(up) == 9 and all(line.endswith(" 1.0") for line in up + data) and len(data) == 4:
                 break
             time.sleep(0.2)
         assert len(up) == 9 and all(line.endswith(" 1.0") for line in up), up
+        assert len(data) == 4 and all(line.endswith(" 1.0") for line in data), data
+        assert 'certmon_reencryption_flight_enabled{environment="demo"} 0.0' in text
+        # The remediation reaches the demo's simulated AOS node over WinRM while the demo runs.
+        demo_config = str(tmp_path / "demo" / "certmon.yaml")
+        rotate = subprocess.run(
+            [sys.executable, "-m", "daemon", "-c", demo_config, "remediate", "credentials-json-rotate", "--apply"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert rotate.returncode == 0, rotate.stdout + rotate.stderr
+        assert "re-collected credentials: the findings cleared" in rotate.stdout
         config = yaml.safe_load((tmp_path / "demo" / "certmon.yaml").read_text())
         assert config["sources"]["winrm"]["transport"] == "ntlm"
         assert config["sources"]["certfolder"]["enabled"] is False
