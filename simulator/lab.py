@@ -193,6 +193,13 @@ class Lab:
         return self.root / "agent-share"
 
     @property
+    def share_config(self) -> Path:
+        """The deployment's config.json on the agent share (its path is in OrchestratorData)."""
+        from simulator.agentshare import DEPLOYMENT_FOLDER
+
+        return self.agent_share.joinpath(*DEPLOYMENT_FOLDER, "config.json")
+
+    @property
     def credentials_json(self) -> Path:
         """Credentials.json on the agent share."""
         return self.agent_share / "Credentials" / "Credentials.json"

@@ -36,7 +36,10 @@ def reencryption_enabled_evidence(snapshot: Snapshot) -> Evidence:
     if found is None:
         return Evidence(None, NOT_READ)
     facts = found[1]
-    state = f"flight {'on' if facts.flight_enabled else 'off'}, config key {'on' if facts.config_enabled else 'off'}"
+    state = (
+        f"flight EnableEncryptedDataCrawlerRotationTask {'on' if facts.flight_enabled else 'off'}, "
+        f"key EnableEncryptedDataRotation {'on' if facts.config_enabled else 'off'}"
+    )
     return Evidence(facts.enabled, f"{state} in {found[0]}")
 
 

@@ -134,6 +134,29 @@ class Scenario:
 
         self.edit_json(self.lab.localagent_config, change)
 
+    def share_config_to(self, generation: str) -> None:
+        """Point the agent share's config.json at one generation's Service Fabric certificates."""
+
+        def change(document: Any) -> None:
+            settings = document["serviceFabric"]["certificateSettings"]
+            settings["serverCertThumbprint"] = self.lab.cert("ServiceFabric", generation).thumbprint
+            settings["clientCertThumbprint"] = self.lab.cert("ServiceFabricClient", generation).thumbprint
+
+        self.edit_json(self.lab.share_config, change)
+
+    def reencrypt_all(self) -> None:
+        """What the finished re-encryption job leaves: every probed field under the new DataEncryption certificate."""
+        from simulator.axdb import AxdbWriter, open_sqlite
+        from simulator.labdata import ENCRYPTED_FIELDS
+
+        connection = open_sqlite(self.lab.axdb_file)
+        try:
+            old, new = (self.lab.cert("DataEncryption", g).thumbprint for g in ("old", "new"))
+            AxdbWriter(connection, "sqlite").reencrypt(old, new, ENCRYPTED_FIELDS)
+            connection.commit()
+        finally:
+            connection.close()
+
     def clean_cluster(self) -> None:
         """The cluster configuration after sf-cleanup: no secondaries, only the new client."""
         new_client = self.lab.cert("ServiceFabricClient", "new").thumbprint

@@ -36,6 +36,11 @@ def test_stage_upgrade_and_clean_up_from_the_command_line(sf: SfLab, run_cli: Cl
         "sf-stage-rotation": True,
         "sf-cleanup-old-certs": False,
         "sf-replica-check-timeout": False,
+        # The SQL and share remediations have their own evidence: the flight and key are off in the
+        # lab's AXDB; the share config.json and Credentials.json wait for the cluster to run the new certificates.
+        "enable-reencryption": True,
+        "deployment-config-update": False,
+        "credentials-json-rotate": False,
     }
 
     code, staged, progress = _remediate(run_cli, sf, "sf-stage-rotation", "--apply")

@@ -21,8 +21,15 @@ def test_status_json_has_the_checklist(lab_copy: Lab, run_cli) -> None:  # type:
     assert old["DataEncryption"]["safe_to_remove"] is False
     assert "reencryption-complete" in old["DataEncryption"]["blocking"]
     assert {f["rule"] for f in payload["findings"]} >= {"agent-config-thumbprint-stale", "cert-expiry-critical"}
-    stale = next(f for f in payload["findings"] if f["rule"] == "agent-config-thumbprint-stale")
-    assert (stale["step"], stale["remediation"]) == ("localagent-updated", "localagent-config-update")
+    stale = {f["source"]: f for f in payload["findings"] if f["rule"] == "agent-config-thumbprint-stale"}
+    assert (stale["localagent"]["step"], stale["localagent"]["remediation"]) == (
+        "localagent-updated",
+        "localagent-config-update",
+    )
+    assert (stale["agentshare"]["step"], stale["agentshare"]["remediation"]) == (
+        "deployment-config-updated",
+        "deployment-config-update",
+    )
 
 
 def test_status_table_prints_the_checklist(lab_copy: Lab, run_cli) -> None:  # type: ignore[no-untyped-def]

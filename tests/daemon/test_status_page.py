@@ -103,6 +103,9 @@ def test_the_checklist_renders_in_chromium(lab_copy: Lab, now: datetime, tmp_pat
         "clusterconfig",
         "localagent",
         "certfolder",
+        "sql",
+        "agentshare",
+        "credentials",
     }
     assert [a["id"] for a in dom.tags("section")] == [
         "checklist",

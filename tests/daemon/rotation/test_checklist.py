@@ -5,12 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from collectors.agentconfig import AgentConfig
-from collectors.model import Observation
 from daemon.evaluator import Evaluation
 from daemon.rotation import STEPS, StepStatus
 from simulator.lab import build_lab
-from tests.daemon.scenarios import Scenario, static_source
+from tests.daemon.scenarios import Scenario
 
 DONE, PENDING, NA, UNKNOWN = StepStatus.DONE, StepStatus.PENDING, StepStatus.NOT_APPLICABLE, StepStatus.UNKNOWN
 
@@ -35,12 +33,12 @@ def test_staged_lab(scenario: Scenario) -> None:
         "sf-staged": DONE,
         "sf-upgraded": UNKNOWN,
         "localagent-updated": PENDING,
-        "deployment-config-updated": UNKNOWN,
-        "credentials-rotated": UNKNOWN,
-        "axdb-backed-up": UNKNOWN,
+        "deployment-config-updated": PENDING,
+        "credentials-rotated": PENDING,
+        "axdb-backed-up": DONE,
         "lcs-settings-applied": UNKNOWN,
-        "reencryption-enabled": UNKNOWN,
-        "reencryption-complete": UNKNOWN,
+        "reencryption-enabled": PENDING,
+        "reencryption-complete": PENDING,
         "sql-adfs-checked": UNKNOWN,
         "sf-cleaned": PENDING,
         "old-certs-removable": PENDING,
@@ -53,13 +51,18 @@ def test_staged_lab(scenario: Scenario) -> None:
         _state(evaluation, "certs-installed").detail == "all 49 new certificate installations present with private keys"
     )
     assert "the gateway source (sources.servicefabric) is not configured" in _state(evaluation, "sf-upgraded").detail
-    assert "no SQL source" in _state(evaluation, "reencryption-complete").detail
+    assert _state(evaluation, "reencryption-complete").detail.startswith("waits for reencryption-enabled")
+    assert "EnableEncryptedDataCrawlerRotationTask" in _state(evaluation, "reencryption-enabled").detail
+    assert "full backup finished" in _state(evaluation, "axdb-backed-up").detail
     agent = _state(evaluation, "localagent-updated")
     assert "serverCertThumbprint" in agent.detail and "not the new ServiceFabric certificate" in agent.detail
     cleaned = _state(evaluation, "sf-cleaned")
     assert "ThumbprintSecondary" in cleaned.detail and any("old client" in e for e in cleaned.evidence)
     removable = _state(evaluation, "old-certs-removable")
-    assert removable.detail == "waits for localagent-updated, sf-cleaned"
+    assert removable.detail == (
+        "waits for localagent-updated, deployment-config-updated, credentials-rotated, reencryption-enabled, "
+        "reencryption-complete and 1 more"
+    )
 
 
 def test_before_the_rotation(tmp_path: Path, now: datetime) -> None:
@@ -122,15 +125,10 @@ def test_cluster_not_staged(scenario: Scenario) -> None:
 
 
 def test_agent_configurations_updated(scenario: Scenario) -> None:
+    assert _state(scenario.collect(), "deployment-config-updated").status is PENDING
     scenario.localagent_to("new")
-    share = AgentConfig(
-        "\\\\DC1\\D365FFOStorage\\agent\\wp\\config.json",
-        "10.0.0.11:19000",
-        "d365fo-onprem-cluster",
-        scenario.lab.cert("ServiceFabric", "new").thumbprint,
-        scenario.lab.cert("ServiceFabricClient", "new").thumbprint,
-    )
-    evaluation = scenario.collect(extra=[static_source("shareconfig", {"config.json": Observation(facts=share)})])
+    scenario.share_config_to("new")
+    evaluation = scenario.collect()
     assert _state(evaluation, "localagent-updated").status is DONE
     assert _state(evaluation, "deployment-config-updated").status is DONE
 

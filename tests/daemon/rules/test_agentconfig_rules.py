@@ -5,16 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from collectors.agentconfig import AgentConfig
-from collectors.model import Observation, Severity
+from collectors.model import Severity
 from simulator.lab import build_lab
-from tests.daemon.scenarios import Scenario, findings, static_source
+from tests.daemon.scenarios import Scenario, findings
 
 RULE = "agent-config-thumbprint-stale"
 
 
 def test_staged_cluster_leaves_the_local_agent_behind(scenario: Scenario) -> None:
-    stale = findings(scenario.collect(), RULE)
+    stale = [f for f in findings(scenario.collect(), RULE) if f.source == "localagent"]
     old_server = scenario.lab.cert("ServiceFabric", "old").thumbprint
     old_client = scenario.lab.cert("ServiceFabricClient", "old").thumbprint
     assert [(f.role, f.thumbprint) for f in stale] == [
@@ -30,6 +29,8 @@ def test_staged_cluster_leaves_the_local_agent_behind(scenario: Scenario) -> Non
 
 def test_updated_local_agent_is_fine(scenario: Scenario) -> None:
     scenario.localagent_to("new")
+    assert [f.source for f in findings(scenario.collect(), RULE)] == ["agentshare", "agentshare"]
+    scenario.share_config_to("new")
     assert findings(scenario.collect(), RULE) == []
 
 
@@ -39,15 +40,14 @@ def test_before_the_rotation_the_agent_follows_the_cluster(tmp_path: Path, now: 
 
 
 def test_share_config_is_checked_the_same_way(scenario: Scenario) -> None:
-    facts = AgentConfig(
-        "\\\\DC1\\D365FFOStorage\\agent\\wp\\config.json",
-        "10.0.0.11:19000",
-        "d365fo-onprem-cluster",
-        scenario.lab.cert("ServiceFabric", "old").thumbprint,
-        scenario.lab.cert("ServiceFabricClient", "new").thumbprint,
-    )
     scenario.localagent_to("new")
-    evaluation = scenario.collect(extra=[static_source("shareconfig", {"config.json": Observation(facts=facts)})])
-    (stale,) = findings(evaluation, RULE)
-    assert (stale.source, stale.target, stale.role) == ("shareconfig", "config.json", "ServiceFabric")
-    assert (stale.step, stale.remediation) == ("deployment-config-updated", "")
+    scenario.share_config_to("new")
+
+    def server_still_old(document) -> None:  # type: ignore[no-untyped-def]
+        old = scenario.lab.cert("ServiceFabric", "old").thumbprint
+        document["serviceFabric"]["certificateSettings"]["serverCertThumbprint"] = old
+
+    scenario.edit_json(scenario.lab.share_config, server_still_old)
+    (stale,) = findings(scenario.collect(), RULE)
+    assert (stale.source, stale.target, stale.role) == ("agentshare", "config.json", "ServiceFabric")
+    assert (stale.step, stale.remediation) == ("deployment-config-updated", "deployment-config-update")

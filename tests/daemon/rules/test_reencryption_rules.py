@@ -272,7 +272,10 @@ def test_evidence_for_the_rotation_checklist(lab_copy: Lab, now: datetime, axdb:
         view = daemon.collect_once()
         snapshot, references = view.evaluation.snapshot, view.evaluation.references
         enabled = reencryption_enabled_evidence(snapshot)
-        assert (enabled.value, enabled.detail) == (False, "flight off, config key off in AXDB")
+        assert (enabled.value, enabled.detail) == (
+            False,
+            "flight EnableEncryptedDataCrawlerRotationTask off, key EnableEncryptedDataRotation off in AXDB",
+        )
         complete = reencryption_complete_evidence(snapshot)
         assert complete.value is None and "no progress probe is configured" in complete.detail
         backup = axdb_backup_evidence(snapshot, now - timedelta(days=1))

@@ -22,7 +22,25 @@ def test_old_data_encryption_missing_on_an_aos_node(scenario: Scenario) -> None:
     assert (finding.node, finding.thumbprint, finding.role) == ("AOS2", old, "DataEncryption")
     assert finding.severity is Severity.CRITICAL and finding.step == "reencryption-complete"
     assert "missing on AOS2 (AOS node)" in finding.message
-    assert "not known to be complete" in finding.message and "no SQL source" in finding.message
+    assert "re-encryption is not complete (still encrypted with the old certificate: lab-encrypted-fields 1200)" in (
+        finding.message
+    )
+
+
+def test_old_data_encryption_may_go_once_reencryption_is_complete(scenario: Scenario) -> None:
+    scenario.reencrypt_all()
+    scenario.remove("AOS2", "DataEncryption", "old")
+    assert findings(scenario.collect(), RULE) == []
+
+
+def test_without_sql_evidence_reencryption_is_not_known_complete(scenario: Scenario) -> None:
+    scenario.remove("AOS2", "DataEncryption", "old")
+
+    def no_sql(settings) -> None:  # type: ignore[no-untyped-def]
+        settings.sources.sql.enabled = False
+
+    (finding,) = findings(scenario.collect(edit=no_sql), RULE)
+    assert "not known to be complete" in finding.message and "AXDB has not been read" in finding.message
 
 
 def test_removal_survives_a_daemon_restart(scenario: Scenario) -> None:
@@ -83,6 +101,7 @@ def test_old_client_certificate_still_used_by_the_local_agent(scenario: Scenario
 def test_removing_old_certificates_nobody_names_is_fine(scenario: Scenario) -> None:
     scenario.clean_cluster()
     scenario.localagent_to("new")
+    scenario.share_config_to("new")
     for node in ("AOS1", "ORCH1", "BI1", "MR1"):
         scenario.remove(node, "ServiceFabric", "old")
         scenario.remove(node, "ServiceFabricClient", "old")

@@ -58,7 +58,8 @@ def test_secondary_lingers_once_every_step_that_needs_it_is_done(scenario: Scena
     step implementation reports it the way that source will, through the STEPS registry.
     """
     scenario.localagent_to("new")
-    evaluation = scenario.collect(extra=[_share_config(scenario, "new")])
+    scenario.share_config_to("new")
+    evaluation = scenario.collect()
     states = {s.step: s.status for s in evaluation.checklist.steps}
     assert states["localagent-updated"] is StepStatus.DONE
     assert states["deployment-config-updated"] is StepStatus.DONE
