@@ -66,6 +66,9 @@ def parse_xml(data: bytes, name: str) -> Any:
         ) from err
     except SafeET.ParseError as err:
         raise CollectorError(name, Reason.PARSE_ERROR, f"invalid XML: {err}") from err
+    except (LookupError, ValueError) as err:
+        # The XML declaration names an encoding Python does not know (or a codec rejects the bytes).
+        raise CollectorError(name, Reason.PARSE_ERROR, f"invalid XML: {err}") from err
 
 
 def local_name(tag: str) -> str:

@@ -97,10 +97,14 @@ def _copy_owner(source: Path, target: str) -> None:
         os.chown(target, info.st_uid, info.st_gid)
 
 
-def atomic_write(path: Path, data: bytes, *, private: bool = False) -> None:
-    """Replace `path` with `data` so that it is always either the old or the new content."""
+def atomic_write(path: Path, data: bytes, *, private: bool = False, follow_links: bool = True) -> None:
+    """Replace `path` with `data` so that it is always either the old or the new content.
+
+    A link at `path` is followed (the operator's configured file may be one) unless `follow_links`
+    is False: then the rename replaces the link itself and nothing outside `path.parent` is written.
+    """
     name = str(path)
-    if path.is_symlink():
+    if follow_links and path.is_symlink():
         # Replace the file the link points at and keep the operator's link.
         path = path.resolve()
     try:
@@ -136,11 +140,12 @@ def write_backup(original: Path, data: bytes, folder: Path) -> Path:
         raise file_error(str(folder), err) from err
     target = folder / original.name
     index = 1
-    while target.exists():
+    # lexists: a dangling link planted in the folder counts as taken, and is never written through.
+    while os.path.lexists(target):
         index += 1
         target = folder / f"{index}-{original.name}"
     # Backups may hold anything the original held (Credentials.json): readable by the owner only.
-    atomic_write(target, data, private=True)
+    atomic_write(target, data, private=True, follow_links=False)
     if read_bytes(target) != data:
         raise CollectorError(str(target), Reason.INTERNAL_ERROR, "backup does not read back equal to the original")
     return target
