@@ -49,6 +49,9 @@ def parse_json(data: bytes, name: str) -> Any:
         ) from err
     except RecursionError as err:
         raise CollectorError(name, Reason.PARSE_ERROR, "invalid JSON: nested too deeply") from err
+    except ValueError as err:
+        # Not a JSONDecodeError: a number longer than Python converts (sys.get_int_max_str_digits).
+        raise CollectorError(name, Reason.PARSE_ERROR, f"invalid JSON: {err}") from err
 
 
 def load_json(path: str | Path) -> Any:

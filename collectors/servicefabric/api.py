@@ -111,7 +111,7 @@ def parse_configuration(answer: Any, where: str) -> tuple[ClusterConfig, str]:
         raise CollectorError(where, Reason.BAD_OUTPUT, "ClusterConfiguration: expected the configuration as a string")
     try:
         document = json.loads(text)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:
         raise CollectorError(where, Reason.BAD_OUTPUT, f"ClusterConfiguration is not JSON: {err}") from err
     try:
         return parse_cluster_config(document, where), text
