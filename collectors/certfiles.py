@@ -94,7 +94,7 @@ def _load_pem(data: bytes, password: bytes | None, source: str) -> list[LoadedCe
     if b"-----BEGIN PKCS7-----" in data:
         try:
             certs.extend(pkcs7.load_pem_pkcs7_certificates(data))
-        except (ValueError, x509.InvalidVersion) as err:
+        except (ValueError, x509.InvalidVersion, UnsupportedAlgorithm) as err:
             raise CertificateError(source, Reason.PARSE_ERROR, f"malformed PKCS#7: {err}") from err
     if b"CERTIFICATE-----" in data:
         try:
@@ -158,7 +158,7 @@ def load_certificates(data: bytes, source: str, password: bytes | None = None) -
             return _load_pkcs12(data, password, source)
         try:
             bundle = pkcs7.load_der_pkcs7_certificates(data)
-        except (ValueError, x509.InvalidVersion):
+        except (ValueError, x509.InvalidVersion, UnsupportedAlgorithm):  # PKCS#7 other than signedData
             raise der_error from None
         return [LoadedCertificate(certificate_from_x509(c, source), False, source) for c in bundle]
 

@@ -134,6 +134,9 @@ def atomic_write(path: Path, data: bytes, *, private: bool = False, follow_links
 
 def write_backup(original: Path, data: bytes, folder: Path) -> Path:
     """Store the original bytes under `folder`, durably, and check the copy reads back equal."""
+    if folder.is_symlink():
+        # Backups hold what the originals held (Credentials.json): never into a folder a link chose.
+        raise CollectorError(str(folder), Reason.PERMISSION_DENIED, "refused: the backup folder is a symbolic link")
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as err:

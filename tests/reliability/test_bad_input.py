@@ -37,6 +37,7 @@ from collectors.servicefabric.api import (
     certificate_events,
     parse_cluster_health,
     parse_configuration,
+    parse_duration_seconds,
     parse_upgrade_progress,
     parse_upgrade_status,
 )
@@ -375,3 +376,39 @@ def test_regression_an_unknown_x509_version_is_a_parse_error() -> None:
         certificate_from_der(bytes(der), SOURCE)
     with pytest.raises(CollectorError):
         load_certificates(bytes(der), SOURCE)
+
+
+def test_regression_a_json_number_past_pythons_digit_limit_is_a_parse_error() -> None:
+    # int() of a 5000-digit literal raises a plain ValueError, which parse_json did not expect.
+    with pytest.raises(CollectorError, match="invalid JSON"):
+        parse_json(b'{"clusterConfigurationVersion": ' + b"9" * 5000 + b"}", SOURCE)
+    with pytest.raises(CollectorError, match="inventory output is invalid JSON") as caught:
+        parse_inventory("AOS1", b'{"v": ' + b"1" * 5000 + b"}")
+    assert caught.value.source == "AOS1"
+
+
+def test_regression_a_pkcs7_that_is_not_signed_data_is_a_parse_error() -> None:
+    # ContentInfo of type `data` (1.2.840.113549.1.7.1): cryptography raises UnsupportedAlgorithm.
+    data_content = bytes.fromhex("300f06092a864886f70d010701a0020400")
+    with pytest.raises(CollectorError):
+        load_certificates(data_content, SOURCE)
+    pem = b"-----BEGIN PKCS7-----\n" + base64.encodebytes(data_content) + b"-----END PKCS7-----\n"
+    with pytest.raises(CollectorError, match="malformed PKCS#7"):
+        load_certificates(pem, SOURCE)
+
+
+@pytest.mark.parametrize("kind", ["sf-upgrade-progress", "sf-health", "sf-node-events", "sf-applications"])
+@pytest.mark.parametrize("value", [True, 1, "text", {"a": 1}])
+def test_regression_sf_lists_of_another_type_have_no_items(kind: str, value: Any) -> None:
+    # `for x in answer.get("UpgradeDomains") or ()` raised TypeError on a number or a boolean.
+    document = json.loads(SAMPLES[kind])
+    for item in document if isinstance(document, list) else [document]:
+        for key in ("UpgradeDomains", "NodeHealthStates", "HealthEvents", "Parameters"):
+            if key in item:
+                item[key] = value
+    PARSERS[kind].parse(_json(document))
+
+
+@pytest.mark.parametrize("value", [10**400, "9" * 5000 + ":00:00", "P" + "9" * 400 + "D", float("inf")])
+def test_regression_durations_out_of_range_are_unknown(value: Any) -> None:
+    assert parse_duration_seconds(value) is None
