@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -30,7 +31,7 @@ import yaml
 
 from daemon.app import Daemon
 from daemon.logs import setup_logging
-from daemon.settings import load_settings
+from daemon.settings import ConfigError, load_settings
 from daemon.state import StateStore
 from remediations.audit import AUDIT_FILE
 from simulator.agentshare import decrypt_value
@@ -317,3 +318,22 @@ def test_the_forms_find_a_secret_wherever_it_is_written() -> None:
         blob = base64.b64encode(prefix + secret.encode() + b"tail")
         assert any(encoded in blob for form, encoded in forms(secret).items() if form.startswith("base64+"))
     assert forms(secret)["url"] in f"https://h/?p={quote(secret, safe='')}&q=1".encode()
+
+
+@pytest.mark.parametrize(
+    "connection_string",
+    [
+        "Driver={PostgreSQL Unicode};Server=sql1;Pwd=Hunter2;Secret-tail",
+        "Driver={PostgreSQL Unicode};Server=sql1;Password={Hunter2;Secret-tail",
+        "Driver={PostgreSQL Unicode};Server=sql1;Pwd={Hunter2}Secret-tail",
+        "Driver={PostgreSQL Unicode};Server=sql1;PWD=Hunter2;Secret-tail=1",
+    ],
+)
+def test_a_password_in_a_malformed_connection_string_is_not_quoted_back(tmp_path: Path, connection_string: str) -> None:
+    # Regression: a keyword-less segment was quoted in the error: the tail of a password split at ';'.
+    config = tmp_path / "certmon.yaml"
+    sql = {"axdb": {"connection_string": connection_string}}
+    config.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "data"), "sources": {"sql": sql}}), encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert "Hunter2" not in str(caught.value) and "Secret-tail" not in str(caught.value), str(caught.value)
