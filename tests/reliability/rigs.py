@@ -40,7 +40,6 @@ TIMEOUT = 1.5
 SLOW = 4.0
 
 NOT_APPLICABLE: dict[tuple[str, str], str] = {
-    ("winrm", "tls"): "ntlm/kerberos: HTTP + message encryption (https-basic TLS: tests/collectors/winrm)",
     ("sql", "tls"): "the PostgreSQL stand-in has no TDS TLS; SQL Server's TLS is the tls source's tds probe",
     ("adfs", "authentication"): "federation metadata and keys are anonymous documents",
     ("tls", "authentication"): "the probe is an anonymous handshake",
@@ -224,6 +223,15 @@ class WinRMRig(Rig):
             },
             garbage=Fault(
                 "inventory script prints garbage", Reason.BAD_OUTPUT, knob(stdout="garbage"), knob(stdout="ok")
+            ),
+            # NTLM over HTTP: message encryption is the transport security (https-basic's TLS failures:
+            # tests/collectors/winrm/test_winrm_https.py).
+            tls=Fault(
+                "answers stripped of message encryption (a downgrade in the path)",
+                Reason.PROTOCOL_ERROR,
+                knob(plaintext_answers=True),
+                knob(plaintext_answers=False),
+                "without message encryption",
             ),
         )
 

@@ -237,7 +237,7 @@ def _parses_or_refuses(kind: str, data: bytes) -> None:
         assert str(err), "an error without a message"
         if isinstance(err, CollectorError):
             assert err.message, "an error without a message"
-            assert err.source, "an error that names no source"
+            assert err.source.startswith((SOURCE, "AOS1")), f"the error names {err.source!r}, not the input"
         return
     _touch(result)
 
