@@ -412,3 +412,13 @@ def test_regression_sf_lists_of_another_type_have_no_items(kind: str, value: Any
 @pytest.mark.parametrize("value", [10**400, "9" * 5000 + ":00:00", "P" + "9" * 400 + "D", float("inf")])
 def test_regression_durations_out_of_range_are_unknown(value: Any) -> None:
     assert parse_duration_seconds(value) is None
+
+
+@pytest.mark.parametrize("kind", [[], {}, ["capi"]])
+def test_regression_an_unhashable_key_kind_is_bad_output(kind: Any) -> None:
+    # The fast path looked the kind up in a set before checking its type: TypeError on a list.
+    document = json.loads(SAMPLES["inventory"])
+    document["stores"][0]["c"][0]["k"] = kind
+    with pytest.raises(CollectorError, match=r"stores\[0\]\.c\[0\]\.k has the wrong type") as caught:
+        parse_inventory("AOS1", _json(document))
+    assert caught.value.reason == "bad_output"
