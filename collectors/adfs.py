@@ -205,7 +205,7 @@ class _Run:
             return None
         try:
             parsed = [x509.load_der_x509_certificate(d) for d in ders]
-        except ValueError:
+        except (ValueError, x509.InvalidVersion):
             return ChainVerdict(False, None, "the presented certificate cannot be parsed")
         return verify_chain(parsed, self.host, trust, self.owner.clock())
 

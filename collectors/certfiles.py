@@ -62,6 +62,8 @@ def open_pkcs12(data: bytes, password: bytes | None, source: str) -> pkcs12.PKCS
             return pkcs12.load_pkcs12(data, attempt)
         except ValueError:
             continue
+        except x509.InvalidVersion as err:
+            raise CertificateError(source, Reason.PARSE_ERROR, f"PKCS#12 holds a malformed certificate: {err}") from err
         except UnsupportedAlgorithm as err:
             raise CertificateError(source, Reason.PARSE_ERROR, f"PKCS#12 uses an unsupported algorithm: {err}") from err
     if password:
@@ -92,12 +94,12 @@ def _load_pem(data: bytes, password: bytes | None, source: str) -> list[LoadedCe
     if b"-----BEGIN PKCS7-----" in data:
         try:
             certs.extend(pkcs7.load_pem_pkcs7_certificates(data))
-        except ValueError as err:
+        except (ValueError, x509.InvalidVersion, UnsupportedAlgorithm) as err:
             raise CertificateError(source, Reason.PARSE_ERROR, f"malformed PKCS#7: {err}") from err
     if b"CERTIFICATE-----" in data:
         try:
             certs.extend(x509.load_pem_x509_certificates(data))
-        except ValueError as err:
+        except (ValueError, x509.InvalidVersion) as err:
             raise CertificateError(source, Reason.PARSE_ERROR, f"malformed PEM certificate: {err}") from err
     if not certs:
         raise CertificateError(source, Reason.PARSE_ERROR, "PEM file holds no certificate")
@@ -111,9 +113,11 @@ def _load_pem(data: bytes, password: bytes | None, source: str) -> list[LoadedCe
     return loaded
 
 
-def _public_bytes(cert: x509.Certificate) -> bytes:
-
-    return cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+def _public_bytes(cert: x509.Certificate) -> bytes | None:
+    try:
+        return cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    except (ValueError, UnsupportedAlgorithm):
+        return None  # a key cryptography cannot read matches no private key
 
 
 def _pem_private_key_public_bytes(data: bytes, password: bytes | None) -> bytes | None:
@@ -154,7 +158,7 @@ def load_certificates(data: bytes, source: str, password: bytes | None = None) -
             return _load_pkcs12(data, password, source)
         try:
             bundle = pkcs7.load_der_pkcs7_certificates(data)
-        except ValueError:
+        except (ValueError, x509.InvalidVersion, UnsupportedAlgorithm):  # PKCS#7 other than signedData
             raise der_error from None
         return [LoadedCertificate(certificate_from_x509(c, source), False, source) for c in bundle]
 

@@ -238,7 +238,7 @@ def certificate_from_der(der: bytes, source: str = "<certificate>") -> Certifica
         return cached
     try:
         parsed = x509.load_der_x509_certificate(der)
-    except ValueError as err:
+    except (ValueError, x509.InvalidVersion) as err:  # InvalidVersion is no ValueError
         raise CertificateError(source, Reason.PARSE_ERROR, _der_problem(der, err)) from err
     record = Certificate(bytes(der), digest, parsed)
     with _CACHE_LOCK:

@@ -49,6 +49,9 @@ def parse_json(data: bytes, name: str) -> Any:
         ) from err
     except RecursionError as err:
         raise CollectorError(name, Reason.PARSE_ERROR, "invalid JSON: nested too deeply") from err
+    except ValueError as err:
+        # Not a JSONDecodeError: a number longer than Python converts (sys.get_int_max_str_digits).
+        raise CollectorError(name, Reason.PARSE_ERROR, f"invalid JSON: {err}") from err
 
 
 def load_json(path: str | Path) -> Any:
@@ -65,6 +68,9 @@ def parse_xml(data: bytes, name: str) -> Any:
             name, Reason.PARSE_ERROR, f"refused XML: {type(err).__name__} (DTDs and entities are not allowed)"
         ) from err
     except SafeET.ParseError as err:
+        raise CollectorError(name, Reason.PARSE_ERROR, f"invalid XML: {err}") from err
+    except (LookupError, ValueError) as err:
+        # The XML declaration names an encoding Python does not know (or a codec rejects the bytes).
         raise CollectorError(name, Reason.PARSE_ERROR, f"invalid XML: {err}") from err
 
 

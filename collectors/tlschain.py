@@ -72,7 +72,7 @@ def _parse_bundle(data: bytes, origin: str) -> TrustStore:
                 # System bundles hold a few old roots that modern parsers frown upon; still usable.
                 warnings.simplefilter("ignore")
                 certs.append(_load_block(block))
-        except ValueError:
+        except (ValueError, x509.InvalidVersion):
             skipped += 1
     if not certs:
         raise CollectorError(origin, Reason.CONFIG_ERROR, "CA bundle holds no usable certificate")
@@ -111,7 +111,7 @@ def load_system_trust() -> TrustStore:
     for der in ders:
         try:
             certs.append(x509.load_der_x509_certificate(der))
-        except ValueError:
+        except (ValueError, x509.InvalidVersion):
             continue
     return TrustStore(verification.Store(certs), "system trust store", len(certs), len(ders) - len(certs))
 
@@ -201,7 +201,7 @@ class ChainJudge:
             return known[0]
         try:
             parsed = [x509.load_der_x509_certificate(der) for der in chain]
-        except ValueError as err:
+        except (ValueError, x509.InvalidVersion) as err:
             return ChainVerdict(False, ChainError.INVALID, f"a presented certificate cannot be parsed: {err}")
         verdict, involved = _verify(parsed, name, trust, now)
         start, end = _window([*parsed, *involved], now)

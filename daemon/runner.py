@@ -144,6 +144,10 @@ class Runner:
         thread.start()
         return future
 
+    def overrunning(self, name: str) -> list[str]:
+        """Targets of a source whose abandoned attempt (past its deadline) is still running."""
+        return sorted(t for (source, t), thread in list(self._threads.items()) if source == name and thread.is_alive())
+
     def _forget_targets(self, collector: Collector, targets: Sequence[str]) -> None:
         """Drop results of targets that are no longer configured (a node removed from the template)."""
         keep = set(targets)

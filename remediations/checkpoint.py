@@ -12,6 +12,7 @@ while something else has already gone wrong.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,13 @@ class Checkpoint:
     def write_file(self, change: FileChange) -> Path:
         """Back up, write atomically, re-read; returns the backup path."""
         path = change.path
+        # A link planted since the plan (the file, or a folder above it) would take the write elsewhere.
+        resolved = os.path.realpath(path)
+        if resolved != change.resolved:
+            raise TargetChanged(
+                f"{path}: now resolves to {resolved}, the plan was made for {change.resolved} "
+                "(a link was planted or moved); nothing was written, plan again"
+            )
         current = read_bytes(path)
         if current != change.before:
             raise TargetChanged(

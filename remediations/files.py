@@ -97,10 +97,14 @@ def _copy_owner(source: Path, target: str) -> None:
         os.chown(target, info.st_uid, info.st_gid)
 
 
-def atomic_write(path: Path, data: bytes, *, private: bool = False) -> None:
-    """Replace `path` with `data` so that it is always either the old or the new content."""
+def atomic_write(path: Path, data: bytes, *, private: bool = False, follow_links: bool = True) -> None:
+    """Replace `path` with `data` so that it is always either the old or the new content.
+
+    A link at `path` is followed (the operator's configured file may be one) unless `follow_links`
+    is False: then the rename replaces the link itself and nothing outside `path.parent` is written.
+    """
     name = str(path)
-    if path.is_symlink():
+    if follow_links and path.is_symlink():
         # Replace the file the link points at and keep the operator's link.
         path = path.resolve()
     try:
@@ -130,17 +134,21 @@ def atomic_write(path: Path, data: bytes, *, private: bool = False) -> None:
 
 def write_backup(original: Path, data: bytes, folder: Path) -> Path:
     """Store the original bytes under `folder`, durably, and check the copy reads back equal."""
+    if folder.is_symlink():
+        # Backups hold what the originals held (Credentials.json): never into a folder a link chose.
+        raise CollectorError(str(folder), Reason.PERMISSION_DENIED, "refused: the backup folder is a symbolic link")
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as err:
         raise file_error(str(folder), err) from err
     target = folder / original.name
     index = 1
-    while target.exists():
+    # lexists: a dangling link planted in the folder counts as taken, and is never written through.
+    while os.path.lexists(target):
         index += 1
         target = folder / f"{index}-{original.name}"
     # Backups may hold anything the original held (Credentials.json): readable by the owner only.
-    atomic_write(target, data, private=True)
+    atomic_write(target, data, private=True, follow_links=False)
     if read_bytes(target) != data:
         raise CollectorError(str(target), Reason.INTERNAL_ERROR, "backup does not read back equal to the original")
     return target

@@ -23,6 +23,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +67,11 @@ class FileChange:
     #: False for files whose content must not be shown (the diff is replaced by hashes)
     show_diff: bool = True
     kind: str = field(default="file", init=False)
+    #: the file `path` resolved to when the plan was made (links followed); apply writes there or nowhere
+    resolved: str = field(default="", init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "resolved", os.path.realpath(self.path))
 
     @property
     def target(self) -> str:

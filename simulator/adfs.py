@@ -153,7 +153,7 @@ class _Handler(BaseHTTPRequestHandler):
                 document["jwks_uri"] = owner.jwks_uri
             body = json.dumps(document).encode()
         elif path == KEYS_PATH:
-            body = json.dumps(jwks(owner.signing)).encode()
+            body = owner.keys_override or json.dumps(jwks(owner.signing)).encode()
         else:
             body = None
         if body is None:
@@ -191,7 +191,8 @@ class AdfsServer:
     """AD FS on loopback over HTTPS; a context manager.
 
     `failing` maps a path to an HTTP status the server answers instead of the document;
-    `metadata_override` replaces the metadata bytes (malformed documents in tests); `jwks_uri`
+    `metadata_override` and `keys_override` replace the metadata and JWKS bytes (malformed documents
+    in tests); `jwks_uri`
     replaces the discovery document's pointer to the keys.
     """
 
@@ -215,6 +216,7 @@ class AdfsServer:
         self.host_name = host_name
         self.failing = dict(failing or {})
         self.metadata_override = metadata_override
+        self.keys_override: bytes | None = None
         self.jwks_uri = jwks_uri
         self.requests: list[str] = []
         self._server = _Server((host, port), self)

@@ -7,7 +7,8 @@ authorized as Service Fabric does, by the running configuration: a listed thumbp
 name with a pinned issuer; admin calls need an admin client (403 otherwise). A client certificate
 from an unknown CA fails the handshake; no certificate, or one the configuration does not list,
 gets 403. The server presents the certificate the running configuration names (the new one once
-a rotation's upgrade completed). Fault knobs: `fail_status` (with `fail_paths`), `latency`.
+a rotation's upgrade completed). Fault knobs: `fail_status` (with `fail_paths`), `latency`, `garbage`
+(200 answers that are not JSON).
 """
 
 from __future__ import annotations
@@ -69,6 +70,9 @@ class _Handler(BaseHTTPRequestHandler):
         owner.requests.append((method, path, thumbprint(client) if client is not None else ""))
         if owner.latency:
             time.sleep(owner.latency)
+        if owner.garbage:
+            self._reply(200, b"\x00<html>\xff\xfe not JSON at all")
+            return
         try:
             if owner.fail_status and (not owner.fail_paths or path in owner.fail_paths):
                 raise FabricFailure(owner.fail_status, "FABRIC_E_SERVICE_OFFLINE", "the service is unavailable")
@@ -133,6 +137,8 @@ class ServiceFabricGateway:
         self.fail_status = fail_status
         self.fail_paths = set(fail_paths)
         self.latency = latency
+        #: answer every request 200 with a body that is not JSON
+        self.garbage = False
         self.requests: list[tuple[str, str, str]] = []
         self.handshake_failures = 0
         #: TLS connections accepted (a client that keeps its connection alive makes one per collection)

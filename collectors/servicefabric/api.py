@@ -8,6 +8,7 @@ did not make sense, so a protocol surprise reads as `bad_output` with a location
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -61,6 +62,14 @@ _EXPIRY = re.compile(
 
 def parse_duration_seconds(value: Any) -> float | None:
     """Seconds of a gateway duration: milliseconds as a number or string, ISO 8601 (PT1H2M) or d.hh:mm:ss."""
+    try:
+        seconds = _duration_seconds(value)
+    except (OverflowError, ValueError):
+        return None  # a number past float's range or Python's digit limit is no duration
+    return seconds if seconds is None or math.isfinite(seconds) else None
+
+
+def _duration_seconds(value: Any) -> float | None:
     if value is None or value == "":
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -98,6 +107,11 @@ def _utc(text: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _list(value: Any) -> list[Any]:
+    """A JSON array, or nothing: a gateway answer with another type there has no items."""
+    return value if isinstance(value, list) else []
+
+
 def _object(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise CollectorError(where, Reason.BAD_OUTPUT, "expected a JSON object")
@@ -111,7 +125,7 @@ def parse_configuration(answer: Any, where: str) -> tuple[ClusterConfig, str]:
         raise CollectorError(where, Reason.BAD_OUTPUT, "ClusterConfiguration: expected the configuration as a string")
     try:
         document = json.loads(text)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:
         raise CollectorError(where, Reason.BAD_OUTPUT, f"ClusterConfiguration is not JSON: {err}") from err
     try:
         return parse_cluster_config(document, where), text
@@ -149,7 +163,7 @@ def parse_upgrade_progress(answer: Any, where: str) -> UpgradeProgress:
         timeout = int(timeout)
     domains = tuple(
         UpgradeDomain(str(d.get("Name", "")), str(d.get("State", "")))
-        for d in item.get("UpgradeDomains") or ()
+        for d in _list(item.get("UpgradeDomains"))
         if isinstance(d, dict)
     )
     current = item.get("CurrentUpgradeDomainProgress")
@@ -176,7 +190,7 @@ def parse_cluster_health(answer: Any, where: str) -> tuple[str, tuple[NodeHealth
     item = _object(answer, where)
     nodes = tuple(
         NodeHealth(str(n.get("Name", "")), str(n.get("AggregatedHealthState", "")))
-        for n in item.get("NodeHealthStates") or ()
+        for n in _list(item.get("NodeHealthStates"))
         if isinstance(n, dict)
     )
     return str(item.get("AggregatedHealthState") or ""), nodes
@@ -184,7 +198,7 @@ def parse_cluster_health(answer: Any, where: str) -> tuple[str, tuple[NodeHealth
 
 def certificate_events(node: str, answer: Any, where: str) -> Iterator[NodeCertificateEvent]:
     """The node's System.FabricNode Certificate_* events, with the thumbprint and expiry they describe."""
-    for event in _object(answer, where).get("HealthEvents") or ():
+    for event in _list(_object(answer, where).get("HealthEvents")):
         if not isinstance(event, dict):
             continue
         prop = str(event.get("Property", ""))
@@ -230,7 +244,7 @@ def application_certificates(
             continue
         name = str(app.get("Name", ""))
         names.append(name)
-        for parameter in app.get("Parameters") or ():
+        for parameter in _list(app.get("Parameters")):
             if not isinstance(parameter, dict):
                 continue
             key, value = str(parameter.get("Key", "")), parameter.get("Value")

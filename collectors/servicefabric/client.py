@@ -115,7 +115,7 @@ def fabric_error(body: bytes) -> tuple[str, str]:
     """(code, message) of a FabricError body {"Error": {"Code", "Message"}}, or ("", text)."""
     try:
         document = json.loads(body.decode("utf-8-sig"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return "", body[:200].decode("utf-8", "replace").strip()
     error = document.get("Error") if isinstance(document, dict) else None
     if isinstance(error, dict):
@@ -290,7 +290,7 @@ class GatewaySession:
             return None
         try:
             return json.loads(data.decode("utf-8-sig"))
-        except (UnicodeDecodeError, ValueError) as err:
+        except (UnicodeDecodeError, ValueError, RecursionError) as err:
             raise CollectorError(url, Reason.BAD_OUTPUT, f"the answer is not JSON: {err}") from err
 
     def status_error(self, url: str, status: int, data: bytes) -> GatewayError:

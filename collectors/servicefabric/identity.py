@@ -80,7 +80,7 @@ def _from_pkcs12(data: bytes, password: bytes | None, source: str) -> ClientIden
 def _from_pem(data: bytes, key_data: bytes, password: bytes | None, source: str) -> ClientIdentity:
     try:
         certs = x509.load_pem_x509_certificates(data)
-    except ValueError as err:
+    except (ValueError, x509.InvalidVersion) as err:
         raise CollectorError(source, Reason.PARSE_ERROR, f"no PEM certificate: {err}") from err
     try:
         key = load_pem_private_key(key_data, password)

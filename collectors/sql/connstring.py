@@ -25,7 +25,8 @@ def parse_connection_string(text: str) -> list[tuple[str, str]]:
             continue
         equals = text.find("=", position)
         if equals < 0:
-            raise ConnectionStringError(f"{text[position : position + 20]!r}...: expected Keyword=value")
+            # Not quoted back: text without a keyword may be the tail of a password split at a ';'.
+            raise ConnectionStringError(f"expected Keyword=value at character {position}")
         key = text[position:equals].strip()
         if not key or ";" in key:
             raise ConnectionStringError(f"empty keyword before '=' at character {equals}")

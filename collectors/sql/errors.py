@@ -52,6 +52,18 @@ _MESSAGES: tuple[tuple[Reason, tuple[str, ...]], ...] = (
         ),
     ),
     (
+        # The peer answered, but not in the database's protocol (a proxy, a wrong port, a broken stream).
+        Reason.PROTOCOL_ERROR,
+        (
+            "expected authentication request from server",
+            "invalid response from server",
+            "unexpected message type",
+            "protocol error",
+            "incorrect prelogin packet",
+            "tds stream",
+        ),
+    ),
+    (
         Reason.PERMISSION_DENIED,
         ("permission denied", "permission was denied", "is not able to access the database", "readonly", "read-only"),
     ),

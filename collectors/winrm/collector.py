@@ -28,7 +28,7 @@ from collectors.winrm.command import ApprovedCommand, CommandOutcome, run_in
 from collectors.winrm.output import Inventory, interpret
 from collectors.winrm.script import inventory_command
 from collectors.winrm.session import WinRMSession
-from collectors.winrm.transport import DEFAULT_PORTS, Endpoint, Transport
+from collectors.winrm.transport import DEFAULT_PORTS, TRANSPORTS, Endpoint, Transport
 
 log = logging.getLogger("certmon.winrm")
 
@@ -48,6 +48,14 @@ class WinRMOptions:
     server_thumbprint: str | None = None
     operation_timeout: float = 20.0
     stores: tuple[str, ...] = (DEFAULT_STORE,)
+
+    def __post_init__(self) -> None:
+        # Only transports that encrypt everything: NTLM/Kerberos message encryption, or TLS.
+        if self.transport not in TRANSPORTS:
+            raise ValueError(
+                f"WinRM transport {self.transport!r} is refused: it would send credentials or data unencrypted; "
+                f"use one of {', '.join(TRANSPORTS)} (message encryption over HTTP, or Basic over HTTPS)"
+            )
 
 
 SQL_ROLE = "SQLCluster"

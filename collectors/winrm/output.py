@@ -140,17 +140,26 @@ def _json_line(node: str, stdout: bytes) -> Any:
         raise _fail(node, f"inventory output is {what}: {snippet(line, 120)}") from err
     except RecursionError as err:
         raise _fail(node, "inventory output is nested too deeply") from err
+    except ValueError as err:  # a number longer than Python converts
+        raise _fail(node, f"inventory output is invalid JSON ({err})") from err
 
 
 def _certificate(node: str, item: Any, where: str) -> StoreCertificate:
     # The common case in one step: this runs for every certificate of every node on every cycle.
     if type(item) is dict and len(item) == 4:
         encoded, has_key, kind, provider = item.get("d"), item.get("h"), item.get("k"), item.get("p")
-        if type(encoded) is str and type(has_key) is bool and kind in KEY_KINDS and type(provider) is str:
+        # `kind` is tested as a str before the set lookup: a list or dict there is unhashable.
+        if (
+            type(encoded) is str
+            and type(has_key) is bool
+            and type(kind) is str
+            and type(provider) is str
+            and kind in KEY_KINDS
+        ):
             try:
                 return StoreCertificate(binascii.a2b_base64(encoded, strict_mode=True), has_key, kind, provider)
-            except binascii.Error:
-                pass  # the slow path below names the problem
+            except ValueError:
+                pass  # not base64, or not even ASCII: the slow path below names the problem
     encoded = _field(node, item, "d", str, where)
     try:
         der = base64.b64decode(encoded, validate=True)

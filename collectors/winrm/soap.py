@@ -145,7 +145,8 @@ def parse_reply(data: bytes, request: Request) -> Any:
     """Parse a reply envelope and check that it answers `request`; returns the root element."""
     try:
         root = SafeET.fromstring(data, forbid_dtd=True)
-    except (SafeET.ParseError, DefusedXmlException) as err:
+    except (SafeET.ParseError, DefusedXmlException, LookupError, ValueError) as err:
+        # LookupError, ValueError: the XML declaration names an encoding expat cannot read.
         raise SoapError(f"reply is not valid XML: {err}") from err
     if root.tag != _q(NS_SOAP, "Envelope"):
         raise SoapError(f"reply is not a SOAP envelope (root element {root.tag})")

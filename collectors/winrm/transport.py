@@ -94,10 +94,33 @@ def open_protocol(endpoint: Endpoint, timeout: float) -> Protocol:
     try:
         if endpoint.transport in ("ntlm", "kerberos"):
             transport.setup_encryption(session)  # the logon: NTLM or Kerberos handshake
+            _require_encrypted_answers(transport)
     except BaseException:
         transport.close_session()
         raise
     return protocol
+
+
+class UnencryptedAnswerError(WinRMError):
+    """The node (or something in the path) answered in clear text where message encryption is required."""
+
+
+def _require_encrypted_answers(transport: Any) -> None:
+    """Refuse clear-text answers: pywinrm passes them through, letting anyone in the path forge the inventory."""
+    encryption = transport.encryption
+    if encryption is None:
+        raise UnencryptedAnswerError("message encryption was not negotiated")
+    marker = f'protocol="{encryption.protocol_string.decode()}"'
+    parse = encryption.parse_encrypted_response
+
+    def strict(response: requests.Response) -> bytes:
+        if marker not in response.headers.get("Content-Type", ""):
+            raise UnencryptedAnswerError(
+                f"the node answered HTTP {response.status_code} without message encryption; refused"
+            )
+        return bytes(parse(response))
+
+    encryption.parse_encrypted_response = strict
 
 
 def _authentication(endpoint: Endpoint) -> requests.auth.AuthBase:
@@ -195,7 +218,10 @@ def _short(err: BaseException | str, limit: int = 200) -> str:
 
 def _protocol_options(endpoint: Endpoint) -> dict[str, Any]:
     """pywinrm Protocol arguments; timeouts are re-armed per request from the deadline."""
-    auth = {"ntlm": "ntlm", "kerberos": "kerberos", "https-basic": "basic"}[endpoint.transport]
+    auth = {"ntlm": "ntlm", "kerberos": "kerberos", "https-basic": "basic"}.get(endpoint.transport)
+    if auth is None or (auth == "basic" and not endpoint.url.startswith("https://")):
+        # Never plain HTTP without message encryption: Basic credentials and the inventory in clear text.
+        raise ValueError(f"WinRM transport {endpoint.transport!r} would send credentials unencrypted")
     return {
         "transport": auth,
         "username": endpoint.username or None,

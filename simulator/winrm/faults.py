@@ -38,6 +38,8 @@ class Faults:
     max_shells_per_user: int = 30
     #: commands a shell runs before the operations quota faults (Windows does not give them back)
     max_operations_per_shell: int = 1500
+    #: answer in clear SOAP although the request was sealed (a downgrade by something in the path)
+    plaintext_answers: bool = False
     #: close keep-alive connections idle this long (HTTP.sys closes them after 120 s); None = never
     idle_connection_timeout: float | None = None
 

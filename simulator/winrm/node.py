@@ -201,7 +201,7 @@ class SimulatedNode:
         if status == 500:
             self.counters.add("faults")
         data = xml.encode("utf-8")
-        if encrypted and isinstance(logon, NtlmLogon):
+        if encrypted and isinstance(logon, NtlmLogon) and not self.faults.plaintext_answers:
             return Response(status, logon.seal(data), [("Content-Type", ENCRYPTED_TYPE)])
         return Response(status, data, [("Content-Type", SOAP_TYPE)])
 

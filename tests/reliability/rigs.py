@@ -1,0 +1,504 @@
+"""One rig per source: a real daemon serving /metrics, its peer behind a fault proxy, and the fault classes.
+
+Each rig knows how to inject and clear every fault class that applies to its source, with the
+reason certmon must report; `NOT_APPLICABLE` says why the other classes do not apply.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from collectors.errors import Reason
+from daemon.app import Daemon
+from daemon.settings import load_settings
+from simulator.adfs import KEYS_PATH, METADATA_PATH, AdfsServer
+from simulator.axdb import AxdbWriter
+from simulator.faultproxy import FaultProxy
+from simulator.lab import ADFS_HOST, DOMAIN, Lab
+from simulator.postgres import USERS_GROUP, PgEnvironment, PostgresServer
+from simulator.servicefabric import gateway_section, lab_cluster, lab_gateway, write_client_files
+from simulator.tls import TlsEndpointServer
+from simulator.winrm import SimulatedFleet
+
+FAULTS = ("timeout", "refused", "authentication", "tls", "5xx/soap fault", "garbage", "hang")
+SOURCES = ("winrm", "servicefabric", "sql", "adfs", "tls", "files")
+#: each source's deadline in these tests; a slow or silent peer costs this much
+TIMEOUT = 1.5
+SLOW = 4.0
+
+NOT_APPLICABLE: dict[tuple[str, str], str] = {
+    ("sql", "tls"): "the PostgreSQL stand-in has no TDS TLS; SQL Server's TLS is the tls source's tds probe",
+    ("adfs", "authentication"): "federation metadata and keys are anonymous documents",
+    ("tls", "authentication"): "the probe is an anonymous handshake",
+    ("tls", "5xx/soap fault"): "the probe reads no application answer",
+    ("files", "timeout"): "local reads have no per-call timeout; a stalled share is the hang cell",
+    ("files", "authentication"): "read as the daemon's account (permission_denied: tests/collectors)",
+    ("files", "tls"): "no network",
+    ("files", "5xx/soap fault"): "no server",
+}
+
+
+@dataclass(frozen=True)
+class Fault:
+    """How one fault class is made for one source, what it must report, and how it is cleared."""
+
+    how: str
+    reason: Reason
+    inject: Callable[[], None]
+    clear: Callable[[], None]
+    #: words the health message must contain
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """What the daemon's /metrics says about one source target."""
+
+    up: float | None
+    last_success: float | None
+    errors: dict[str, float]
+    stale_series: frozenset[tuple[tuple[str, str], ...]]
+
+
+class Rig:
+    """A daemon with one source, serving /metrics over HTTP, and the fault classes of that source."""
+
+    source: str
+    target = ""
+    #: a metric family that carries the source's data (certificates, or facts for SQL)
+    data_metric = "certmon_cert_not_after_timestamp_seconds"
+
+    def __init__(self, lab: Lab, stack: ExitStack) -> None:
+        self.lab = lab
+        self.stack = stack
+        self.faults: dict[str, Fault] = {}
+        self.daemon: Daemon | None = None
+
+    def start_daemon(self, section: dict[str, Any], env: dict[str, str] | None = None) -> None:
+        """Write a one-source certmon.yaml in the lab and start a daemon serving /metrics (no scheduler)."""
+        config = {
+            "environment": "faults",
+            "data_dir": f"data-{self.source}",
+            "exporter": {"listen_address": "127.0.0.1", "port": 0},
+            "sources": {self.source: section},
+        }
+        path = self.lab.root / f"faults-{self.source}.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        saved = {k: os.environ.get(k) for k in env or {}}
+        os.environ.update(env or {})
+        try:
+            settings = load_settings(path)
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        self.daemon = Daemon(settings)
+        self.daemon.start(serve=True, schedule=False)
+        self.stack.callback(self.daemon.stop)
+        self.target = first_target(self.daemon, self.source)
+
+    @property
+    def url(self) -> str:
+        """The daemon's /metrics URL."""
+        assert self.daemon is not None and self.daemon.http is not None
+        return self.daemon.http.url + "/metrics"
+
+    def scrape(self) -> str:
+        """GET /metrics over HTTP."""
+        with urllib.request.urlopen(self.url, timeout=10) as response:
+            assert response.status == 200
+            return str(response.read().decode())
+
+    def state(self, text: str | None = None) -> SourceState:
+        """The source target's up, last success, errors by reason and data series, from a scrape."""
+        up = last = None
+        errors: dict[str, float] = {}
+        series: set[tuple[tuple[str, str], ...]] = set()
+        for family in text_string_to_metric_families(text if text is not None else self.scrape()):
+            for sample in family.samples:
+                labels = sample.labels
+                mine = labels.get("source") == self.source and labels.get("target") == self.target
+                if sample.name == "certmon_source_up" and mine:
+                    up = sample.value
+                elif sample.name == "certmon_source_last_success_timestamp_seconds" and mine:
+                    last = sample.value
+                elif sample.name == "certmon_source_errors_total" and mine:
+                    errors[labels["reason"]] = sample.value
+                elif sample.name == self.data_metric and labels.get("source", self.source) == self.source:
+                    series.add(tuple(sorted(labels.items())))
+        return SourceState(up, last, errors, frozenset(series))
+
+    def collect(self) -> None:
+        """One cycle of the source, as the scheduler runs it (collect, then publish)."""
+        assert self.daemon is not None
+        self.daemon.collect_source(self.source)
+
+    def settle(self) -> None:
+        """Wait for attempts abandoned at their deadline to end (a cleared fault releases them)."""
+        assert self.daemon is not None
+        end = time.monotonic() + 15
+        while self.daemon.runner.overrunning(self.source) and time.monotonic() < end:
+            time.sleep(0.05)
+        assert not self.daemon.runner.overrunning(self.source), "an abandoned attempt never ended"
+
+
+def proxied(stack: ExitStack, host: str, port: int) -> FaultProxy:
+    """A started fault proxy in front of host:port, stopped with the stack."""
+    return stack.enter_context(FaultProxy((host, port)))
+
+
+def network_faults(proxy: FaultProxy, **extra: Fault) -> dict[str, Fault]:
+    """The classes every network source shares: slow, refused, silent, garbage on the wire."""
+
+    def back() -> None:
+        proxy.set("pass")
+
+    faults = {
+        "timeout": Fault(
+            f"peer answers after {SLOW:g} s", Reason.TIMEOUT, lambda: proxy.set("delay", delay=SLOW), back
+        ),
+        "refused": Fault("nothing listens", Reason.CONNECTION_REFUSED, lambda: proxy.set("refuse"), back, "refused"),
+        "hang": Fault("accepts, never answers", Reason.TIMEOUT, lambda: proxy.set("hang"), back),
+        "garbage": Fault("wire garbage", Reason.PROTOCOL_ERROR, lambda: proxy.set("garbage"), back),
+    }
+    faults.update(extra)
+    return faults
+
+
+class WinRMRig(Rig):
+    """AOS1, a simulated Windows node, over NTLM with message encryption."""
+
+    source = "winrm"
+
+    def __init__(self, lab: Lab, stack: ExitStack) -> None:
+        super().__init__(lab, stack)
+        fleet = stack.enter_context(SimulatedFleet.from_lab(lab))
+        node = fleet["AOS1"]
+        proxy = proxied(stack, node.host, node.port)
+        self.start_daemon(
+            {
+                "nodes": ["AOS1"],
+                "addresses": {"AOS1": proxy.address},
+                "username": lab.winrm_username,
+                "password_file": str(lab.winrm_password_file),
+                "stores": ["LocalMachine\\My"],
+                "timeout_seconds": TIMEOUT,
+                "operation_timeout_seconds": 0.5,
+            }
+        )
+
+        def knob(**changes: Any) -> Callable[[], None]:
+            return lambda: node.configure(**changes)
+
+        self.faults = network_faults(
+            proxy,
+            authentication=Fault(
+                "node rejects the password (401)",
+                Reason.AUTH_FAILED,
+                knob(wrong_password=True),
+                knob(wrong_password=False),
+            ),
+            **{
+                "5xx/soap fault": Fault(
+                    "WS-Management SOAP fault: access denied",
+                    Reason.PROTOCOL_ERROR,
+                    knob(soap_fault="Access is denied."),
+                    knob(soap_fault=None),
+                ),
+            },
+            garbage=Fault(
+                "inventory script prints garbage", Reason.BAD_OUTPUT, knob(stdout="garbage"), knob(stdout="ok")
+            ),
+            # NTLM over HTTP: message encryption is the transport security (https-basic's TLS failures:
+            # tests/collectors/winrm/test_winrm_https.py).
+            tls=Fault(
+                "answers stripped of message encryption (a downgrade in the path)",
+                Reason.PROTOCOL_ERROR,
+                knob(plaintext_answers=True),
+                knob(plaintext_answers=False),
+                "without message encryption",
+            ),
+        )
+
+
+class ServiceFabricRig(Rig):
+    """The lab cluster's simulated HTTPS gateway, client-certificate authenticated."""
+
+    source = "servicefabric"
+
+    def __init__(self, lab: Lab, stack: ExitStack) -> None:
+        super().__init__(lab, stack)
+        gateway = stack.enter_context(lab_gateway(lab, lab_cluster(lab)))
+        proxy = proxied(stack, gateway.host, gateway.port)
+        section = gateway_section(lab, gateway, write_client_files(lab))
+        section["gateways"] = [f"https://sf.d365ffo.onprem.{DOMAIN}:{proxy.port}"]
+        section["timeout_seconds"] = TIMEOUT
+        section["follow_upgrade_seconds"] = 0
+        self.start_daemon(section)
+        impostor = stack.enter_context(
+            TlsEndpointServer(lab.service_certs["tls-untrusted"], (lab.service_certs["rogue-ca"],), name="impostor")
+        )
+
+        def status(code: int | None) -> Callable[[], None]:
+            def change() -> None:
+                gateway.fail_status = code
+
+            return change
+
+        def garbage(on: bool) -> Callable[[], None]:
+            def change() -> None:
+                gateway.garbage = on
+
+            return change
+
+        self.faults = network_faults(
+            proxy,
+            authentication=Fault(
+                "gateway answers 403 to the client certificate", Reason.AUTH_FAILED, status(403), status(None)
+            ),
+            tls=Fault(
+                "an impostor presents an untrusted certificate",
+                Reason.TLS_ERROR,
+                lambda: proxy.set("redirect", redirect_to=(impostor.host, impostor.port)),
+                lambda: proxy.set("pass"),
+            ),
+            **{"5xx/soap fault": Fault("gateway answers 503", Reason.HTTP_ERROR, status(503), status(None))},
+        )
+        self.faults["garbage"] = Fault(
+            "200 with a body that is not JSON", Reason.BAD_OUTPUT, garbage(True), garbage(False), "not JSON"
+        )
+
+
+class SqlRig(Rig):
+    """AXDB on the private PostgreSQL server, through psqlODBC, behind the proxy."""
+
+    source = "sql"
+    data_metric = "certmon_reencryption_flight_enabled"
+
+    def __init__(self, lab: Lab, stack: ExitStack, server: PostgresServer) -> None:
+        super().__init__(lab, stack)
+        pg = PgEnvironment(server, "faults" + uuid.uuid4().hex[:8])
+        connection = pg.admin(pg.axdb)
+        try:
+            writer = AxdbWriter(connection, "postgresql")
+            writer.partition()
+            writer.flight("EnableEncryptedDataCrawlerRotationTask", 1)
+            writer.config("EnableEncryptedDataRotation", "True")
+        finally:
+            connection.close()
+        proxy = proxied(stack, "127.0.0.1", server.port)
+        connection_string = re.sub(r"Port=\d+", f"Port={proxy.port}", pg.connection_string(pg.axdb))
+        self.start_daemon(
+            {"axdb": {"connection_string": connection_string, "login_timeout_seconds": 5}, "timeout_seconds": TIMEOUT},
+            env={"CERTMON_SOURCES__SQL__AXDB__PASSWORD": pg.password},
+        )
+
+        def password(text: str) -> Callable[[], None]:
+            def change() -> None:
+                server.execute("postgres", f"ALTER ROLE {pg.user} PASSWORD '{text}'")
+                proxy.drop()  # pooled sessions logged on before the change; the next cycle logs on anew
+
+            return change
+
+        def grants(statement: str) -> Callable[[], None]:
+            def change() -> None:
+                server.execute(
+                    pg.axdb,
+                    f"{statement} SELECT ON ALL TABLES IN SCHEMA public {'FROM' if statement == 'REVOKE' else 'TO'} {USERS_GROUP}",
+                )
+
+            return change
+
+        self.faults = network_faults(
+            proxy,
+            authentication=Fault(
+                "login's password changed on the server",
+                Reason.AUTH_FAILED,
+                password("Changed-" + uuid.uuid4().hex),
+                password(pg.password),
+            ),
+            **{
+                "5xx/soap fault": Fault(
+                    "server answers an error (SELECT revoked)",
+                    Reason.PERMISSION_DENIED,
+                    grants("REVOKE"),
+                    grants("GRANT"),
+                )
+            },
+        )
+
+
+class AdfsRig(Rig):
+    """AD FS federation metadata and keys over HTTPS."""
+
+    source = "adfs"
+
+    def __init__(self, lab: Lab, stack: ExitStack) -> None:
+        super().__init__(lab, stack)
+        certs = lab.service_certs
+        server = stack.enter_context(
+            AdfsServer(
+                certs["ADFSSSL"],
+                (lab.ca,),
+                [certs["ADFSTokenSigning-old"], certs["ADFSTokenSigning-new"]],
+                [certs["ADFSTokenDecrypting-old"], certs["ADFSTokenDecrypting-new"]],
+                host_name=ADFS_HOST,
+            )
+        )
+        proxy = proxied(stack, "127.0.0.1", server.port)
+        url = f"https://{ADFS_HOST}:{proxy.port}"
+        self.start_daemon(
+            {
+                "urls": [url],
+                "resolve": {ADFS_HOST: "127.0.0.1"},
+                "ca_bundle": str(lab.ca_bundle),
+                "timeout_seconds": TIMEOUT,
+            }
+        )
+
+        def failing(paths: dict[str, int]) -> Callable[[], None]:
+            def change() -> None:
+                server.failing = dict(paths)
+
+            return change
+
+        def documents(data: bytes | None) -> Callable[[], None]:
+            def change() -> None:
+                server.metadata_override = data
+                server.keys_override = data
+
+            return change
+
+        self.faults = network_faults(
+            proxy,
+            tls=Fault(
+                "handshake answered with a fatal alert",
+                Reason.TLS_ERROR,
+                lambda: proxy.set("tls-alert"),
+                lambda: proxy.set("pass"),
+            ),
+            **{
+                "5xx/soap fault": Fault(
+                    "metadata and keys answer 503",
+                    Reason.HTTP_ERROR,
+                    failing({METADATA_PATH: 503, KEYS_PATH: 503}),
+                    failing({}),
+                )
+            },
+            garbage=Fault(
+                "metadata and keys are garbage", Reason.PARSE_ERROR, documents(b"\x00garbage<"), documents(None)
+            ),
+        )
+
+
+class TlsRig(Rig):
+    """A TLS endpoint (the SSRS certificate) probed by the tls source."""
+
+    source = "tls"
+
+    def __init__(self, lab: Lab, stack: ExitStack) -> None:
+        super().__init__(lab, stack)
+        server = stack.enter_context(TlsEndpointServer(lab.current("SSRSHTTPS").issued, (lab.ca,), name="ssrs"))
+        proxy = proxied(stack, server.host, server.port)
+        self.start_daemon(
+            {
+                "ca_bundle": str(lab.ca_bundle),
+                "timeout_seconds": TIMEOUT,
+                "endpoints": [
+                    {"name": "ssrs", "host": f"bi1.{DOMAIN}", "port": proxy.port, "addresses": ["127.0.0.1"]}
+                ],
+            }
+        )
+        self.faults = network_faults(
+            proxy,
+            tls=Fault(
+                "handshake answered with a fatal alert",
+                Reason.TLS_ERROR,
+                lambda: proxy.set("tls-alert"),
+                lambda: proxy.set("pass"),
+                "handshake failure",
+            ),
+            # For a TLS probe the handshake is the protocol: bytes that are not TLS are a TLS error.
+            garbage=Fault(
+                "wire garbage", Reason.TLS_ERROR, lambda: proxy.set("garbage"), lambda: proxy.set("pass"), "speak TLS"
+            ),
+        )
+
+
+class FilesRig(Rig):
+    """ClusterConfig.json read from disk (a share in production)."""
+
+    source = "clusterconfig"
+    data_metric = "certmon_expected_cert_info"
+
+    def __init__(self, lab: Lab, stack: ExitStack) -> None:
+        super().__init__(lab, stack)
+        path = lab.cluster_config
+        good = path.read_bytes()
+        self.start_daemon({"path": str(path), "timeout_seconds": TIMEOUT})
+
+        def restore() -> None:
+            path.unlink(missing_ok=True)
+            path.write_bytes(good)
+
+        def fifo() -> None:
+            path.unlink()
+            os.mkfifo(path)
+
+        def release() -> None:
+            # A writer lets the blocked open() return (at end of file), then the file comes back.
+            with contextlib.suppress(OSError):  # no reader left
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+            restore()
+
+        self.faults = {
+            "refused": Fault("the file is gone (share not mounted)", Reason.NOT_FOUND, path.unlink, restore),
+            "garbage": Fault(
+                "the file is garbage", Reason.PARSE_ERROR, lambda: path.write_bytes(b"\xff\xfe{garbage"), restore
+            ),
+            "hang": Fault("open() blocks (a FIFO stands in for a stalled share)", Reason.TIMEOUT, fifo, release),
+        }
+
+
+def first_target(daemon: Daemon, source: str) -> str:
+    """The only target of a source."""
+    (target,) = daemon.collectors[source].targets()
+    return str(target)
+
+
+@contextmanager
+def collecting(rig: Rig) -> Iterator[list[str]]:
+    """Run one cycle on a thread, scraping /metrics over HTTP while it runs and once after; yields the scrapes."""
+    scrapes: list[str] = []
+    errors: list[BaseException] = []
+
+    def cycle() -> None:
+        try:
+            rig.collect()
+        except BaseException as err:  # surfaced in the test thread
+            errors.append(err)
+
+    thread = threading.Thread(target=cycle, name="fault-cycle")
+    thread.start()
+    while thread.is_alive():
+        scrapes.append(rig.scrape())
+        thread.join(0.1)
+    scrapes.append(rig.scrape())  # after the cycle's publish
+    if errors:
+        raise errors[0]
+    yield scrapes
