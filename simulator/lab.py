@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree as ET
 
 import yaml
@@ -20,7 +22,10 @@ from cryptography.x509.oid import NameOID
 from simulator.pki import Issued, days, make_certificate, pfx_bytes, rsa_key
 
 DOMAIN = "contoso.lab"
-STAGES = ("before", "staged")
+# The rotation as the demo walks it (simulator/stages.py); removed-early is the one detour, from re-encrypting.
+STAGES = ("before", "staged", "upgraded", "re-encrypting", "removed-early", "done")
+#: the stages `build_lab` writes directly; later ones are reached by operating on the running lab
+BUILT_STAGES = ("before", "staged")
 # The account certmon uses on the (simulated) Windows nodes.
 WINRM_DOMAIN, WINRM_USER = "CONTOSO", "svc-certmon"
 
@@ -230,6 +235,10 @@ class Lab:
         """The certificate the environment's configuration names as current for a role."""
         return self.cert(role, "old" if self.stage == "before" else "new")
 
+    def reached(self, stage: str) -> bool:
+        """Whether the rotation has got as far as `stage` (removed-early counts as re-encrypting)."""
+        return STAGES.index(self.stage) >= STAGES.index(stage)
+
 
 ADFS_HOST = f"adfs.{DOMAIN}"
 ROGUE_CA = "Untrusted Test Root CA"
@@ -303,8 +312,8 @@ def build_lab(
     cng_roles: tuple[str, ...] = (),
 ) -> Lab:
     """Generate the lab under root and return its description; cng_roles keep their keys in a CNG provider."""
-    if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r}; one of {', '.join(STAGES)}")
+    if stage not in BUILT_STAGES:
+        raise ValueError(f"build_lab writes the stages {', '.join(BUILT_STAGES)}, not {stage!r}")
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     root.mkdir(parents=True, exist_ok=True)
     ca = make_certificate(
@@ -321,7 +330,7 @@ def build_lab(
         nodes = lab.nodes_for(spec.purposes)
         for generation in ("old", "new"):
             lab.certs[(spec.role, generation)] = LabCert(spec, generation, _issue(spec, generation, ca, now), nodes)
-    _write_templates(lab)
+    write_templates(lab)
     _issue_service_certs(lab)
     _write_cluster_config(lab)
     _write_localagent(lab)
@@ -406,7 +415,8 @@ def _template(lab: Lab, generation: str, schema: str) -> bytes:
     return b'<?xml version="1.0" encoding="utf-8"?>\r\n' + ET.tostring(config, encoding="utf-8").replace(b"\n", b"\r\n")
 
 
-def _write_templates(lab: Lab) -> None:
+def write_templates(lab: Lab) -> None:
+    """Infrastructure/ConfigTemplate.xml; from staged on, the new one and InfrastructureOld with the old one."""
     lab.infrastructure.mkdir(exist_ok=True)
     if lab.stage == "before":
         (lab.infrastructure / "ConfigTemplate.xml").write_bytes(_template(lab, "old", "2.17"))
@@ -542,18 +552,29 @@ def _write_localagent(lab: Lab) -> None:
 def _write_node_folders(lab: Lab) -> None:
     lab.password_file.parent.mkdir(exist_ok=True)
     lab.password_file.write_text(lab.password + "\n", encoding="utf-8")
-    password = lab.password.encode()
-    generations = ("old",) if lab.stage == "before" else ("old", "new")
-    # One export per certificate, copied to every node that needs it, as operators do.
-    exported = {key: pfx_bytes(cert.issued, password) for key, cert in lab.certs.items() if key[1] in generations}
     for node in lab.nodes:
         folder = lab.certs_dir / node.name
         (folder / "Root").mkdir(parents=True, exist_ok=True)
         (folder / "Root" / "lab-root-ca.cer").write_bytes(lab.ca.der)
-        for key, data in exported.items():
-            cert = lab.certs[key]
-            if node.name in cert.nodes:
-                (folder / f"{cert.file_stem}.pfx").write_bytes(data)
+    install_generation(lab, "old")
+    if lab.stage != "before":
+        install_generation(lab, "new")
+
+
+def install_generation(lab: Lab, generation: str) -> list[Path]:
+    """Import one generation's PFX files (with private keys) into LocalMachine\\My of every node needing them."""
+    password = lab.password.encode()
+    written = []
+    for (_role, gen), cert in lab.certs.items():
+        if gen != generation:
+            continue
+        # One export per certificate, copied to every node that needs it, as operators do.
+        data = pfx_bytes(cert.issued, password)
+        for name in cert.nodes:
+            path = lab.certs_dir / name / f"{cert.file_stem}.pfx"
+            path.write_bytes(data)
+            written.append(path)
+    return written
 
 
 def _write_node_facts(lab: Lab, cng_roles: tuple[str, ...]) -> None:
@@ -584,6 +605,16 @@ def winrm_section(lab: Lab, addresses: dict[str, str]) -> dict[str, object]:
         "interval_seconds": 60,
         "timeout_seconds": 20,
     }
+
+
+def edit_config(lab: Lab, change: Callable[[dict[str, Any]], None]) -> None:
+    """Change the lab's certmon.yaml as a document, keeping its header comment."""
+    path = lab.config_file
+    text = path.read_text(encoding="utf-8")
+    header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
+    config = yaml.safe_load(text) or {}
+    change(config)
+    path.write_text(header + yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
 
 
 def write_config(lab: Lab, port: int, winrm_addresses: dict[str, str] | None = None) -> None:

@@ -281,12 +281,12 @@ def running_config_text(lab: Lab) -> str:
 def lab_cluster(lab: Lab, **knobs: Any) -> SimulatedCluster:
     """The lab's cluster: pre-rotation configuration, the lab's certificates for health, AXSF and LocalAgent."""
     certificates = {c.thumbprint: c.issued.cert for c in lab.certs.values()}
+    knobs.setdefault("wall", lambda: lab.now)
     return SimulatedCluster(
         config_text=running_config_text(lab),
         applications=lab_applications(lab),
         certificates=certificates,
         issuers=(lab.ca.cert,),
-        wall=lambda: lab.now,
         **knobs,
     )
 
