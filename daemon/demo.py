@@ -10,13 +10,14 @@ demo moves to another stage with `certmon demo --dir D --set-stage STAGE`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import secrets
 import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,6 +39,10 @@ from simulator.winrm import SimulatedFleet
 MIN_INTERVAL_SECONDS = 2.0
 ACTOR = "certmon-demo"
 API_TOKEN_FILE = "secrets/api-token.txt"  # noqa: S105 - where the token is, not the token
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,96 @@ def _signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(getattr(signal, name), old)
 
 
+class Demo:
+    """A running demo: the lab, its simulated peers, the daemon, the stage walk and the control endpoint.
+
+    A context manager; `certmon demo` runs one until a signal, the end-to-end tests run one in-process.
+    Entering it brings the lab to `options.stage` (StageError when it cannot); with `options.run`
+    false it stops there, without the control endpoint.
+    """
+
+    def __init__(self, options: DemoOptions, echo: Callable[[str], None] = _say) -> None:
+        self.options = options
+        self.since = datetime.now(UTC).replace(microsecond=0)
+        self.clock = ScaledClock(options.speed, self.since)
+        self.log = StageLog(echo=echo)
+        self._echo = echo
+        self._stack = ExitStack()
+        self.lab: Lab | None = None
+        self.operator: DemoOperator | None = None
+        self.rotation: LabRotation | None = None
+        self.control: StageControl | None = None
+        self.urls: dict[str, str] = {}
+
+    @property
+    def daemon(self) -> Daemon:
+        """The daemon running now (a stage move may have restarted it)."""
+        assert self.operator is not None, "the demo is not running"
+        return self.operator.daemon
+
+    def start(self) -> Demo:
+        """Generate the lab, start its peers and the daemon, walk to the stage, open the control endpoint."""
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _start(self) -> None:
+        options, stack, say = self.options, self._stack, self._echo
+        root = options.directory or Path(tempfile.mkdtemp(prefix="certmon-demo-"))
+        built = options.stage if options.stage in BUILT_STAGES else BUILT_STAGES[-1]
+        lab = self.lab = build_lab(root, stage=built, port=options.port, now=self.since)
+        say(f"lab environment generated in {lab.root}")
+        say(f"configuration: {lab.config_file}")
+        if not options.run and options.stage in BUILT_STAGES:
+            return
+        # One simulated Windows node per VM (read over WinRM, NTLM with encryption), and the AD FS,
+        # TLS, SQL Server and Service Fabric gateway endpoints, all on loopback.
+        fleet = stack.enter_context(SimulatedFleet.from_lab(lab))
+        services = stack.enter_context(
+            LabServices(lab, sf_upgrade_seconds=options.sf_upgrade_seconds, clock=self.clock)
+        )
+        write_config(lab, options.port, fleet.addresses())
+        services.write_config()
+        _demo_config(lab, options, self.since)
+        say(f"simulated Windows nodes: {', '.join(f'{n} {a}' for n, a in fleet.addresses().items())}")
+        say(
+            f"simulated AD FS, TLS, SQL Server and Service Fabric gateway on {', '.join(services.hosts)}: "
+            f"{services.summary()}"
+        )
+        say(
+            f"embedded AXDB and OrchestratorData (SQLite): {lab.axdb_file.parent}; agent share with config.json "
+            f"and Credentials.json: {lab.agent_share}"
+        )
+        self.operator = DemoOperator(start_daemon(lab.config_file), lab.config_file, self.log)
+        stack.callback(self.operator.stop)
+        _pin_ports(lab, self.operator.daemon)
+        self.rotation = LabRotation(lab, services, self.operator, self.clock, say=self.log.add)
+        stack.callback(self.rotation.close)
+        self.rotation.move_to(options.stage, fast=True)
+        if not options.run:
+            return
+        self.control = stack.enter_context(StageControl(self.rotation, self.log))
+        daemon = self.daemon
+        assert daemon.http is not None
+        self.urls = {"metrics": f"{daemon.http.url}/metrics"}
+        if daemon.api is not None:
+            self.urls["status_page"] = f"{daemon.api.url}/"
+        stack.callback(self.control.write_file(lab.root, **self.urls).unlink, missing_ok=True)
+
+    def close(self) -> None:
+        """Stop everything the demo started, in reverse order."""
+        self._stack.close()
+
+    def __enter__(self) -> Demo:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def run_demo(options: DemoOptions) -> int:
     """Build the lab (in a new temporary folder unless one is given), bring it to the stage, run it."""
     if options.stage not in STAGES:
@@ -161,57 +256,20 @@ def run_demo(options: DemoOptions) -> int:
     if options.speed <= 0:
         print("certmon demo: --speed must be positive", file=sys.stderr)
         return 2
-    root = options.directory or Path(tempfile.mkdtemp(prefix="certmon-demo-"))
-    since = datetime.now(UTC).replace(microsecond=0)
-    built = options.stage if options.stage in BUILT_STAGES else BUILT_STAGES[-1]
-    lab = build_lab(root, stage=built, port=options.port, now=since)
-    print(f"lab environment generated in {lab.root}")
-    print(f"configuration: {lab.config_file}")
-    if not options.run and options.stage in BUILT_STAGES:
-        return 0
-    clock = ScaledClock(options.speed, since)
-    log = StageLog(echo=lambda text: print(text, flush=True))
-    with ExitStack() as stack:
-        # One simulated Windows node per VM (read over WinRM, NTLM with encryption), and the AD FS,
-        # TLS, SQL Server and Service Fabric gateway endpoints, all on loopback.
-        fleet = stack.enter_context(SimulatedFleet.from_lab(lab))
-        services = stack.enter_context(LabServices(lab, sf_upgrade_seconds=options.sf_upgrade_seconds, clock=clock))
-        write_config(lab, options.port, fleet.addresses())
-        services.write_config()
-        _demo_config(lab, options, since)
-        print(f"simulated Windows nodes: {', '.join(f'{n} {a}' for n, a in fleet.addresses().items())}")
-        print(
-            f"simulated AD FS, TLS, SQL Server and Service Fabric gateway on {', '.join(services.hosts)}: "
-            f"{services.summary()}"
-        )
-        print(
-            f"embedded AXDB and OrchestratorData (SQLite): {lab.axdb_file.parent}; agent share with config.json "
-            f"and Credentials.json: {lab.agent_share}"
-        )
-        operator = DemoOperator(start_daemon(lab.config_file), lab.config_file, log)
-        stack.callback(operator.stop)
-        _pin_ports(lab, operator.daemon)
-        rotation = LabRotation(lab, services, operator, clock, say=log.add)
-        stack.callback(rotation.close)
-        try:
-            rotation.move_to(options.stage, fast=True)
-        except StageError as err:
-            print(f"certmon demo: cannot bring the lab to {options.stage}: {err}", file=sys.stderr)
-            return 1
+    try:
+        demo = Demo(options).start()
+    except StageError as err:
+        print(f"certmon demo: cannot bring the lab to {options.stage}: {err}", file=sys.stderr)
+        return 1
+    with contextlib.closing(demo):
         if not options.run:
             return 0
-        control = stack.enter_context(StageControl(rotation, log))
-        daemon = operator.daemon
-        assert daemon.http is not None
-        urls = {"metrics": f"{daemon.http.url}/metrics"}
-        if daemon.api is not None:
-            urls["status_page"] = f"{daemon.api.url}/"
-        stack.callback(control.write_file(lab.root, **urls).unlink, missing_ok=True)
+        assert demo.lab is not None
         speed = f", time x{options.speed:g}" if options.speed != 1 else ""
-        print(f"stage {lab.stage}{speed}; move it with: certmon demo --dir {lab.root} --set-stage STAGE")
-        if "status_page" in urls:
-            print(f"status page: {urls['status_page']}   API token: {lab.root / API_TOKEN_FILE}")
-        print(f"metrics: {urls['metrics']}   (Ctrl+C to stop)", flush=True)
+        print(f"stage {demo.lab.stage}{speed}; move it with: certmon demo --dir {demo.lab.root} --set-stage STAGE")
+        if "status_page" in demo.urls:
+            print(f"status page: {demo.urls['status_page']}   API token: {demo.lab.root / API_TOKEN_FILE}")
+        print(f"metrics: {demo.urls['metrics']}   (Ctrl+C to stop)", flush=True)
         stop = threading.Event()
         with _signals(stop):
             while not stop.wait(1.0):
