@@ -140,7 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--dir", type=Path, help="folder for the lab (default: a new temporary folder)")
     sub.add_argument("--port", type=int, default=9877, help="exporter port (default 9877; the status page is +1)")
     sub.add_argument(
-        "--stage", default="staged", choices=STAGES, metavar="STAGE", help=f"rotation stage: {', '.join(STAGES)}"
+        "--stage",
+        default="staged",
+        choices=STAGES,
+        metavar="STAGE",
+        help=f"rotation stage (default staged): {', '.join(STAGES)}",
     )
     sub.add_argument(
         "--speed",
