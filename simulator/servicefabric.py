@@ -28,7 +28,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from cryptography import x509
 
-from simulator.lab import Lab, cluster_config_document
+from simulator.lab import Lab
+from simulator.labconfigs import cluster_config_document
 from simulator.pki import Issued, pfx_bytes
 from simulator.sfcluster import FabricFailure, SimulatedCluster, thumbprint
 from simulator.sfhealth import cluster_health, node_health
