@@ -16,10 +16,11 @@ from prometheus_client.core import Metric
 from collectors.base import Collector
 from collectors.model import Observation, SourceResult
 from collectors.sql import SqlCollector
+from daemon.clock import settings_clock
 from daemon.evaluator import Evaluation, evaluate
 from daemon.http import HttpServer, Request, Response, Router, metrics_handler
 from daemon.metrics import build_families
-from daemon.runner import Clock, Runner, utc_now
+from daemon.runner import Clock, Runner
 from daemon.scheduler import Scheduler
 from daemon.settings import Settings
 from daemon.sources import build_collectors
@@ -58,18 +59,19 @@ class Daemon:
         self,
         settings: Settings,
         collectors: Sequence[Collector] | None = None,
-        clock: Clock = utc_now,
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings
-        self.clock = clock
+        #: the wall clock, or the demo's simulated time when the configuration asks for it
+        self.clock: Clock = clock or settings_clock(settings)
         self.on_progress: Callable[[str, str, bool], None] | None = None
         self.store = StateStore(settings.data_dir)
         chosen = list(collectors) if collectors is not None else build_collectors(settings)
         for collector in chosen:
             # Sources that keep a history (re-encryption progress) keep it in the state store.
             if isinstance(collector, SqlCollector):
-                collector.use_progress_history(self.store, clock)
-        self.runner = Runner(settings.environment, chosen, clock, on_target_done=self._target_done)
+                collector.use_progress_history(self.store, self.clock)
+        self.runner = Runner(settings.environment, chosen, self.clock, on_target_done=self._target_done)
         self._publish_lock = threading.Lock()
         self.view = self._evaluate()
         self.registry = CollectorRegistry(auto_describe=False)

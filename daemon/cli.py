@@ -74,16 +74,21 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Generate the lab environment and run the daemon on it."""
-    from daemon.demo import run_demo
+    """Generate the lab environment and run the daemon on it, or move a running demo to another stage."""
+    from daemon.demo import DemoOptions, run_demo, set_stage
 
+    if args.set_stage:
+        return set_stage(args.dir, args.set_stage)
     setup_logging(args.log_level or "INFO")
     return run_demo(
-        directory=args.dir,
-        port=args.port,
-        stage=args.stage,
-        run=not args.no_run,
-        sf_upgrade_seconds=args.sf_upgrade_seconds,
+        DemoOptions(
+            directory=args.dir,
+            port=args.port,
+            stage=args.stage,
+            run=not args.no_run,
+            speed=args.speed,
+            sf_upgrade_seconds=args.sf_upgrade_seconds,
+        )
     )
 
 
@@ -123,17 +128,44 @@ def build_parser() -> argparse.ArgumentParser:
     _add_format(sub)
     sub.set_defaults(func=cmd_check_config)
 
-    sub = commands.add_parser("demo", help="generate a lab environment and run the daemon on it")
+    from simulator.lab import STAGES
+
+    sub = commands.add_parser(
+        "demo",
+        help="run a simulated environment at a rotation stage, with the daemon on it",
+        description="Generate the lab environment (Windows nodes over WinRM, Service Fabric gateway, AD FS, TLS "
+        "endpoints, SQL databases, agent share), bring it to a rotation stage and run the daemon on it. With "
+        "--set-stage, move the demo already running in --dir to another stage.",
+    )
     sub.add_argument("--dir", type=Path, help="folder for the lab (default: a new temporary folder)")
-    sub.add_argument("--port", type=int, default=9877, help="exporter port (default 9877)")
-    sub.add_argument("--stage", default="staged", help="rotation stage of the lab")
-    sub.add_argument("--no-run", action="store_true", help="only generate the lab")
+    sub.add_argument("--port", type=int, default=9877, help="exporter port (default 9877; the status page is +1)")
+    sub.add_argument(
+        "--stage",
+        default="staged",
+        choices=STAGES,
+        metavar="STAGE",
+        help=f"rotation stage (default staged): {', '.join(STAGES)}",
+    )
+    sub.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        metavar="N",
+        help="time runs N times as fast: certmon's clock, collection intervals, upgrades, the re-encryption job",
+    )
+    sub.add_argument("--no-run", action="store_true", help="only bring the lab to the stage, then stop")
+    sub.add_argument(
+        "--set-stage",
+        choices=STAGES,
+        metavar="STAGE",
+        help="move the demo running in --dir to this stage and wait until it is there",
+    )
     sub.add_argument(
         "--sf-upgrade-seconds",
         type=float,
         default=20.0,
         metavar="S",
-        help="seconds the simulated cluster spends on each upgrade domain of a configuration upgrade (default 20)",
+        help="simulated seconds the cluster spends on each upgrade domain of a configuration upgrade (default 20)",
     )
     sub.set_defaults(func=cmd_demo)
 

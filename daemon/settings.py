@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -398,6 +399,25 @@ class ApiSettings(Strict):
         return 0 if exporter_port == 0 else exporter_port + 1
 
 
+class SimulatedTimeSettings(Strict):
+    """Simulated time, for `certmon demo` only: from `since` on, certmon's clock runs `speed` times as fast.
+
+    Every process reading the configuration (the daemon, `status`, `remediate`) then agrees on
+    what time it is, so progress samples, history and audit records stay in order.
+    """
+
+    speed: float = Field(gt=0, le=1_000_000)
+    #: the wall-clock moment at which simulated and real time coincide (with a time zone)
+    since: datetime
+
+    @field_validator("since")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("since needs a time zone (e.g. 2026-11-27T12:00:00Z)")
+        return value
+
+
 class Settings(BaseSettings):
     """certmon's whole configuration."""
 
@@ -415,6 +435,13 @@ class Settings(BaseSettings):
     unreferenced_certificates: bool = True
     rules: RuleSettings = Field(default_factory=RuleSettings)
     sources: Sources = Field(default_factory=Sources)
+    simulated_time: SimulatedTimeSettings | None = None
+
+    @model_validator(mode="after")
+    def _real_time_in_production(self) -> Settings:
+        if self.production and self.simulated_time is not None:
+            raise ValueError("simulated_time is for the demo; a production environment runs on the real clock")
+        return self
 
     @classmethod
     def settings_customise_sources(

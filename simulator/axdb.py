@@ -89,7 +89,7 @@ def orchestrator_ddl(backend: str) -> list[str]:
     return _ddl(ORCHESTRATOR_TABLES, backend)
 
 
-def _stamp(moment: datetime | None, backend: str) -> Any:
+def stamp(moment: datetime | None, backend: str) -> Any:
     """AX keeps naive UTC datetimes; SQLite keeps them as text."""
     if moment is None:
         return None
@@ -116,6 +116,18 @@ class AxdbWriter:
         """A fresh RECID."""
         self._recid += 1
         return self._recid
+
+    def resume_recids(self) -> None:
+        """Continue after the highest RECID in use, for a writer on a database seeded earlier."""
+        cursor = self.connection.cursor()
+        try:
+            for table in ("BATCHJOB", "BATCHJOBHISTORY", "LABENCRYPTEDFIELD"):
+                cursor.execute(f"SELECT MAX(RECID) FROM {table}")  # noqa: S608 - fixed names
+                row = cursor.fetchone()
+                if row is not None and row[0] is not None:
+                    self._recid = max(self._recid, int(row[0]))
+        finally:
+            cursor.close()
 
     def partition(self, key: str = "initial", recid: int = INITIAL_PARTITION) -> None:
         """A PARTITIONS row: the initial partition, or another one to prove reads stay in 'initial'."""
@@ -153,9 +165,9 @@ class AxdbWriter:
             recid,
             caption,
             status,
-            _stamp(start, self.backend),
-            _stamp(end or datetime(1900, 1, 1), self.backend),
-            _stamp(start, self.backend),
+            stamp(start, self.backend),
+            stamp(end or datetime(1900, 1, 1), self.backend),
+            stamp(start, self.backend),
             b"\x07\xfd\x00\x01" if recurring else None,
             "dat",
             partition,
@@ -171,20 +183,22 @@ class AxdbWriter:
         end: datetime | None,
         *,
         partition: int = INITIAL_PARTITION,
-    ) -> None:
-        """A BATCHJOBHISTORY row."""
+    ) -> int:
+        """A BATCHJOBHISTORY row; returns its RECID."""
+        recid = self.next_recid()
         self._run(
             "INSERT INTO BATCHJOBHISTORY (RECID, BATCHJOBID, CAPTION, STATUS, STARTDATETIME, ENDDATETIME, COMPANY,"
             " PARTITION) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            self.next_recid(),
+            recid,
             job,
             caption,
             status,
-            _stamp(start, self.backend),
-            _stamp(end or datetime(1900, 1, 1), self.backend),
+            stamp(start, self.backend),
+            stamp(end or datetime(1900, 1, 1), self.backend),
             "dat",
             partition,
         )
+        return recid
 
     def backup(self, database: str, kind: str, finish_local: datetime, time_zone: int) -> None:
         """A msdb backupset row; times are the server's local time, as SQL Server records them."""
@@ -194,8 +208,8 @@ class AxdbWriter:
             " VALUES (?, ?, ?, ?, ?)",
             database,
             kind,
-            _stamp(finish_local, self.backend),
-            _stamp(finish_local, self.backend),
+            stamp(finish_local, self.backend),
+            stamp(finish_local, self.backend),
             time_zone,
         )
 

@@ -7,12 +7,12 @@ exported certificates per node. The demo runs on it; the tests build it in a tem
 
 from __future__ import annotations
 
-import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from xml.etree import ElementTree as ET
+from typing import Any
 
 import yaml
 from cryptography.x509.oid import NameOID
@@ -20,7 +20,10 @@ from cryptography.x509.oid import NameOID
 from simulator.pki import Issued, days, make_certificate, pfx_bytes, rsa_key
 
 DOMAIN = "contoso.lab"
-STAGES = ("before", "staged")
+# The rotation as the demo walks it (simulator/stages.py); removed-early is the one detour, from re-encrypting.
+STAGES = ("before", "staged", "upgraded", "re-encrypting", "removed-early", "done")
+#: the stages `build_lab` writes directly; later ones are reached by operating on the running lab
+BUILT_STAGES = ("before", "staged")
 # The account certmon uses on the (simulated) Windows nodes.
 WINRM_DOMAIN, WINRM_USER = "CONTOSO", "svc-certmon"
 
@@ -230,6 +233,10 @@ class Lab:
         """The certificate the environment's configuration names as current for a role."""
         return self.cert(role, "old" if self.stage == "before" else "new")
 
+    def reached(self, stage: str) -> bool:
+        """Whether the rotation has got as far as `stage` (removed-early counts as re-encrypting)."""
+        return STAGES.index(self.stage) >= STAGES.index(stage)
+
 
 ADFS_HOST = f"adfs.{DOMAIN}"
 ROGUE_CA = "Untrusted Test Root CA"
@@ -303,8 +310,8 @@ def build_lab(
     cng_roles: tuple[str, ...] = (),
 ) -> Lab:
     """Generate the lab under root and return its description; cng_roles keep their keys in a CNG provider."""
-    if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r}; one of {', '.join(STAGES)}")
+    if stage not in BUILT_STAGES:
+        raise ValueError(f"build_lab writes the stages {', '.join(BUILT_STAGES)}, not {stage!r}")
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     root.mkdir(parents=True, exist_ok=True)
     ca = make_certificate(
@@ -321,10 +328,12 @@ def build_lab(
         nodes = lab.nodes_for(spec.purposes)
         for generation in ("old", "new"):
             lab.certs[(spec.role, generation)] = LabCert(spec, generation, _issue(spec, generation, ca, now), nodes)
-    _write_templates(lab)
+    from simulator.labconfigs import write_cluster_config, write_localagent, write_templates
+
+    write_templates(lab)
     _issue_service_certs(lab)
-    _write_cluster_config(lab)
-    _write_localagent(lab)
+    write_cluster_config(lab)
+    write_localagent(lab)
     _write_node_folders(lab)
     _write_node_facts(lab, cng_roles)
     _write_data(lab)
@@ -340,220 +349,32 @@ def _write_data(lab: Lab) -> None:
     labdata.write_node_facts(lab)
 
 
-def _template(lab: Lab, generation: str, schema: str) -> bytes:
-    config = ET.Element("Config")
-    ET.SubElement(ET.SubElement(config, "Schema"), "Version").text = schema
-    certificates = ET.SubElement(config, "Certificates")
-    for spec in ROLES:
-        cert = lab.cert(spec.role, generation)
-        element = ET.SubElement(
-            certificates,
-            "Certificate",
-            {
-                "type": spec.role,
-                "exportable": "true",
-                "generateSelfSignedCert": str(not spec.ca_issued).lower(),
-                "generateADCSCert": "false",
-                "disabled": "false",
-                "manualProperties": "false",
-            },
-        )
-        for tag, text in (
-            ("Name", spec.name),
-            ("FileName", spec.name.lower()),
-            ("DNSName", ";".join(spec.dns or (spec.subject,))),
-            ("Subject", spec.subject),
-            ("Provider", "Microsoft Enhanced RSA and AES Cryptographic Provider"),
-            ("KeyUsage", ""),
-            ("EnhancedKeyUsage", ""),
-            ("CertificateType", ""),
-            ("Thumbprint", cert.thumbprint),
-            ("ProtectTo", "CONTOSO\\D365 Admins"),
-        ):
-            ET.SubElement(element, tag).text = text
-    cluster = ET.SubElement(config, "ServiceFabricCluster")
-    ET.SubElement(cluster, "ClusterName").text = "D365FOCluster"
-    for type_name, purpose, prefix, primary, names in NODE_TYPES:
-        node_type = ET.SubElement(
-            cluster,
-            "NodeType",
-            {"name": type_name, "primary": str(primary).lower(), "namePrefix": prefix, "purpose": purpose},
-        )
-        vm_list = ET.SubElement(node_type, "VMList")
-        for index, name in enumerate(names):
-            node = lab.node(name)
-            ET.SubElement(
-                vm_list,
-                "VM",
-                {
-                    "name": name,
-                    "ipAddress": node.ip_address,
-                    "faultDomain": f"fd:/fd{index}",
-                    "updateDomain": f"ud{index}",
-                },
-            )
-    sql = ET.SubElement(config, "SQLCluster")
-    ET.SubElement(sql, "ListenerName").text = f"sql1.{DOMAIN}"
-    sql_list = ET.SubElement(sql, "SQLVMList")
-    for name in SQL_NODES:
-        ET.SubElement(sql_list, "SQLVM", {"name": name, "ipAddress": lab.node(name).ip_address})
-    shares = ET.SubElement(config, "FileShares")
-    for ref, share in (("aos", "aos-storage"), ("agent", "agent")):
-        element = ET.SubElement(shares, "FileShare", {"refName": ref})
-        ET.SubElement(element, "Name").text = share
-        ET.SubElement(element, "Path").text = f"\\\\DC1\\D365FFOStorage\\{share}"
-    ET.indent(config, space="    ")
-    return b'<?xml version="1.0" encoding="utf-8"?>\r\n' + ET.tostring(config, encoding="utf-8").replace(b"\n", b"\r\n")
-
-
-def _write_templates(lab: Lab) -> None:
-    lab.infrastructure.mkdir(exist_ok=True)
-    if lab.stage == "before":
-        (lab.infrastructure / "ConfigTemplate.xml").write_bytes(_template(lab, "old", "2.17"))
-        return
-    lab.infrastructure_old.mkdir(exist_ok=True)
-    (lab.infrastructure_old / "ConfigTemplate.xml").write_bytes(_template(lab, "old", "2.17"))
-    (lab.infrastructure / "ConfigTemplate.xml").write_bytes(_template(lab, "new", "2.17"))
-
-
-def cluster_config_document(lab: Lab) -> dict[str, object]:
-    """The lab's ClusterConfig.json as a document (staged: new primary, old secondary)."""
-    staged = lab.stage != "before"
-    old_sf, new_sf = lab.cert("ServiceFabric", "old"), lab.cert("ServiceFabric", "new")
-    old_client, new_client = lab.cert("ServiceFabricClient", "old"), lab.cert("ServiceFabricClient", "new")
-
-    def pair() -> dict[str, str]:
-        if staged:
-            return {"Thumbprint": new_sf.thumbprint, "ThumbprintSecondary": old_sf.thumbprint, "X509StoreName": "My"}
-        return {"Thumbprint": old_sf.thumbprint, "X509StoreName": "My"}
-
-    clients = [{"CertificateThumbprint": old_client.thumbprint, "IsAdmin": not staged}]
-    if staged:
-        clients.append({"CertificateThumbprint": new_client.thumbprint, "IsAdmin": True})
-    # certmon's read-only monitoring client, by common name and pinned issuer (thumbprint list unchanged)
-    issuer = lab.ca.thumbprint
-    by_name = [
-        {"CertificateCommonName": f"certmon.{DOMAIN}", "CertificateIssuerThumbprint": issuer, "IsAdmin": False}
-        for _cert in [lab.service_certs.get("SFMonitorClient")]
-        if _cert is not None
-    ]
-    node_types = []
-    for type_name, _purpose, _prefix, primary, _names in NODE_TYPES:
-        node_types.append(
-            {
-                "name": type_name,
-                "clientConnectionEndpointPort": "19000",
-                "clusterConnectionEndpointPort": "19001",
-                "leaseDriverEndpointPort": "19002",
-                "serviceConnectionEndpointPort": "19003",
-                "httpGatewayEndpointPort": "19080",
-                "reverseProxyEndpointPort": "19081",
-                "applicationPorts": {"startPort": "20001", "endPort": "20031"},
-                "ephemeralPorts": {"startPort": "20606", "endPort": "20861"},
-                "isPrimary": primary,
-            }
-        )
-    return {
-        "name": "D365FOCluster",
-        "clusterConfigurationVersion": "2.0.1" if staged else "2.0.0",
-        "apiVersion": "10-2017",
-        "nodes": [
-            {
-                "nodeName": n.name,
-                "iPAddress": n.ip_address,
-                "nodeTypeRef": n.node_type,
-                "faultDomain": f"fd:/fd{_position(n.name)}",
-                "upgradeDomain": f"ud{_position(n.name)}",
-            }
-            for n in lab.nodes
-            if n.node_type
-        ],
-        "properties": {
-            "diagnosticsStore": {
-                "metadata": "Please replace the diagnostics file share with an actual file share.",
-                "dataDeletionAgeInDays": "7",
-                "storeType": "FileShare",
-                "connectionstring": "\\\\DC1\\D365FFOStorage\\diagnostics",
-            },
-            "security": {
-                "metadata": "The Credential type X509 indicates this cluster is secured using X509 certificates.",
-                "ClusterCredentialType": "X509",
-                "ServerCredentialType": "X509",
-                "CertificateInformation": {
-                    "ClusterCertificate": pair(),
-                    "ServerCertificate": pair(),
-                    "ReverseProxyCertificate": pair(),
-                    "ClientCertificateThumbprints": clients,
-                    **({"ClientCertificateCommonNames": by_name} if by_name else {}),
-                },
-            },
-            "nodeTypes": node_types,
-            "fabricSettings": [
-                {
-                    "name": "Setup",
-                    "parameters": [
-                        {"name": "FabricDataRoot", "value": "C:\\ProgramData\\SF"},
-                        {"name": "FabricLogRoot", "value": "C:\\ProgramData\\SF\\Log"},
-                    ],
-                },
-            ],
-        },
-    }
-
-
-def _position(node: str) -> int:
-    """A VM's index within its node type: the fault and upgrade domain the template gives it."""
-    return next(names.index(node) for *_rest, names in NODE_TYPES if node in names)
-
-
-def _write_cluster_config(lab: Lab) -> None:
-    text = json.dumps(cluster_config_document(lab), indent=4)
-    lab.cluster_config.write_bytes(text.replace("\n", "\r\n").encode())
-
-
-def localagent_document(lab: Lab) -> dict[str, object]:
-    """localagent-config.json as LCS generates it; still pointing at the old cluster certificates."""
-    return {
-        "componentsFolder": "C:\\LocalAgent\\Components",
-        "serviceFabric": {
-            "connectionEndpoint": f"{lab.node('ORCH1').ip_address}:19000",
-            "clusterId": "d365fo-onprem-cluster",
-            "certificateSettings": {
-                "serverCertThumbprint": lab.cert("ServiceFabric", "old").thumbprint,
-                "clientCertThumbprint": lab.cert("ServiceFabricClient", "old").thumbprint,
-            },
-        },
-        "lcs": {
-            "environmentId": "3f1d6c5e-4b6a-4d1f-9d62-2b1fb0d1a001",
-            "projectId": "1234567",
-            "lcsUrl": "https://lcs.dynamics.com",
-        },
-        "downloadFolder": "\\\\DC1\\D365FFOStorage\\agent\\assets",
-        "deploymentOptions": {"enableSSIS": False, "enableSSRS": True, "sqlServerVersion": "2019"},
-        "components": [{"name": "AXSF", "version": "10.0.42"}, {"name": "FinancialReporting", "version": "10.0.42"}],
-    }
-
-
-def _write_localagent(lab: Lab) -> None:
-    text = json.dumps(localagent_document(lab), indent=4)
-    lab.localagent_config.write_bytes(text.replace("\n", "\r\n").encode())
-
-
 def _write_node_folders(lab: Lab) -> None:
     lab.password_file.parent.mkdir(exist_ok=True)
     lab.password_file.write_text(lab.password + "\n", encoding="utf-8")
-    password = lab.password.encode()
-    generations = ("old",) if lab.stage == "before" else ("old", "new")
-    # One export per certificate, copied to every node that needs it, as operators do.
-    exported = {key: pfx_bytes(cert.issued, password) for key, cert in lab.certs.items() if key[1] in generations}
     for node in lab.nodes:
         folder = lab.certs_dir / node.name
         (folder / "Root").mkdir(parents=True, exist_ok=True)
         (folder / "Root" / "lab-root-ca.cer").write_bytes(lab.ca.der)
-        for key, data in exported.items():
-            cert = lab.certs[key]
-            if node.name in cert.nodes:
-                (folder / f"{cert.file_stem}.pfx").write_bytes(data)
+    install_generation(lab, "old")
+    if lab.stage != "before":
+        install_generation(lab, "new")
+
+
+def install_generation(lab: Lab, generation: str) -> list[Path]:
+    """Import one generation's PFX files (with private keys) into LocalMachine\\My of every node needing them."""
+    password = lab.password.encode()
+    written = []
+    for (_role, gen), cert in lab.certs.items():
+        if gen != generation:
+            continue
+        # One export per certificate, copied to every node that needs it, as operators do.
+        data = pfx_bytes(cert.issued, password)
+        for name in cert.nodes:
+            path = lab.certs_dir / name / f"{cert.file_stem}.pfx"
+            path.write_bytes(data)
+            written.append(path)
+    return written
 
 
 def _write_node_facts(lab: Lab, cng_roles: tuple[str, ...]) -> None:
@@ -584,6 +405,16 @@ def winrm_section(lab: Lab, addresses: dict[str, str]) -> dict[str, object]:
         "interval_seconds": 60,
         "timeout_seconds": 20,
     }
+
+
+def edit_config(lab: Lab, change: Callable[[dict[str, Any]], None]) -> None:
+    """Change the lab's certmon.yaml as a document, keeping its header comment."""
+    path = lab.config_file
+    text = path.read_text(encoding="utf-8")
+    header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
+    config = yaml.safe_load(text) or {}
+    change(config)
+    path.write_text(header + yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
 
 
 def write_config(lab: Lab, port: int, winrm_addresses: dict[str, str] | None = None) -> None:

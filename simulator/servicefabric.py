@@ -29,7 +29,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from cryptography import x509
 
-from simulator.lab import Lab, cluster_config_document
+from simulator.lab import Lab
+from simulator.labconfigs import cluster_config_document
 from simulator.pki import Issued, pfx_bytes
 from simulator.sfcluster import FabricFailure, SimulatedCluster, thumbprint
 from simulator.sfhealth import cluster_health, node_health
@@ -287,12 +288,12 @@ def running_config_text(lab: Lab) -> str:
 def lab_cluster(lab: Lab, **knobs: Any) -> SimulatedCluster:
     """The lab's cluster: pre-rotation configuration, the lab's certificates for health, AXSF and LocalAgent."""
     certificates = {c.thumbprint: c.issued.cert for c in lab.certs.values()}
+    knobs.setdefault("wall", lambda: lab.now)
     return SimulatedCluster(
         config_text=running_config_text(lab),
         applications=lab_applications(lab),
         certificates=certificates,
         issuers=(lab.ca.cert,),
-        wall=lambda: lab.now,
         **knobs,
     )
 

@@ -4,21 +4,21 @@ gateway, on loopback free ports.
 `LabServices(lab)` starts them all (a context manager) and writes the `adfs`, `tls` and
 `servicefabric` sections pointing at them into the lab's certmon.yaml; `certmon demo` and the
 end-to-end tests use it. `sf_upgrade_seconds` is how long the simulated cluster spends on each
-upgrade domain of a configuration upgrade (the demo shortens it).
+upgrade domain of a configuration upgrade, on `clock` (the demo's simulated time). The endpoints
+present the certificates the lab's rotation stage binds (`rebind()` after the stage moved).
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-import yaml
-
 from simulator.adfs import AdfsServer
-from simulator.lab import ADFS_HOST, DOMAIN, Lab
+from simulator.lab import ADFS_HOST, DOMAIN, Lab, edit_config
 from simulator.pki import Issued
 from simulator.servicefabric import ServiceFabricGateway, gateway_section, lab_cluster, lab_gateway, write_client_files
 from simulator.tds import TdsServer
@@ -43,7 +43,13 @@ def usable_loopbacks(candidates: Sequence[str] = LOOPBACKS) -> tuple[str, ...]:
 class LabServices:
     """Every simulated network peer of the lab, started together."""
 
-    def __init__(self, lab: Lab, hosts: Sequence[str] | None = None, sf_upgrade_seconds: float = 20.0) -> None:
+    def __init__(
+        self,
+        lab: Lab,
+        hosts: Sequence[str] | None = None,
+        sf_upgrade_seconds: float = 20.0,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.lab = lab
         self.hosts = tuple(hosts) if hosts is not None else usable_loopbacks()
         self._stack = ExitStack()
@@ -51,11 +57,46 @@ class LabServices:
         self.adfs: AdfsServer | None = None
         self.tds: TdsServer | None = None
         self.sf_upgrade_seconds = sf_upgrade_seconds
+        self.clock = clock
         self.sf_gateway: ServiceFabricGateway | None = None
         self._sf_files: dict[str, Any] = {}
+        #: the TLS endpoints by name, one server per address
+        self.servers: dict[str, list[TlsEndpointServer]] = {}
+
+    def bindings(self) -> dict[str, list[Issued]]:
+        """The certificate each address of each rotated endpoint presents at the lab's stage."""
+        lab = self.lab
+        star = {g: lab.cert("ServiceFabric", g).issued for g in ("old", "new")}
+        if lab.stage == "before":
+            gateway = [star["old"], star["old"]]
+        elif lab.stage == "staged":
+            # Mid-rotation, one gateway node already presents the new cluster certificate.
+            gateway = [star["new"], star["old"]]
+        else:
+            gateway = [star["new"], star["new"]]
+        current = lab.current("ServiceFabric").issued
+        return {
+            "aos": [current, current],
+            "sf-gateway": gateway,
+            "ssrs": [lab.current("SSRSHTTPS").issued],
+            "sql": [lab.current("SQLCluster").issued],
+        }
+
+    def rebind(self) -> None:
+        """Present the certificates of the lab's current stage (the services were rebound to new ones)."""
+        chain = (self.lab.ca,)
+        for name, certs in self.bindings().items():
+            if name == "sql":
+                if self.tds is not None:
+                    self.tds.present(certs[0], chain)
+                continue
+            for server, cert in zip(self.servers.get(name, ()), certs, strict=False):
+                if server.issued is not cert:
+                    server.present(cert, chain)
 
     def _serve(self, issued: Issued, chain: Sequence[Issued], name: str, host: str, role: str = "") -> None:
         server = self._stack.enter_context(TlsEndpointServer(issued, chain, host=self.hosts[0], name=name))
+        self.servers[name] = [server]
         self._add(name, host, server.port, [self.hosts[0]], role=role)
 
     def _add(self, name: str, host: str, port: int, addresses: list[str], **extra: Any) -> None:
@@ -75,24 +116,21 @@ class LabServices:
         servers = same_port_on(hosts, make)
         for server in servers:
             self._stack.callback(server.stop)
+        self.servers[name] = servers
         self._add(name, host, servers[0].port, list(hosts), role=role)
 
     def start(self) -> LabServices:
         """Start every service."""
         lab, certs = self.lab, self.lab.service_certs
+        bound = self.bindings()
         try:
-            star = lab.current("ServiceFabric").issued
-            self._nodes("aos", f"ax.d365ffo.onprem.{DOMAIN}", [star, star], "ServiceFabric")
-            # Mid-rotation, one gateway node already presents the new cluster certificate.
-            old_star, new_star = lab.cert("ServiceFabric", "old").issued, lab.cert("ServiceFabric", "new").issued
-            self._nodes("sf-gateway", f"sf.d365ffo.onprem.{DOMAIN}", [new_star, old_star], "ServiceFabric")
-            self._serve(lab.current("SSRSHTTPS").issued, (lab.ca,), "ssrs", f"bi1.{DOMAIN}", "SSRSHTTPS")
+            self._nodes("aos", f"ax.d365ffo.onprem.{DOMAIN}", bound["aos"], "ServiceFabric")
+            self._nodes("sf-gateway", f"sf.d365ffo.onprem.{DOMAIN}", bound["sf-gateway"], "ServiceFabric")
+            self._serve(bound["ssrs"][0], (lab.ca,), "ssrs", f"bi1.{DOMAIN}", "SSRSHTTPS")
             self._serve(certs["tls-expired"], (lab.ca,), "expired", f"expired.{DOMAIN}")
             self._serve(certs["tls-untrusted"], (certs["rogue-ca"],), "untrusted", f"untrusted.{DOMAIN}")
             self._serve(certs["tls-wrongname"], (lab.ca,), "wrong-name", f"wrongname.{DOMAIN}")
-            self.tds = self._stack.enter_context(
-                TdsServer(lab.current("SQLCluster").issued, (lab.ca,), host=self.hosts[0])
-            )
+            self.tds = self._stack.enter_context(TdsServer(bound["sql"][0], (lab.ca,), host=self.hosts[0]))
             self._add("sql", f"sql1.{DOMAIN}", self.tds.port, [self.hosts[0]], kind="tds", role="SQLCluster")
             self._add("sql-strict", f"sql1.{DOMAIN}", self.tds.port, [self.hosts[0]], kind="tds8", role="SQLCluster")
             self.adfs = self._stack.enter_context(
@@ -106,7 +144,9 @@ class LabServices:
                 )
             )
             self._add("adfs", ADFS_HOST, self.adfs.port, [self.hosts[0]], role="ADFSSSL")
-            cluster = lab_cluster(lab, step_seconds=self.sf_upgrade_seconds)
+            clock = self.clock
+            timing: dict[str, Any] = {"clock": lambda: clock().timestamp(), "wall": clock} if clock else {}
+            cluster = lab_cluster(lab, step_seconds=self.sf_upgrade_seconds, **timing)
             self.sf_gateway = self._stack.enter_context(lab_gateway(lab, cluster, host=self.hosts[0]))
             self._sf_files = write_client_files(lab)
         except BaseException:
@@ -140,12 +180,8 @@ class LabServices:
 
     def write_config(self) -> None:
         """Add the sections to the lab's certmon.yaml (the ports change with every start)."""
-        path = self.lab.config_file
-        text = path.read_text(encoding="utf-8")
-        header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
-        config = yaml.safe_load(text) or {}
-        config.setdefault("sources", {}).update(self.sources())
-        path.write_text(header + yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        sections = self.sources()
+        edit_config(self.lab, lambda config: config.setdefault("sources", {}).update(sections))
 
     def __enter__(self) -> LabServices:
         return self.start()

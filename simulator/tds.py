@@ -56,11 +56,15 @@ class TdsServer:
         self.encryption = encryption
         self.version = version
         self.garbage = garbage
+        self.present(issued, chain)
+        self.listener = Listener(host, port, self._serve, name)
+        self.prelogins: list[dict[int, bytes]] = []
+
+    def present(self, issued: Issued, chain: Sequence[Issued] = ()) -> None:
+        """Serve another certificate from the next connection on (SQL Server restarted with a new one)."""
         # SQL Server negotiates TLS 1.2 inside TDS 7.x; TLS 1.3 only comes with TDS 8.
         self.tds7_context = server_context(issued, chain, max_version=ssl.TLSVersion.TLSv1_2)
         self.tds8_context = server_context(issued, chain, alpn=(ALPN_TDS8,))
-        self.listener = Listener(host, port, self._serve, name)
-        self.prelogins: list[dict[int, bytes]] = []
 
     @property
     def host(self) -> str:

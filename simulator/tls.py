@@ -161,18 +161,29 @@ class TlsEndpointServer:
             # TLS 1.2: the server's certificate travels before it asks for the client's, and the
             # handshake then fails on the client side, as with an SF gateway probed without one.
             max_version = ssl.TLSVersion.TLSv1_2
-        self.context = server_context(
+        self._versions = (min_version, max_version, tuple(alpn))
+        #: SNI names clients sent (None when a client sent none)
+        self.server_names: list[str | None] = []
+        self.context = self._context(issued, chain)
+        self.listener = Listener(host, port, self._serve, name)
+
+    def _context(self, issued: Issued, chain: Sequence[Issued]) -> ssl.SSLContext:
+        min_version, max_version, alpn = self._versions
+        context = server_context(
             issued,
             chain,
             min_version=min_version,
             max_version=max_version,
             alpn=alpn,
-            client_ca=issued if mode == "client-cert" else None,
+            client_ca=issued if self.mode == "client-cert" else None,
         )
-        #: SNI names clients sent (None when a client sent none)
-        self.server_names: list[str | None] = []
-        self.context.sni_callback = self._record_sni
-        self.listener = Listener(host, port, self._serve, name)
+        context.sni_callback = self._record_sni
+        return context
+
+    def present(self, issued: Issued, chain: Sequence[Issued] = ()) -> None:
+        """Present another certificate from the next connection on, as after rebinding the real service."""
+        self.context = self._context(issued, chain)
+        self.issued = issued
 
     def _record_sni(self, tls: ssl.SSLObject, name: str | None, context: ssl.SSLContext) -> None:
         self.server_names.append(name)

@@ -12,7 +12,8 @@ from collectors.agentconfig import CLIENT_SETTING, SERVER_SETTING, AgentConfig, 
 from collectors.clusterconfig import parse_cluster_config
 from collectors.configtemplate import load_config_template
 from collectors.model import Generation, Health, Observation, Snapshot, SourceResult
-from simulator.lab import Lab, cluster_config_document
+from simulator.lab import Lab
+from simulator.labconfigs import cluster_config_document
 
 AT = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 

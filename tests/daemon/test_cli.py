@@ -153,9 +153,14 @@ def test_run_stops_cleanly_on_ctrl_c(lab: Lab, tmp_path: Path) -> None:
             process.wait()
 
 
-@pytest.mark.parametrize("stage", ["before", "staged"])
+@pytest.mark.parametrize("stage", ["before", "staged", "removed-early"])
 def test_demo_generates_each_stage(tmp_path: Path, run_cli, stage: str) -> None:  # type: ignore[no-untyped-def]
-    done = run_cli("demo", "--dir", str(tmp_path / stage), "--stage", stage, "--no-run")
+    # removed-early: the lab is walked there on its running peers, then everything stops.
+    done = run_cli(
+        "demo", "--dir", str(tmp_path / stage), "--stage", stage, "--no-run", "--speed", "600", "--port", "0"
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / stage / "certmon.yaml").exists()
-    assert (tmp_path / stage / "InfrastructureOld").exists() == (stage == "staged")
+    assert (tmp_path / stage / "InfrastructureOld").exists() == (stage != "before")
+    assert ("stage removed-early reached" in done.stdout) == (stage == "removed-early")
+    assert not (tmp_path / stage / "demo.json").exists()
