@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -188,7 +189,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     args.config_required = args.config is not None
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # inside the try: a reader that went away shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # `certmon status | head`: the reader has what it wanted; end quietly like other command-line tools.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FINDINGS
     except ConfigError as err:
         print(f"certmon: configuration error:\n{err}", file=sys.stderr)
         return EXIT_USAGE

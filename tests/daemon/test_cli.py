@@ -164,3 +164,24 @@ def test_demo_generates_each_stage(tmp_path: Path, run_cli, stage: str) -> None:
     assert (tmp_path / stage / "InfrastructureOld").exists() == (stage != "before")
     assert ("stage removed-early reached" in done.stdout) == (stage == "removed-early")
     assert not (tmp_path / stage / "demo.json").exists()
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(lab: Lab) -> None:
+    """`certmon inspect ... | head -1`: no BrokenPipe traceback, the usual exit code 1 of a cut pipeline."""
+    files = sorted(str(p) for p in lab.root.rglob("*.cer"))
+    assert files, "the lab has certificate files"
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the command writes anything
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTMON_")} | {"PYTHONPATH": str(ROOT)}
+    with os.fdopen(write, "wb") as stdout:
+        done = subprocess.run(
+            [sys.executable, "-m", "daemon", "inspect", *files],
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=ROOT,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert b"Traceback" not in done.stderr and b"BrokenPipe" not in done.stderr, done.stderr.decode()
