@@ -69,10 +69,11 @@ def scale_schedule(config: dict[str, Any], speed: float) -> None:
 class DemoOperator:
     """certmon as the stage walk operates it: the running daemon's remediations, and a restart."""
 
-    def __init__(self, daemon: Daemon, config: Path, say: StageLog) -> None:
+    def __init__(self, daemon: Daemon, config: Path, say: StageLog, *, serve: bool = True) -> None:
         self.daemon = daemon
         self.config = config
         self.say = say
+        self.serve = serve
         self._lock = threading.Lock()
 
     def remediate(self, name: str, *, start_upgrade: bool = True) -> str:
@@ -103,13 +104,13 @@ class DemoOperator:
         """Restart the daemon on the changed configuration, on the same ports."""
         with self._lock:
             self.daemon.stop()
-            self.daemon = start_daemon(self.config)
+            self.daemon = start_daemon(self.config, serve=self.serve)
 
 
-def start_daemon(config: Path) -> Daemon:
-    """A daemon on the lab's configuration, serving and scheduled."""
+def start_daemon(config: Path, *, serve: bool = True) -> Daemon:
+    """A daemon on the lab's configuration, scheduled, and serving unless only the stage walk needs it."""
     daemon = Daemon(load_settings(config))
-    daemon.start()
+    daemon.start(serve=serve)
     return daemon
 
 
@@ -221,9 +222,12 @@ class Demo:
             f"embedded AXDB and OrchestratorData (SQLite): {lab.axdb_file.parent}; agent share with config.json "
             f"and Credentials.json: {lab.agent_share}"
         )
-        self.operator = DemoOperator(start_daemon(lab.config_file), lab.config_file, self.log)
+        # --no-run only walks the lab to the stage: no listener, so no port is taken.
+        daemon = start_daemon(lab.config_file, serve=options.run)
+        self.operator = DemoOperator(daemon, lab.config_file, self.log, serve=options.run)
         stack.callback(self.operator.stop)
-        _pin_ports(lab, self.operator.daemon)
+        if options.run:
+            _pin_ports(lab, daemon)
         self.rotation = LabRotation(lab, services, self.operator, self.clock, say=self.log.add)
         stack.callback(self.rotation.close)
         self.rotation.move_to(options.stage, fast=True)

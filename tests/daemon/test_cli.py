@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -155,10 +156,13 @@ def test_run_stops_cleanly_on_ctrl_c(lab: Lab, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("stage", ["before", "staged", "removed-early"])
 def test_demo_generates_each_stage(tmp_path: Path, run_cli, stage: str) -> None:  # type: ignore[no-untyped-def]
-    # removed-early: the lab is walked there on its running peers, then everything stops.
-    done = run_cli(
-        "demo", "--dir", str(tmp_path / stage), "--stage", stage, "--no-run", "--speed", "600", "--port", "0"
-    )
+    # removed-early: the lab is walked there on its running peers, then everything stops. --no-run
+    # opens no listener: the port it is given is taken, and that does not matter.
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        done = run_cli(
+            "demo", "--dir", str(tmp_path / stage), "--stage", stage, "--no-run", "--speed", "600", "--port", port
+        )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / stage / "certmon.yaml").exists()
     assert (tmp_path / stage / "InfrastructureOld").exists() == (stage != "before")
