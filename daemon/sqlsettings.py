@@ -5,50 +5,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from collectors.sql.queries import JOB_CAPTION
+from daemon.sourcesettings import SourceSettings, Strict, secret_text
 
 _PROBE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _READ_ONLY_START = re.compile(r"^\s*(SELECT|WITH)\b", re.IGNORECASE)
 
 
-class _Strict(BaseModel):
-    """Unknown keys are errors (as in daemon.settings)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class _Scheduled(_Strict):
-    """Scheduling shared by every source: the same fields as daemon.settings.SourceSettings.
-
-    A separate base because daemon.settings imports this module to build `Sources`.
-    """
-
-    enabled: bool = True
-    interval_seconds: float = Field(300.0, gt=0)
-    timeout_seconds: float = Field(60.0, gt=0)
-    jitter_seconds: float = Field(10.0, ge=0)
-
-
-def secret_text(value: SecretStr | None, file: Path | None) -> str:
-    """A password from the environment or its file ('' when neither is set), registered for redaction."""
-    from collectors.secrets import read_secret_file, register_secret
-
-    if value is not None:
-        register_secret(value.get_secret_value())
-        return value.get_secret_value()
-    if file is None:
-        return ""
-    try:
-        return read_secret_file(str(file))
-    except (OSError, UnicodeDecodeError) as err:
-        from daemon.settings import ConfigError
-
-        raise ConfigError(f"{file}: cannot read secret file: {type(err).__name__}") from err
-
-
-class DatabaseSettings(_Strict):
+class DatabaseSettings(Strict):
     """One database: an ODBC connection string (SQL Server), or an embedded SQLite file (the demo).
 
     Windows authentication: `Trusted_Connection=yes` in the string. SQL authentication: `UID=` in
@@ -89,7 +55,7 @@ class DatabaseSettings(_Strict):
         return self
 
 
-class ProbeSettings(_Strict):
+class ProbeSettings(Strict):
     """A re-encryption progress probe: one SELECT returning `remaining` (and optionally `total`)."""
 
     name: str
@@ -112,7 +78,7 @@ class ProbeSettings(_Strict):
         return sql.strip().rstrip(";")
 
 
-class SqlSource(_Scheduled):
+class SqlSource(SourceSettings):
     """AXDB and OrchestratorData."""
 
     axdb: DatabaseSettings | None = None
@@ -140,7 +106,7 @@ class SqlSource(_Scheduled):
         return self
 
 
-class AgentShareSource(_Scheduled):
+class AgentShareSource(SourceSettings):
     """The agent file share: config.json of the deployment (and, by default, Credentials.json)."""
 
     #: the share as this machine reaches it: a UNC path on Windows, a mount point on Linux
@@ -151,7 +117,7 @@ class AgentShareSource(_Scheduled):
     config_json: str = ""
 
 
-class CredentialsRotateSettings(_Strict):
+class CredentialsRotateSettings(Strict):
     """Where credentials-json-rotate runs Configure-CredentialsJson.ps1 (an AOS node, over WinRM)."""
 
     node: str = ""
@@ -168,7 +134,7 @@ class CredentialsRotateSettings(_Strict):
         return self
 
 
-class CredentialsSource(_Scheduled):
+class CredentialsSource(SourceSettings):
     """Credentials.json: which certificate each value is encrypted to."""
 
     #: default: Credentials/Credentials.json under sources.agentshare.path
