@@ -12,7 +12,9 @@ for hundreds of kills. Nothing in the product knows it is being tested.
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
+import pkgutil
 from multiprocessing.connection import Connection
 from multiprocessing.context import ForkServerContext
 from pathlib import Path
@@ -39,8 +41,20 @@ def apply_when_told(conn: Connection, config: str, name: str) -> None:
         daemon.stop()
 
 
+def _import_everything() -> None:
+    """certmon imports many modules where they are first used; import them once, in the fork server."""
+    for package in ("collectors", "remediations", "daemon"):
+        module = importlib.import_module(package)
+        for info in pkgutil.walk_packages(module.__path__, f"{package}."):
+            if not info.name.endswith("__main__"):
+                importlib.import_module(info.name)
+
+
 def fork_server() -> ForkServerContext:
     """A fork-server context whose server has imported certmon (and this module) already."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
     return context
+
+
+_import_everything()

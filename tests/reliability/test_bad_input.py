@@ -37,7 +37,11 @@ from simulator.pki import days, make_certificate, pfx_bytes
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
 SOURCE = "fuzzed-input"
-PROPERTY = settings(max_examples=int(os.environ.get("CERTMON_FUZZ_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(
+    max_examples=int(os.environ.get("CERTMON_FUZZ_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 def _lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
@@ -58,7 +62,12 @@ def _samples(lab: Lab) -> dict[str, bytes]:
     signing = [lab.service_certs["ADFSTokenSigning-new"]]
     inventory = {
         "v": 1,
-        "stores": [{"s": "LocalMachine\\My", "c": [{"d": base64.b64encode(cert.der).decode(), "h": True, "k": "capi", "p": "Microsoft RSA"}]}],
+        "stores": [
+            {
+                "s": "LocalMachine\\My",
+                "c": [{"d": base64.b64encode(cert.der).decode(), "h": True, "k": "capi", "p": "Microsoft RSA"}],
+            }
+        ],
         "sql": [{"i": "MSSQLSERVER", "t": cert.thumbprint}],
         "n": 1,
     }

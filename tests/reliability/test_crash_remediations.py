@@ -9,18 +9,33 @@ count (never below 50 in CI).
 
 from __future__ import annotations
 
+import asyncio
+import copy
+import json
 import os
 import random
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
+from datetime import datetime
 from multiprocessing.context import ForkServerContext
+from pathlib import Path
 
 import pytest
 import yaml
 
-from simulator.lab import Lab
+from collectors.sql.queries import CONFIG_KEY, FLIGHT_NAME
+from remediations.outcome import Outcome
+from remediations.servicefabric import StageRotation
+from simulator.agentshare import DEPLOYMENT_FOLDER, decrypt_value
+from simulator.axdb import INITIAL_PARTITION, AxdbWriter
+from simulator.lab import Lab, write_config
+from simulator.postgres import PgEnvironment
+from simulator.winrm import SimulatedFleet
 from tests.reliability.crashchild import fork_server
 from tests.reliability.crashkit import Scenario, crash_loop
+from tests.sfkit import SfLab, remediating, sf_lab
+
+OTHER_PARTITION = 5637144577
 
 KILLS = max(50, int(os.environ.get("CERTMON_CRASH_KILLS", "50")))
 SEED = int(os.environ.get("CERTMON_CRASH_SEED", "0")) or random.SystemRandom().randrange(1, 2**32)
@@ -48,8 +63,6 @@ def small_inventory(lab: Lab, **sources: dict[str, object]) -> None:
 
 def file_scenario(lab: Lab, remediation: str, *targets: os.PathLike[str]) -> Scenario:
     """A remediation whose only side effects are file writes."""
-    from pathlib import Path
-
     paths = tuple(Path(t) for t in targets)
     originals = {p: p.read_bytes() for p in paths}
 
@@ -79,3 +92,230 @@ def run(context: ForkServerContext, scenario: Scenario) -> None:
 def test_localagent_config_update(context: ForkServerContext, lab_copy: Lab) -> None:
     small_inventory(lab_copy)
     run(context, file_scenario(lab_copy, "localagent-config-update", lab_copy.localagent_config))
+
+
+def test_deployment_config_update(context: ForkServerContext, lab_copy: Lab) -> None:
+    small_inventory(lab_copy)
+    share_file = lab_copy.agent_share.joinpath(*DEPLOYMENT_FOLDER, "config.json").resolve()
+    run(context, file_scenario(lab_copy, "deployment-config-update", share_file))
+
+
+# -- Service Fabric: ClusterConfig.json and the gateway's upgrade -----------------------------------
+
+
+def cluster_state(sf: SfLab) -> tuple[str, str | None, str]:
+    """What the cluster runs, the upgrade it was asked for (None: none), and that upgrade's state."""
+    cluster = sf.cluster
+    running = str(json.loads(cluster.config_text)["clusterConfigurationVersion"])
+    upgrade = cluster.upgrade
+    return running, upgrade.target_version if upgrade else None, upgrade.state if upgrade else ""
+
+
+def saved_cluster(sf: SfLab) -> Callable[[], None]:
+    """A function that puts the simulated cluster back as it is now."""
+    text, upgrade = sf.cluster.config_text, copy.copy(sf.cluster.upgrade)
+
+    def restore() -> None:
+        sf.cluster.config_text = text
+        sf.cluster.upgrade = copy.copy(upgrade)
+
+    return restore
+
+
+def finish_started_upgrade(sf: SfLab) -> None:
+    """The operator waits for an upgrade a killed run started before running it again."""
+    if sf.cluster.upgrade is not None and sf.cluster.upgrade.state == "RollingForwardInProgress":
+        sf.finish_upgrade()
+
+
+def upgrade_scenario(sf: SfLab, remediation: str, intermediate: str) -> Scenario:
+    """A ClusterConfig.json edit followed by a configuration upgrade started on the gateway."""
+    path = sf.lab.cluster_config
+    original = path.read_bytes()
+    restore_cluster = saved_cluster(sf)
+
+    def reset() -> None:
+        path.write_bytes(original)
+        restore_cluster()
+
+    def state() -> Hashable:
+        running, asked, _ = cluster_state(sf)
+        # An upgrade that completed and one in progress to the same version are the same outcome.
+        return path.read_bytes(), asked or running
+
+    def between(seen: Hashable) -> str | None:
+        data, version = seen  # type: ignore[misc]
+        return intermediate if data != original and version == cluster_state(sf)[0] else None
+
+    return Scenario(
+        remediation=remediation,
+        config=sf.lab.config_file,
+        data_dir=sf.lab.data_dir,
+        environment=sf.lab.environment,
+        reset=reset,
+        state=state,
+        files=(path,),
+        intermediate=between,
+        settle=lambda: finish_started_upgrade(sf),
+    )
+
+
+def stage(sf: SfLab, now: datetime) -> None:
+    """Stage the rotation in-process and let its upgrade finish: where sf-cleanup-old-certs starts."""
+    prepared = remediating(sf, now)
+    try:
+        assert prepared.engine.apply(StageRotation(), prepared.ctx).outcome is Outcome.APPLIED
+    finally:
+        prepared.close()
+
+
+def test_sf_stage_rotation(context: ForkServerContext, sf: SfLab) -> None:
+    sf.unstage_file()
+    sf.write_settings()
+    run(context, upgrade_scenario(sf, "sf-stage-rotation", "staged, upgrade not started"))
+
+
+def test_sf_cleanup_old_certs(context: ForkServerContext, sf: SfLab, now: datetime) -> None:
+    sf.unstage_file()
+    sf.write_settings()
+    stage(sf, now)
+    sf.finish_upgrade()
+    run(context, upgrade_scenario(sf, "sf-cleanup-old-certs", "cleaned, upgrade not started"))
+
+
+def test_sf_replica_check_timeout(context: ForkServerContext, lab_copy: Lab, now: datetime) -> None:
+    with sf_lab(lab_copy, reset_replica_timeout=True) as sf:
+        sf.unstage_file()
+        sf.write_settings()
+        stage(sf, now)
+        sf.clock.advance(2 * 3600)
+        restore = saved_cluster(sf)
+
+        def timeout() -> Hashable:
+            upgrade = sf.cluster.upgrade
+            assert upgrade is not None and upgrade.state == "RollingForwardInProgress"
+            return upgrade.replica_timeout, upgrade.mode
+
+        scenario = Scenario(
+            remediation="sf-replica-check-timeout",
+            config=lab_copy.config_file,
+            data_dir=lab_copy.data_dir,
+            environment=lab_copy.environment,
+            reset=restore,
+            state=timeout,
+        )
+        run(context, scenario)
+
+
+# -- Credentials.json: a command on the AOS node ------------------------------------------------------
+
+
+def test_credentials_json_rotate(context: ForkServerContext, lab_copy: Lab) -> None:
+    small_inventory(lab_copy)
+    with SimulatedFleet.from_lab(lab_copy, names=["AOS1"]) as fleet:
+        write_config(lab_copy, 0, fleet.addresses())
+        config = yaml.safe_load(lab_copy.config_file.read_text(encoding="utf-8"))
+        config["sources"]["certfolder"]["path"] = "certs-small"
+        config["sources"]["winrm"].update(config_template=None, nodes=["AOS1"])
+        lab_copy.config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        path = lab_copy.credentials_json
+        original = path.read_bytes()
+        keys = {
+            g: (
+                lab_copy.cert("ServiceFabricEncryption", g).issued.cert,
+                lab_copy.cert("ServiceFabricEncryption", g).issued.key,
+            )
+            for g in ("old", "new")
+        }
+
+        def state() -> Hashable:
+            # A command the node was running when its client died finishes on the node; wait for it.
+            fleet.call(asyncio.sleep(0))
+            document = json.loads(path.read_text(encoding="utf-8"))
+            values = []
+            for group, names in document.items():
+                for name, value in names.items():
+                    readers = []
+                    for generation, key in keys.items():
+                        try:
+                            plaintext = decrypt_value(value, [key])
+                        except ValueError:
+                            continue
+                        readers.append(generation)
+                    values.append((group, name, plaintext, tuple(readers)))
+            return tuple(values)
+
+        scenario = Scenario(
+            remediation="credentials-json-rotate",
+            config=lab_copy.config_file,
+            data_dir=lab_copy.data_dir,
+            environment=lab_copy.environment,
+            reset=lambda: path.write_bytes(original),
+            state=state,
+            files=(path,),
+            exact=False,  # the script encrypts afresh each time: the same plaintexts, other bytes
+        )
+        run(context, scenario)
+
+
+# -- SQL: one transaction on AXDB (PostgreSQL through psqlODBC) ----------------------------------------
+
+
+def test_enable_reencryption(context: ForkServerContext, lab_copy: Lab, pg: PgEnvironment) -> None:
+    connection = pg.admin(pg.axdb)
+    try:
+        writer = AxdbWriter(connection, "postgresql")
+        writer.partition()
+        writer.partition("tenant2", OTHER_PARTITION)
+        writer.config(CONFIG_KEY, "False")
+        writer.flight(FLIGHT_NAME, 1, partition=OTHER_PARTITION)
+    finally:
+        connection.close()
+    (lab_copy.root / "secrets" / "sql-password.txt").write_text(pg.password + "\n", encoding="utf-8")
+    config = yaml.safe_load(lab_copy.config_file.read_text(encoding="utf-8"))
+    for name in ("certfolder", "agentshare", "credentials", "clusterconfig", "localagent"):
+        config["sources"][name]["enabled"] = False
+    config["sources"]["sql"] = {
+        "axdb": {
+            "connection_string": pg.connection_string(pg.axdb),
+            "password_file": "secrets/sql-password.txt",
+            "query_timeout_seconds": 30,
+        }
+    }
+    lab_copy.config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
+
+    def rows() -> Hashable:
+        # Read by another session: only what committed is visible.
+        db = pg.admin(pg.axdb)
+        try:
+            cursor = db.cursor()
+            cursor.execute(
+                "SELECT FLIGHTSERVICEID, ENABLED, PARTITION FROM SYSFLIGHTING WHERE FLIGHTNAME = ? ORDER BY PARTITION",
+                (FLIGHT_NAME,),
+            )
+            flight = tuple(tuple(r) for r in cursor.fetchall())
+            cursor.execute("SELECT VALUE FROM SECURITYCONFIG WHERE KEY_ = ?", (CONFIG_KEY,))
+            return flight, tuple(tuple(r) for r in cursor.fetchall())
+        finally:
+            db.close()
+
+    def reset() -> None:
+        db = pg.admin(pg.axdb)
+        try:
+            cursor = db.cursor()
+            cursor.execute(
+                "DELETE FROM SYSFLIGHTING WHERE FLIGHTNAME = ? AND PARTITION = ?", (FLIGHT_NAME, INITIAL_PARTITION)
+            )
+            cursor.execute("UPDATE SECURITYCONFIG SET VALUE = 'False' WHERE KEY_ = ?", (CONFIG_KEY,))
+        finally:
+            db.close()
+
+    scenario = Scenario(
+        remediation="enable-reencryption",
+        config=lab_copy.config_file,
+        data_dir=lab_copy.data_dir,
+        environment=lab_copy.environment,
+        reset=reset,
+        state=rows,
+    )
+    run(context, scenario)
