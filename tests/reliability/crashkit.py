@@ -16,9 +16,10 @@ seeded-random delay, then check:
   name the remediation cleared, the targets in the "after" state, no journal or temporary file
   left, and an unfinished run recorded as `interrupted`.
 
-The delays are calibrated from uninterrupted runs (the time from `go` to the result) and drawn
-uniformly over 1.2 times that, so the kills spread over the whole apply: lock, recovery, plan,
-journal, backup, write, remote call, verification, re-collection and audit.
+The delays are calibrated from uninterrupted runs (the time from `go` to the result): half are drawn
+uniformly over 1.2 times that, so the kills spread over the whole apply (lock, recovery, plan,
+journal, backup, write, remote call, verification, re-collection and audit), half over its first
+quarter, where the side effects begin.
 """
 
 from __future__ import annotations
@@ -225,7 +226,9 @@ def crash_loop(context: ForkServerContext, scenario: Scenario, kills: int, seed:
         scenario.reset()
         assert scenario.state() == before
         child = Child(context, scenario)
-        delay = rng.uniform(0.0, 1.2 * report.apply_seconds)
+        # Half over the whole apply, half over its first quarter: where the lock, the journal and the first
+        # side effect are (the re-collection and the audit fill the rest of a run).
+        delay = rng.uniform(0.0, (1.2 if index % 2 else 0.25) * report.apply_seconds)
         child.kill_at(child.go() + delay)
         where = f"{scenario.remediation} kill {index} (seed {seed}, {delay * 1000:.1f} ms after go)"
         state = scenario.state()

@@ -245,6 +245,12 @@ def test_credentials_json_rotate(context: ForkServerContext, lab_copy: Lab) -> N
                     values.append((group, name, plaintext, tuple(readers)))
             return tuple(values)
 
+        async def idle_shells_expire() -> None:
+            # A killed client never deletes its shells; the node closes them after the IdleTimeOut certmon
+            # asked for (10 minutes or more). The operator's pause before running again, in the node's time.
+            for shell in fleet["AOS1"].wsman.shells.values():
+                shell.last_used -= shell.idle_timeout + 1
+
         scenario = Scenario(
             remediation="credentials-json-rotate",
             config=lab_copy.config_file,
@@ -254,6 +260,7 @@ def test_credentials_json_rotate(context: ForkServerContext, lab_copy: Lab) -> N
             state=state,
             files=(path,),
             exact=False,  # the script encrypts afresh each time: the same plaintexts, other bytes
+            settle=lambda: fleet.call(idle_shells_expire()),
         )
         run(context, scenario)
 
