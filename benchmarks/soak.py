@@ -3,8 +3,9 @@
 The lab (every file and SQL source of the generated environment) gets 50 nodes: 50 certificate
 folders for the certfolder source, and 50 simulated WinRM nodes (NTLM, message encryption) that
 run in this process. The daemon runs in a child process, so that what it measures is its own:
-it collects every source, evaluates and builds the metric families, cycle after cycle, with an
-injected clock moving one interval per cycle (no sleeping), and reports its resident memory
+it runs the sources that are due, evaluates and builds the metric families, cycle after cycle,
+with an injected clock moving one minute per cycle (no sleeping): the file and SQL sources run
+every cycle, the 50 WinRM nodes every tenth (a 10-minute interval), and it reports its resident memory
 (VmRSS), open file descriptors and threads after 10 cycles and after the last one.
 
     /work/venv/bin/python benchmarks/soak.py [--cycles 1000] [--nodes 50]
@@ -31,6 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 CHECKPOINT = 10
+STEP = timedelta(seconds=60)
+WINRM_INTERVAL = 600
 
 
 @dataclass(frozen=True)
@@ -83,12 +86,18 @@ def child(config: Path, cycles: int) -> None:
     settings = load_settings(config)
     moment = [NOW]
     daemon = Daemon(settings, clock=lambda: moment[0])
+    # Each cycle is one minute on the injected clock; a source runs when its interval has passed,
+    # as the scheduler would run it (the file and SQL sources every cycle, WinRM every tenth).
+    every = {name: max(1, round(c.interval / STEP.total_seconds())) for name, c in daemon.collectors.items()}
     samples = []
     started = time.perf_counter()
     try:
         for cycle in range(1, cycles + 1):
-            daemon.collect_once()
-            moment[0] += timedelta(seconds=60)
+            for name, period in every.items():
+                if (cycle - 1) % period == 0:
+                    daemon.runner.run_source(name)
+            daemon.publish()
+            moment[0] += STEP
             if cycle in (CHECKPOINT, cycles):
                 samples.append(_resources(cycle).__dict__)
     finally:
@@ -132,7 +141,7 @@ def soak(cycles: int = 1000, nodes: int = 50) -> SoakResult:
             config = yaml.safe_load(lab.config_file.read_text(encoding="utf-8"))
             config["sources"]["certfolder"]["path"] = "nodes"
             winrm = winrm_section(lab, fleet.addresses())
-            winrm.update(config_template=None, nodes=names)
+            winrm.update(config_template=None, nodes=names, interval_seconds=WINRM_INTERVAL)
             config["sources"]["winrm"] = winrm
             lab.config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
             env = {k: v for k, v in os.environ.items() if not k.startswith("CERTMON_")}
