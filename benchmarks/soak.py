@@ -64,12 +64,15 @@ class SoakResult:
         return self.late.rss_kib / self.early.rss_kib
 
 
-def _resources(cycle: int) -> Sample:
+def _status_kib(field: str) -> int:
     status = Path("/proc/self/status").read_text(encoding="ascii")
-    rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith(f"{field}:"))
+
+
+def _resources(cycle: int) -> Sample:
     return Sample(
         cycle=cycle,
-        rss_kib=rss,
+        rss_kib=_status_kib("VmRSS"),
         fds=len(os.listdir("/proc/self/fd")),
         threads=threading.active_count(),
         tasks=len(os.listdir("/proc/self/task")),
@@ -78,8 +81,6 @@ def _resources(cycle: int) -> Sample:
 
 def child(config: Path, cycles: int) -> None:
     """In the daemon's process: run the cycles back to back on an injected clock; print the samples as JSON."""
-    import resource
-
     from daemon.app import Daemon
     from daemon.settings import load_settings
 
@@ -107,7 +108,8 @@ def child(config: Path, cycles: int) -> None:
         json.dumps(
             {
                 "samples": samples,
-                "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across exec.
+                "peak_rss_kib": _status_kib("VmHWM"),
                 "seconds": elapsed,
             }
         )
@@ -147,7 +149,14 @@ def soak(cycles: int = 1000, nodes: int = 50) -> SoakResult:
             env = {k: v for k, v in os.environ.items() if not k.startswith("CERTMON_")}
             env["PYTHONPATH"] = str(ROOT)
             done = subprocess.run(
-                [sys.executable, str(Path(__file__).resolve()), "--child", str(lab.config_file), "--cycles", str(cycles)],
+                [
+                    sys.executable,
+                    str(Path(__file__).resolve()),
+                    "--child",
+                    str(lab.config_file),
+                    "--cycles",
+                    str(cycles),
+                ],
                 capture_output=True,
                 text=True,
                 env=env,
