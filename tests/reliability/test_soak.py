@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-from soak import describe, soak  # noqa: E402
+from soak import describe, soak
 
 pytestmark = pytest.mark.slow
 
