@@ -42,6 +42,7 @@ class Sample:
 
     cycle: int
     rss_kib: int
+    anon_kib: int
     fds: int
     threads: int
     tasks: int
@@ -57,6 +58,8 @@ class SoakResult:
     late: Sample
     peak_rss_kib: int
     seconds_per_cycle: float
+    #: every sample: after cycle 10, every 100 cycles, and after the last
+    trail: tuple[Sample, ...] = ()
 
     @property
     def rss_ratio(self) -> float:
@@ -73,6 +76,7 @@ def _resources(cycle: int) -> Sample:
     return Sample(
         cycle=cycle,
         rss_kib=_status_kib("VmRSS"),
+        anon_kib=_status_kib("RssAnon"),
         fds=len(os.listdir("/proc/self/fd")),
         threads=threading.active_count(),
         tasks=len(os.listdir("/proc/self/task")),
@@ -91,6 +95,12 @@ def child(config: Path, cycles: int) -> None:
     # as the scheduler would run it (the file and SQL sources every cycle, WinRM every tenth).
     every = {name: max(1, round(c.interval / STEP.total_seconds())) for name, c in daemon.collectors.items()}
     samples = []
+    tracing = os.environ.get("SOAK_TRACEMALLOC")
+    traced: list[Any] = []
+    if tracing:
+        import tracemalloc
+
+        tracemalloc.start(int(tracing))
     started = time.perf_counter()
     try:
         for cycle in range(1, cycles + 1):
@@ -99,11 +109,17 @@ def child(config: Path, cycles: int) -> None:
                     daemon.runner.run_source(name)
             daemon.publish()
             moment[0] += STEP
-            if cycle in (CHECKPOINT, cycles):
+            if cycle == CHECKPOINT or cycle % 100 == 0 or cycle == cycles:
                 samples.append(_resources(cycle).__dict__)
+                if tracing and cycle in (CHECKPOINT, cycles):
+                    traced.append(tracemalloc.take_snapshot())
     finally:
         daemon.stop()
     elapsed = time.perf_counter() - started
+    if tracing:
+        # Where the memory that stayed came from (to stderr: stdout carries the JSON).
+        for stat in traced[1].compare_to(traced[0], "traceback")[:15]:
+            print(stat, *stat.traceback.format()[-int(tracing) :], sep="\n  ", file=sys.stderr)
     print(
         json.dumps(
             {
@@ -127,7 +143,7 @@ def _node_folders(lab_certs: Path, target: Path, count: int) -> list[str]:
     return names
 
 
-def soak(cycles: int = 1000, nodes: int = 50) -> SoakResult:
+def soak(cycles: int = 1000, nodes: int = 50, without: tuple[str, ...] = ()) -> SoakResult:
     """Build the lab, start the WinRM nodes, run the daemon's cycles in a child process."""
     import yaml
 
@@ -145,6 +161,8 @@ def soak(cycles: int = 1000, nodes: int = 50) -> SoakResult:
             winrm = winrm_section(lab, fleet.addresses())
             winrm.update(config_template=None, nodes=names, interval_seconds=WINRM_INTERVAL)
             config["sources"]["winrm"] = winrm
+            for name in without:
+                config["sources"][name]["enabled"] = False
             lab.config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
             env = {k: v for k, v in os.environ.items() if not k.startswith("CERTMON_")}
             env["PYTHONPATH"] = str(ROOT)
@@ -165,8 +183,10 @@ def soak(cycles: int = 1000, nodes: int = 50) -> SoakResult:
     if done.returncode != 0:
         raise RuntimeError(f"the soak's daemon failed: {done.stderr[-2000:]}")
     report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    early, late = (Sample(**s) for s in report["samples"])
-    return SoakResult(nodes, cycles, early, late, report["peak_rss_kib"], report["seconds"] / cycles)
+    trail = [Sample(**s) for s in report["samples"]]
+    return SoakResult(
+        nodes, cycles, trail[0], trail[-1], report["peak_rss_kib"], report["seconds"] / cycles, tuple(trail)
+    )
 
 
 def describe(result: SoakResult) -> str:
@@ -178,10 +198,13 @@ def describe(result: SoakResult) -> str:
             f"{result.seconds_per_cycle * 1000:.0f} ms per cycle",
             f"  RSS        after {e.cycle}: {e.rss_kib / 1024:7.1f} MiB   after {late.cycle}: "
             f"{late.rss_kib / 1024:7.1f} MiB   ratio {result.rss_ratio:.3f} (target <= 1.05)",
+            f"  RssAnon    after {e.cycle}: {e.anon_kib / 1024:7.1f} MiB   after {late.cycle}: "
+            f"{late.anon_kib / 1024:7.1f} MiB",
             f"  open fds   after {e.cycle}: {e.fds:7d}       after {late.cycle}: {late.fds:7d}",
             f"  threads    after {e.cycle}: {e.threads:7d}       after {late.cycle}: {late.threads:7d}   "
             f"(kernel tasks {e.tasks} -> {late.tasks})",
             f"  peak RSS {result.peak_rss_kib / 1024:.1f} MiB",
+            "  RSS MiB by cycle: " + ", ".join(f"{s.cycle}: {s.rss_kib / 1024:.1f}" for s in result.trail),
         ]
     )
 
@@ -191,12 +214,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=1000)
     parser.add_argument("--nodes", type=int, default=50)
+    parser.add_argument("--without", nargs="*", default=[], help="sources to disable (to find a leak)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
         child(args.child, args.cycles)
         return 0
-    print(describe(soak(args.cycles, args.nodes)))
+    print(describe(soak(args.cycles, args.nodes, tuple(args.without))))
     return 0
 
 
