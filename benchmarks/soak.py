@@ -109,7 +109,7 @@ def child(config: Path, cycles: int) -> None:
                     daemon.runner.run_source(name)
             daemon.publish()
             moment[0] += STEP
-            if cycle == CHECKPOINT or cycle % 100 == 0 or cycle == cycles:
+            if cycle in (CHECKPOINT, cycles) or cycle % 100 == 0:
                 samples.append(_resources(cycle).__dict__)
                 if tracing and cycle in (CHECKPOINT, cycles):
                     traced.append(tracemalloc.take_snapshot())
