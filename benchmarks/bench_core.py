@@ -106,7 +106,8 @@ def _median_time(fn: Callable[[], object], rounds: int) -> float:
     return statistics.median(times)
 
 
-def bench_metrics() -> None:
+def bench_metrics(rounds: int = 15) -> dict[str, float]:
+    """Render /metrics both ways; print and return the figures."""
     ders = _unique_ders(PER_NODE)
     with tempfile.TemporaryDirectory() as folder:
         settings = Settings(environment="bench", data_dir=Path(folder))
@@ -122,7 +123,7 @@ def bench_metrics() -> None:
         assert generate_latest(bare) == generate_latest(ours), "both must emit exactly the same exposition"
         pairs = [
             (_median_time(lambda: generate_latest(ours), 1), _median_time(lambda: generate_latest(bare), 1))
-            for _ in range(15)
+            for _ in range(rounds)
         ]
         ours_s = statistics.median(p[0] for p in pairs)
         bare_s = statistics.median(p[1] for p in pairs)
@@ -131,10 +132,12 @@ def bench_metrics() -> None:
     print(f"  certmon exporter      {ours_s * 1000:8.1f} ms")
     print(f"  bare custom collector {bare_s * 1000:8.1f} ms")
     print(f"  ratio certmon / bare  {ours_s / bare_s:8.2f}   (target <= 1.2)")
+    return {"series": cert_series, "certmon_s": ours_s, "bare_s": bare_s, "ratio": ours_s / bare_s}
 
 
-def bench_parse() -> None:
-    ders = _unique_ders(2000)
+def bench_parse(count: int = 2000, rounds: int = 7) -> dict[str, float]:
+    """Parse throughput both ways; print and return certmon's ratios to bare cryptography."""
+    ders = _unique_ders(count)
 
     def bare() -> None:
         for der in ders:
@@ -161,7 +164,7 @@ def bench_parse() -> None:
             model.certificate_from_der(der)
 
     results: dict[str, list[float]] = {name: [] for name in ("bare", "cold", "fields", "full", "warm")}
-    for _ in range(7):
+    for _ in range(rounds):
         results["bare"].append(_median_time(bare, 1))
         results["cold"].append(_median_time(ours_cold, 1))
         results["fields"].append(_median_time(ours_cold_exporter_fields, 1))
@@ -180,6 +183,7 @@ def bench_parse() -> None:
     )
     print(f"  certmon, new + every field (inspect)     {rate['full']:10.0f}   ratio {rate['full'] / rate['bare']:.2f}")
     print(f"  certmon, seen before (every later cycle) {rate['warm']:10.0f}   ratio {rate['warm'] / rate['bare']:.2f}")
+    return {name: rate[name] / rate["bare"] for name in ("cold", "fields", "full", "warm")}
 
 
 if __name__ == "__main__":

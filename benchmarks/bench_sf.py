@@ -58,6 +58,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30)
     args = parser.parse_args()
+    measure(args.rounds)
+    return 0
+
+
+def measure(rounds: int) -> dict[str, float]:
+    """Start the lab's services in a separate process and collect the cluster both ways; the figures."""
     folder = Path(tempfile.mkdtemp(prefix="certmon-bench-sf-"))
     services = subprocess.Popen(
         [sys.executable, "-m", "simulator.services", str(folder / "lab")],
@@ -69,14 +75,14 @@ def main() -> int:
     try:
         assert services.stdout is not None
         report = json.loads(services.stdout.readline())
-        return run(report, folder, args.rounds)
+        return run(report, folder, rounds)
     finally:
         assert services.stdin is not None
         services.stdin.close()
         services.wait(timeout=30)
 
 
-def run(report: dict[str, Any], folder: Path, rounds: int) -> int:
+def run(report: dict[str, Any], folder: Path, rounds: int) -> dict[str, float]:
     root = Path(report["root"])
     section = report["servicefabric"]
     password = (root / section["client_certificate"]["password_file"]).read_text().strip().encode()
@@ -136,7 +142,7 @@ def run(report: dict[str, Any], folder: Path, rounds: int) -> int:
         print(f"{name:12s} median {value * 1000:7.1f} ms")
     print(f"certmon / requests.Session (same GETs, verify off): {medians['certmon'] / medians['requests']:.2f}")
     print(f"keep-alive / a connection per request:              {medians['certmon'] / medians['per_request']:.2f}")
-    return 0
+    return {"ratio": medians["certmon"] / medians["requests"], "keepalive": medians["certmon"] / medians["per_request"]}
 
 
 if __name__ == "__main__":

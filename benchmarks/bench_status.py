@@ -37,8 +37,8 @@ def _get(url: str) -> bytes:
         return bytes(response.read())
 
 
-def main() -> None:
-    """Print the timings and their ratios."""
+def main() -> dict[str, float]:
+    """Print the timings and their ratios; return them."""
     snapshot, history, loaded = build()
     settings = loaded if isinstance(loaded, Settings) else Settings()
     evaluation = evaluate(snapshot, history, NOW, settings)
@@ -72,6 +72,7 @@ def main() -> None:
     print(f"GET / from memory:                          {serve_s * 1000:8.1f} ms")
     print(f"GET /metrics ({len(scraped) // 1024} KiB):                 {scrape_s * 1000:8.1f} ms")
     print(f"ratio metrics scrape / page request:        {scrape_s / serve_s:8.0f}")
+    return {"page": page_s / families_s, "scrape": scrape_s / serve_s}
 
 
 if __name__ == "__main__":

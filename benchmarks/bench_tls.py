@@ -39,6 +39,12 @@ def main() -> int:
     if find_blackbox() is None:
         print("prometheus-blackbox-exporter is not installed (apt-get install prometheus-blackbox-exporter)")
         return 2
+    measure(args.rounds, args.warmup)
+    return 0
+
+
+def measure(rounds: int, warmup: int) -> dict[str, float]:
+    """Start the lab's endpoints in a separate process and probe them both ways; the figures."""
     folder = Path(tempfile.mkdtemp(prefix="certmon-bench-tls-"))
     services = subprocess.Popen(
         [sys.executable, "-m", "simulator.services", str(folder / "lab")],
@@ -50,7 +56,7 @@ def main() -> int:
     try:
         assert services.stdout is not None
         lab = json.loads(services.stdout.readline())
-        return run(lab, folder, args.rounds, args.warmup)
+        return run(lab, folder, rounds, warmup)
     finally:
         assert services.stdin is not None
         services.stdin.close()
@@ -63,7 +69,7 @@ def _timed(action: Callable[[], Any]) -> float:
     return time.perf_counter() - started
 
 
-def run(lab: dict[str, Any], folder: Path, rounds: int, warmup: int) -> int:
+def run(lab: dict[str, Any], folder: Path, rounds: int, warmup: int) -> dict[str, float]:
     ca = Path(lab["ca_bundle"])
     # Blackbox speaks TLS first only: plain TLS endpoints and TDS 8 (strict) qualify, TDS 7.x does not.
     entries = [e for e in lab["endpoints"] if e.get("kind", "tls") in ("tls", "tds8")]
@@ -134,7 +140,7 @@ def run(lab: dict[str, Any], folder: Path, rounds: int, warmup: int) -> int:
             f"{endpoint.name + f' ({len(names)} nodes)':28} {mine * 1000:11.3f} {other * 1000:12.3f} "
             f"{mine / other:7.2f}"
         )
-    return 0
+    return {"ratio": total_mine / total_other, "geometric_mean": statistics.geometric_mean(ratios)}
 
 
 if __name__ == "__main__":

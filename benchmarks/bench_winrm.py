@@ -218,6 +218,29 @@ def pywinrm_baseline(nodes: Nodes, names: list[str], calls: int) -> dict[str, fl
     return {"seconds_per_call": elapsed / calls, "requests_per_call": totals["requests"] / calls}
 
 
+def measure(
+    nodes: int = 200, certs: int = 100, latency: float = 0.05, pool: int = 50, cycles: int = 3
+) -> dict[str, float]:
+    """One pool size, quietly: steady requests per node, cycle / network-ideal, and this process's RSS."""
+    work = Path(tempfile.mkdtemp(prefix="bench-winrm-"))
+    try:
+        names = build_nodes(work / "nodes", nodes, certs)
+        users = work / "users.txt"
+        users.write_text(f"CONTOSO:svc-certmon:{PASSWORD}\n", encoding="utf-8")
+        password_file = work / "pfx-password.txt"
+        password_file.write_bytes(PFX_PASSWORD + b"\n")
+        running = Nodes(work / "nodes", users, password_file, latency)
+        try:
+            result = run_pool(running, work / "nodes", names, pool, latency, cycles, certs)
+        finally:
+            running.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    status = Path("/proc/self/status").read_text(encoding="ascii") if Path("/proc/self/status").exists() else ""
+    rss = [int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")]
+    return {**result, "rss_kib": float(rss[0]) if rss else float("nan")}
+
+
 def main() -> int:
     """Build the nodes, start them, measure."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -227,7 +250,11 @@ def main() -> int:
     parser.add_argument("--pool", type=int, nargs="+", default=[16, 50])
     parser.add_argument("--cycles", type=int, default=3)
     parser.add_argument("--switch-interval", type=float, help="sys.setswitchinterval for the collector process")
+    parser.add_argument("--json", action="store_true", help="first pool size only; print its figures as JSON")
     args = parser.parse_args()
+    if args.json:
+        print(json.dumps(measure(args.nodes, args.certs, args.latency, args.pool[0], args.cycles)))
+        return 0
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)
     work = Path(tempfile.mkdtemp(prefix="bench-winrm-"))

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from filelock import FileLock
 
@@ -98,17 +98,41 @@ class JsonlAuditLog:
         line = (json.dumps(record.to_dict(), sort_keys=True, ensure_ascii=False) + "\n").encode()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock, open(self.path, "a+b") as handle:
-            # A process killed mid-append leaves a torn last line; end it so this record stays whole.
-            if handle.seek(0, os.SEEK_END) > 0:
-                handle.seek(-1, os.SEEK_END)
-                if handle.read(1) != b"\n":
-                    line = b"\n" + line
+            self._cut_torn_tail(handle)
             handle.write(line)
             handle.flush()
             os.fsync(handle.fileno())
 
+    def _cut_torn_tail(self, handle: BinaryIO) -> None:
+        """Drop what a process killed mid-append left after the last whole line.
+
+        A write of a few kilobytes can stop part-way when SIGKILL arrives; the fragment was never
+        a record (its writer died before any other sink had it), so the file keeps whole lines only.
+        """
+        end = handle.seek(0, os.SEEK_END)
+        if end == 0:
+            return
+        handle.seek(max(0, end - 1))
+        if handle.read(1) == b"\n":
+            return
+        # Search backwards, a block at a time, for the end of the last whole line.
+        position, keep = end, 0
+        while position > 0:
+            start = max(0, position - 65536)
+            handle.seek(start)
+            block = handle.read(position - start)
+            newline = block.rfind(b"\n")
+            if newline >= 0:
+                keep = start + newline + 1
+                break
+            position = start
+        log.warning("%s: removed %d bytes of a record a killed process was writing", self.path, end - keep)
+        handle.truncate(keep)
+        handle.flush()
+        os.fsync(handle.fileno())
+
     def entries(self) -> list[dict[str, Any]]:
-        """Every record, oldest first; a torn last line (a crash mid-append) is skipped."""
+        """Every record, oldest first; a torn last line (a crash mid-append, not yet cut) is skipped."""
         try:
             lines = self.path.read_text(encoding="utf-8").splitlines()
         except FileNotFoundError:

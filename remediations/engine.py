@@ -304,6 +304,13 @@ class Engine:
 
     def _rolled_back(self, run: Result, checkpoint: Checkpoint, failure: BaseException) -> Result:
         done, undo_failed = checkpoint.rollback()
+        # A signal can land between mkstemp and the write's own clean-up; under the lock, no other
+        # writer owns a temporary file of these targets, so whatever is left is this run's.
+        for change in run.plan.files() if run.plan is not None else ():
+            try:
+                remove_stale_temp_files(change.path)
+            except CertmonError as err:
+                undo_failed.append(f"remove temporary files next to {change.path}: {err}")
         signal_name: str | None = None
         if isinstance(failure, Interrupted):
             signal_name = failure.signal_name

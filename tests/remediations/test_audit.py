@@ -46,7 +46,7 @@ def test_records_are_appended_as_json_lines(tmp_path: Path) -> None:
     assert {"run_id", "actor", "host", "environment", "remediation", "target", "mode", "message"} <= set(second)
 
 
-def test_a_torn_last_line_is_skipped(tmp_path: Path) -> None:
+def test_a_torn_last_line_is_skipped_then_cut(tmp_path: Path) -> None:
     log = JsonlAuditLog(tmp_path / "audit.jsonl")
     log(_record())
     with open(tmp_path / "audit.jsonl", "a", encoding="utf-8") as handle:
@@ -54,6 +54,17 @@ def test_a_torn_last_line_is_skipped(tmp_path: Path) -> None:
     assert [e["run_id"] for e in log.entries()] == ["r1"]
     log(_record(run_id="r3"))
     assert [e["run_id"] for e in log.entries()] == ["r1", "r3"]
+    # The fragment is gone: every line of the file is a whole record (a crash test found it kept).
+    lines = (tmp_path / "audit.jsonl").read_bytes().split(b"\n")
+    assert lines[-1] == b"" and [json.loads(line)["run_id"] for line in lines[:-1]] == ["r1", "r3"]
+
+
+def test_a_torn_first_and_only_line_longer_than_a_block_is_cut(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    path.write_bytes(b'{"run_id": "r0", "plan": "' + b"x" * 200_000)
+    log = JsonlAuditLog(path)
+    log(_record())
+    assert [json.loads(line)["run_id"] for line in path.read_bytes().splitlines()] == ["r1"]
 
 
 def test_registered_secrets_are_masked_everywhere(tmp_path: Path) -> None:

@@ -1,0 +1,182 @@
+"""Every benchmark figure, measured in one run and printed side by side.
+
+    /work/venv/bin/python benchmarks/run_all.py            # the figures the README quotes (~10 min on 2 cores)
+    /work/venv/bin/python benchmarks/run_all.py --quick    # small sizes: a smoke test of every row
+    /work/venv/bin/python benchmarks/run_all.py --verbose  # also each benchmark's own detailed output
+
+Each row comes from the benchmark script named in it (run that script alone for its details).
+The WinRM rows run in a child process, so that its RSS is the collector's own; the soak runs its
+daemon in a child process too. Everything else runs here, one after the other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+
+@dataclass(frozen=True)
+class Row:
+    """One figure."""
+
+    figure: str
+    value: float
+    unit: str
+    target: str
+    script: str
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each benchmark runs."""
+
+    winrm: tuple[int, int, float, int, int]  # nodes, certs, latency, pool, cycles
+    metrics_rounds: int
+    parse: tuple[int, int]
+    tls: tuple[int, int]
+    soak: tuple[int, int]  # cycles, nodes
+    sf_rounds: int
+
+
+FULL = Sizes((200, 100, 0.05, 50, 3), 15, (2000, 7), (200, 10), (1000, 50), 30)
+QUICK = Sizes((10, 5, 0.01, 10, 1), 2, (100, 1), (3, 1), (12, 3), 2)
+
+
+def winrm_rows(sizes: Sizes) -> list[Row]:
+    """Requests per node per cycle, cycle / network-ideal and the collector's RSS, from a child process."""
+    nodes, certs, latency, pool, cycles = sizes.winrm
+    done = subprocess.run(
+        [
+            *(sys.executable, str(HERE / "bench_winrm.py"), "--json", "--nodes", str(nodes), "--certs", str(certs)),
+            *("--latency", str(latency), "--pool", str(pool), "--cycles", str(cycles)),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    r = json.loads(done.stdout.strip().splitlines()[-1])
+    script = "bench_winrm.py"
+    where = f"{nodes} nodes x {certs} certs, pool {pool}"
+    return [
+        Row(f"WinRM HTTP requests per node per cycle ({where})", r["requests_per_node"], "", "steady", script),
+        Row(f"WinRM cycle / network-ideal ({where}, {latency * 1000:.0f} ms)", r["ratio"], "x", "", script),
+        Row("RSS of the collecting process after those cycles", r["rss_kib"] / 1024, "MiB", "", script),
+    ]
+
+
+def metrics_rows(sizes: Sizes) -> list[Row]:
+    """/metrics render, certmon / bare prometheus_client; parse throughput / bare cryptography."""
+    from bench_core import bench_metrics, bench_parse
+
+    m = bench_metrics(sizes.metrics_rounds)
+    p = bench_parse(*sizes.parse)
+    return [
+        Row(
+            f"/metrics render / bare prometheus_client ({m['series']:.0f} series)",
+            m["ratio"],
+            "x",
+            "<= 1.2",
+            "bench_core.py",
+        ),
+        Row(
+            "certificate parse / bare cryptography (new certificates)",
+            p["cold"],
+            "x throughput",
+            ">= 0.8",
+            "bench_core.py",
+        ),
+        Row("certificate parse / bare cryptography (seen before)", p["warm"], "x throughput", "", "bench_core.py"),
+    ]
+
+
+def tls_rows(sizes: Sizes) -> list[Row]:
+    """TLS probe, certmon / blackbox_exporter."""
+    from bench_tls import measure
+
+    from simulator.blackbox import find_blackbox
+
+    if find_blackbox() is None:
+        return [Row("TLS probe / blackbox_exporter (not installed)", float("nan"), "x", "<= 1.0", "bench_tls.py")]
+    t = measure(*sizes.tls)
+    return [Row("TLS probe / blackbox_exporter (every address, one round)", t["ratio"], "x", "<= 1.0", "bench_tls.py")]
+
+
+def soak_rows(sizes: Sizes) -> list[Row]:
+    """RSS and file descriptors over the soak."""
+    from soak import soak
+
+    cycles, nodes = sizes.soak
+    s = soak(cycles, nodes)
+    return [
+        Row(f"soak RSS after {cycles} / after 10 cycles ({nodes} nodes)", s.rss_ratio, "x", "<= 1.05", "soak.py"),
+        Row(f"soak open fds after {cycles} - after 10 cycles", s.late.fds - s.early.fds, "", "0", "soak.py"),
+        Row(f"soak threads after {cycles} - after 10 cycles", s.late.tasks - s.early.tasks, "", "0", "soak.py"),
+        Row(f"soak peak RSS ({nodes} nodes)", s.peak_rss_kib / 1024, "MiB", "", "soak.py"),
+        Row("soak time per cycle", s.seconds_per_cycle * 1000, "ms", "", "soak.py"),
+    ]
+
+
+def other_rows(sizes: Sizes) -> list[Row]:
+    """Service Fabric, SQL, evaluator and status page ratios."""
+    import bench_evaluator
+    import bench_sf
+    import bench_sql
+    import bench_status
+
+    sf = bench_sf.measure(sizes.sf_rounds)
+    sql = bench_sql.main()
+    evaluator = bench_evaluator.main()
+    status = bench_status.main()
+    return [
+        Row("SF gateway collection / requests.Session", sf["ratio"], "x", "", "bench_sf.py"),
+        Row("SQL collection / bare pyodbc (PostgreSQL)", sql["ratio"], "x", "", "bench_sql.py"),
+        Row("evaluation, whole catalogue / core rules (200 nodes)", evaluator["ratio"], "x", "", "bench_evaluator.py"),
+        Row("status page build / metric families", status["page"], "x", "", "bench_status.py"),
+    ]
+
+
+SECTIONS: tuple[Callable[[Sizes], list[Row]], ...] = (winrm_rows, metrics_rows, tls_rows, soak_rows, other_rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every section, then print the table."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    parser.add_argument("--verbose", action="store_true", help="also print each benchmark's own output")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    rows: list[Row] = []
+    started = time.monotonic()
+    for section in SECTIONS:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(sys.stdout if args.verbose else out):
+            rows += section(sizes)
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"certmon benchmarks{' (--quick)' if args.quick else ''}: {os.cpu_count()} CPUs, load average {load}, "
+        f"{time.monotonic() - started:.0f} s"
+    )
+    width = max(len(r.figure) for r in rows)
+    print(f"{'FIGURE':{width}}  {'VALUE':>9}  {'UNIT':12}  {'TARGET':8}  SCRIPT")
+    for r in rows:
+        print(f"{r.figure:{width}}  {r.value:9.2f}  {r.unit:12}  {r.target:8}  {r.script}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""`benchmarks/run_all.py --quick` prints every figure, each a number (no timing is asserted)."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ROWS = (
+    "WinRM HTTP requests per node per cycle",
+    "WinRM cycle / network-ideal",
+    "RSS of the collecting process",
+    "/metrics render / bare prometheus_client (20000 series)",
+    "certificate parse / bare cryptography (new certificates)",
+    "certificate parse / bare cryptography (seen before)",
+    "TLS probe / blackbox_exporter",
+    "soak RSS after",
+    "soak open fds",
+    "soak threads",
+    "soak peak RSS",
+    "SF gateway collection / requests.Session",
+    "SQL collection / bare pyodbc",
+    "evaluation, whole catalogue / core rules",
+    "status page build / metric families",
+)
+
+
+@pytest.mark.slow
+def test_quick_run_prints_every_row_as_a_number() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTMON_")}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert lines[1].split()[:2] == ["FIGURE", "VALUE"]
+    for row in ROWS:
+        (line,) = [line for line in lines if line.startswith(row)]
+        value = float(re.split(r"\s{2,}", line)[1])
+        assert not math.isnan(value), line
