@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,9 @@ class CertFolderCollector(Collector):
         if self.nodes:
             return self.nodes
         try:
-            return tuple(sorted(p.name for p in self.root.iterdir() if p.is_dir()))
+            # Interned names stay the same objects from cycle to cycle (the runner keeps them), so
+            # `root / target` finds them in the interned-string table instead of adding new ones.
+            return tuple(sorted(sys.intern(p.name) for p in self.root.iterdir() if p.is_dir()))
         except OSError:
             # An unreadable root shows up as one failing target rather than none at all.
             return (self.root.name or str(self.root),)
