@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from collectors.agentconfig import AgentConfig, agent_drift, agent_target, load_agent_config, parse_agent_config
+from collectors.agentconfig import AgentConfig, agent_drift, agent_target, parse_agent_config
 from collectors.agentshare import SOURCE, AgentShare
 from collectors.errors import CollectorError
 from collectors.files import parse_json, read_bytes
-from remediations.base import Check, Remediation, RemediationContext, RemediationError, VerificationError
+from remediations.base import Check, Remediation, RemediationContext, RemediationError
 from remediations.jsonedit import JsonEditor, parse_path
-from remediations.localagent import new_certificates_check
+from remediations.localagent import new_certificates_check, verify_agent_files
 from remediations.plan import FileChange, Plan, ValueChange
 
 #: ctx.options key: the configured collectors.agentshare.AgentShare
@@ -94,17 +94,7 @@ class DeploymentConfigUpdate(Remediation):
 
     def verify(self, ctx: RemediationContext, plan: Plan) -> None:
         """Every file parses as an agent configuration and carries the new thumbprints."""
-        for change in plan.files():
-            try:
-                config = load_agent_config(change.path)
-            except CollectorError as err:
-                raise VerificationError(f"after the write: {err}") from err
-            for value in change.values:
-                if config.thumbprint(value.setting) != value.after:
-                    raise VerificationError(
-                        f"{change.path}: {value.setting} reads {config.thumbprint(value.setting)!r} "
-                        f"after the write, expected {value.after}"
-                    )
+        verify_agent_files(plan)
 
 
 def follow_up_steps(paths: list[Path]) -> tuple[str, ...]:

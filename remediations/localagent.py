@@ -76,6 +76,21 @@ def new_certificates_check(ctx: RemediationContext, target: AgentTarget) -> Chec
     return Check(name, not problems, "; ".join(problems or found))
 
 
+def verify_agent_files(plan: Plan) -> None:
+    """Every written file parses as an agent configuration and carries the planned thumbprints."""
+    for change in plan.files():
+        try:
+            config = load_agent_config(change.path)
+        except CollectorError as err:
+            raise VerificationError(f"after the write: {err}") from err
+        for value in change.values:
+            if config.thumbprint(value.setting) != value.after:
+                raise VerificationError(
+                    f"{change.path}: {value.setting} reads {config.thumbprint(value.setting)!r} "
+                    f"after the write, expected {value.after}"
+                )
+
+
 def follow_up_steps(path: Path) -> tuple[str, ...]:
     """What the operator does after the file is updated."""
     return (
@@ -156,14 +171,4 @@ class LocalAgentConfigUpdate(Remediation):
 
     def verify(self, ctx: RemediationContext, plan: Plan) -> None:
         """The file parses as an agent configuration and carries the new thumbprints."""
-        for change in plan.files():
-            try:
-                config = load_agent_config(change.path)
-            except CollectorError as err:
-                raise VerificationError(f"after the write: {err}") from err
-            for value in change.values:
-                if config.thumbprint(value.setting) != value.after:
-                    raise VerificationError(
-                        f"{change.path}: {value.setting} reads {config.thumbprint(value.setting)!r} "
-                        f"after the write, expected {value.after}"
-                    )
+        verify_agent_files(plan)
