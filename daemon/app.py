@@ -23,7 +23,7 @@ from daemon.metrics import build_families
 from daemon.runner import Clock, Runner
 from daemon.scheduler import Scheduler
 from daemon.settings import Settings
-from daemon.sources import build_collectors
+from daemon.sources.registry import build_collectors
 from daemon.state import StateError, StateStore
 from daemon.webconfig import load_web_config
 

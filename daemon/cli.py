@@ -76,7 +76,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Generate the lab environment and run the daemon on it, or move a running demo to another stage."""
-    from daemon.demo import DemoOptions, run_demo, set_stage
+    from simulator.demo import DemoOptions, run_demo, set_stage
 
     if args.set_stage:
         return set_stage(args.dir, args.set_stage)

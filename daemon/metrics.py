@@ -12,9 +12,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from collectors.base import Collector
 from collectors.model import MetricSpec
 from daemon import __version__
+from daemon.agentmetrics import sql_families
 from daemon.evaluator import Evaluation
 from daemon.rotation import StepStatus
-from daemon.sqlmetrics import sql_families
 
 log = logging.getLogger("certmon.metrics")
 

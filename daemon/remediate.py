@@ -95,7 +95,7 @@ def remediation_engine(daemon: Daemon, lock_timeout: float = DEFAULT_WAIT_SECOND
 
 def remediation_options(daemon: Daemon, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """What remediations need beyond files: the Service Fabric gateway access and a progress callback."""
-    from daemon.sources import gateway_config
+    from daemon.sources.registry import gateway_config
     from remediations.sfgateway import OPTION, PROGRESS_OPTION, GatewayAccess
 
     options: dict[str, Any] = {}
@@ -118,7 +118,7 @@ def remediation_options(daemon: Daemon, progress: Callable[[str], None] | None =
 
 def remediation_context(daemon: Daemon, progress: Callable[[str], None] | None = None) -> RemediationContext:
     """The latest evaluation, the configured file locations, and a re-collect callback."""
-    from daemon.sqlremediate import sql_remediation_options
+    from daemon.sources.credentials import sql_remediation_options
     from remediations.base import Recollection, RemediationContext
 
     sources = daemon.settings.sources

@@ -15,8 +15,8 @@ from daemon.app import Daemon, View
 from daemon.output import Progress, dump_json, table
 from daemon.rotation import Checklist, StepStatus
 from daemon.settings import ConfigError, Settings
-from daemon.sources import build_collectors
-from daemon.sqlsources import configured_paths
+from daemon.sources.agentshare import configured_paths
+from daemon.sources.registry import build_collectors
 
 EXIT_OK, EXIT_FINDINGS = 0, 1
 

@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from daemon.sourcesettings import (
+from daemon.sources.base import (
     AdfsSource,
     CertFolderSource,
     ConfigError,
@@ -25,7 +25,7 @@ from daemon.sourcesettings import (
     TlsSource,
     WinRMSource,
 )
-from daemon.sqlsettings import AgentShareSource, CredentialsSource, SqlSource
+from daemon.sources.sql import AgentShareSource, CredentialsSource, SqlSource
 
 # Sections other modules name through this one, the configuration's entry point.
 __all__ = ["ConfigError", "GatewayCertificateSettings", "Settings", "SourceSettings", "load_settings"]

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from collectors.adfs import METADATA_PATH, OPENID_PATH, AdfsCollector, AdfsFacts
-from collectors.adfsmeta import parse_federation_metadata, parse_jwks, parse_openid_configuration
+from collectors.adfs.collector import METADATA_PATH, OPENID_PATH, AdfsCollector, AdfsFacts
+from collectors.adfs.metadata import parse_federation_metadata, parse_jwks, parse_openid_configuration
 from collectors.base import Deadline
 from collectors.errors import CollectorError, Reason
 from collectors.model import Generation, Observation

@@ -9,7 +9,8 @@ import pytest
 
 from collectors.base import Deadline
 from collectors.errors import CollectorError, Reason
-from collectors.tds import (
+from collectors.tls.client import client_context
+from collectors.tls.tds import (
     ENCRYPT_NOT_SUP,
     ENCRYPTION,
     PRELOGIN,
@@ -24,7 +25,6 @@ from collectors.tds import (
     probe_tds7,
     probe_tds8,
 )
-from collectors.tlsclient import client_context
 from collectors.transport import SocketChannel, connect
 from simulator.lab import Lab
 from simulator.tds import TdsServer

@@ -14,7 +14,7 @@ from OpenSSL import SSL
 from collectors.base import Deadline
 from collectors.errors import CollectorError, Reason
 from collectors.model import Generation, Observation
-from collectors.tls import Endpoint, TlsCollector, TlsEndpointFacts
+from collectors.tls.collector import Endpoint, TlsCollector, TlsEndpointFacts
 from simulator.lab import Lab
 from simulator.pki import Issued
 from simulator.tds import TdsServer

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from collectors.base import Deadline
-from collectors.tls import Endpoint, TlsCollector, TlsEndpointFacts
+from collectors.tls.collector import Endpoint, TlsCollector, TlsEndpointFacts
 from simulator.blackbox import Blackbox, find_blackbox, tls_module
 from simulator.lab import build_lab
 from simulator.services import LabServices

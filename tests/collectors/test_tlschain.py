@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
 from collectors.errors import CollectorError, Reason
-from collectors.tlschain import (
+from collectors.tls.chain import (
     ChainError,
     ChainJudge,
     TrustCache,

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from daemon.clock import ScaledClock
-from daemon.demo import MIN_INTERVAL_SECONDS, Demo, DemoOptions, scale_schedule
 from simulator.control import CONTROL_FILE
+from simulator.demo import MIN_INTERVAL_SECONDS, Demo, DemoOptions, scale_schedule
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 

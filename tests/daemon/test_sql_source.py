@@ -19,7 +19,7 @@ from collectors.sql import Probe, SqlCollector
 from collectors.sql.queries import CONFIG_KEY, FLIGHT_NAME
 from daemon.app import Daemon
 from daemon.settings import ConfigError, load_settings
-from daemon.sources import build_collectors
+from daemon.sources.registry import build_collectors
 from simulator.axdb import AxdbWriter
 from simulator.lab import Lab
 from simulator.postgres import PgEnvironment

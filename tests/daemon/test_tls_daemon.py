@@ -11,11 +11,11 @@ import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from collectors.adfs import AdfsCollector
-from collectors.tls import Endpoint, TlsCollector
+from collectors.adfs.collector import AdfsCollector
+from collectors.tls.collector import Endpoint, TlsCollector
 from daemon.app import Daemon
 from daemon.settings import ConfigError, Settings, load_settings
-from daemon.sources import build_collectors
+from daemon.sources.registry import build_collectors
 from simulator.lab import Lab
 from simulator.services import LabServices
 from simulator.tls import TlsEndpointServer

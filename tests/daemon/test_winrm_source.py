@@ -18,7 +18,7 @@ from prometheus_client import generate_latest
 from collectors.winrm import WinRMCollector
 from daemon.app import Daemon
 from daemon.settings import ConfigError, load_settings
-from daemon.sources import build_collectors
+from daemon.sources.registry import build_collectors
 from simulator.lab import Lab, write_config
 from simulator.winrm import SimulatedFleet
 

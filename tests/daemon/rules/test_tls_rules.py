@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from collectors.model import Finding
-from collectors.tls import Endpoint, TlsCollector
+from collectors.tls.collector import Endpoint, TlsCollector
 from daemon.app import Daemon
 from daemon.settings import Settings
 from simulator.lab import Lab

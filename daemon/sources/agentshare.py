@@ -13,7 +13,7 @@ from collectors.sql.connection import SQLITE_PREFIX
 from collectors.sql.orchestrator import config_json_locations
 from collectors.sql.progress import RatePolicy
 from daemon.settings import Settings
-from daemon.sqlsettings import DatabaseSettings
+from daemon.sources.sql import DatabaseSettings
 
 CREDENTIALS_RELATIVE = ("Credentials", "Credentials.json")
 

@@ -15,7 +15,7 @@ from OpenSSL import SSL
 
 from collectors.base import Deadline
 from collectors.errors import CollectorError, Reason
-from collectors.tlsclient import Handshake, SocketTlsClient, TlsClient
+from collectors.tls.client import Handshake, SocketTlsClient, TlsClient
 from collectors.transport import Channel, SocketChannel
 
 PRELOGIN = 0x12

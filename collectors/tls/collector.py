@@ -21,9 +21,9 @@ from collectors.base import Collector, Deadline
 from collectors.certificate import Certificate, certificate_from_der
 from collectors.errors import CertificateError, CollectorError, Reason
 from collectors.model import CertObservation, CertReference, Generation, MetricSpec, Observation, Problem
-from collectors.tds import ALPN_TDS8, probe_tds7, probe_tds8
-from collectors.tlschain import ChainJudge, TrustCache, TrustStore
-from collectors.tlsclient import Handshake, SocketTlsClient, client_context
+from collectors.tls.chain import ChainJudge, TrustCache, TrustStore
+from collectors.tls.client import Handshake, SocketTlsClient, client_context
+from collectors.tls.tds import ALPN_TDS8, probe_tds7, probe_tds8
 from collectors.transport import connect, network_error
 
 KINDS = ("tls", "tds", "tds8")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from collectors.adfs import AdfsCollector
+from collectors.adfs.collector import AdfsCollector
 from collectors.agentconfig import LocalAgentConfigCollector
 from collectors.base import Collector
 from collectors.certfolder import CertFolderCollector
@@ -15,10 +15,10 @@ from collectors.servicefabric.client import GatewayUrl, ServerTrust
 from collectors.servicefabric.collector import ServiceFabricCollector
 from collectors.servicefabric.connector import GatewayConfig
 from collectors.servicefabric.identity import CertificateFile
-from collectors.tls import DEFAULT_PORTS, Endpoint, TlsCollector
+from collectors.tls.collector import DEFAULT_PORTS, Endpoint, TlsCollector
 from collectors.winrm import WinRMCollector, WinRMOptions
-from daemon import sqlsources
 from daemon.settings import ConfigError, GatewayCertificateSettings, Settings, SourceSettings
+from daemon.sources import agentshare as sqlsources
 
 Factory = Callable[[Settings], Collector | None]
 

@@ -2,7 +2,7 @@
 
 Verification is deliberately off during the handshake: a probe must still read the certificate of
 an endpoint whose certificate is expired, self-signed, untrusted or for another name, and then judge
-the chain itself (collectors.tlschain) at the injected clock. One handshake per probe, not a
+the chain itself (collectors.tls.chain) at the injected clock. One handshake per probe, not a
 verifying one followed by a non-verifying one, halves the load on the endpoint.
 
 The engine is pyOpenSSL over the OpenSSL that `cryptography` ships: faster handshakes than a

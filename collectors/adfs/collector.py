@@ -16,14 +16,14 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from OpenSSL import SSL
 
-from collectors.adfsmeta import parse_federation_metadata, parse_jwks, parse_openid_configuration
+from collectors.adfs.metadata import parse_federation_metadata, parse_jwks, parse_openid_configuration
 from collectors.base import Collector, Deadline
 from collectors.certificate import Certificate, certificate_from_der
 from collectors.errors import CertificateError, CollectorError, Reason
 from collectors.model import CertObservation, CertReference, Generation, Observation, Problem
-from collectors.tls import Clock, host_port, utc_now
-from collectors.tlschain import ChainVerdict, TrustCache, TrustStore, verify_chain
-from collectors.tlsclient import Handshake, SocketTlsClient, TlsStream, client_context
+from collectors.tls.chain import ChainVerdict, TrustCache, TrustStore, verify_chain
+from collectors.tls.client import Handshake, SocketTlsClient, TlsStream, client_context
+from collectors.tls.collector import Clock, host_port, utc_now
 from collectors.transport import connect, network_error
 
 METADATA_PATH = "/FederationMetadata/2007-06/FederationMetadata.xml"

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from collectors.base import Deadline
 from collectors.winrm import WinRMCollector
 from collectors.winrm.command import ApprovedCommand, CommandOutcome
-from daemon.sqlsources import agent_share, credentials_path, database_specs
+from daemon.sources.agentshare import agent_share, credentials_path, database_specs
 from remediations.credentialsrotate import CREDENTIALS_PATH_OPTION, REMOTE_OPTION, ROTATE_OPTION, RotateTarget
 from remediations.deploymentconfig import AGENT_SHARE_OPTION
 from remediations.reencryption import DATABASES_OPTION

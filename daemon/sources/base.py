@@ -90,7 +90,7 @@ class AdfsSource(SourceSettings):
     @field_validator("urls")
     @classmethod
     def _https(cls, urls: list[str]) -> list[str]:
-        from collectors.adfs import base_url
+        from collectors.adfs.collector import base_url
 
         for url in urls:
             base_url(url)
@@ -116,7 +116,7 @@ class TlsEndpointSettings(Strict):
 
     def target(self) -> str:
         """The endpoint's name, by default host:port."""
-        from collectors.tls import DEFAULT_PORTS
+        from collectors.tls.collector import DEFAULT_PORTS
 
         return self.name or f"{self.host}:{self.port or DEFAULT_PORTS[self.kind]}"
 

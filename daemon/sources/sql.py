@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from collectors.sql.queries import JOB_CAPTION
-from daemon.sourcesettings import SourceSettings, Strict, secret_text
+from daemon.sources.base import SourceSettings, Strict, secret_text
 
 _PROBE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _READ_ONLY_START = re.compile(r"^\s*(SELECT|WITH)\b", re.IGNORECASE)
