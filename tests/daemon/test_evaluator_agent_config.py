@@ -18,7 +18,7 @@ def _findings(config: Path, now: datetime) -> list:  # type: ignore[type-arg]
         view = daemon.collect_once()
     finally:
         daemon.stop()
-    # The agent share's config.json has its own findings of the same rule (tests/daemon/rules/test_reencryption_rules.py).
+    # The agent share's config.json has its own findings of the same rule (tests/daemon/rules/test_reencryption.py).
     return [
         f for f in view.evaluation.findings if f.rule == "agent-config-thumbprint-stale" and f.source == "localagent"
     ]

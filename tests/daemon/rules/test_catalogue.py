@@ -10,7 +10,7 @@ from daemon.rules import CATALOGUE, RULES, catalogue
 from tests.conftest import ROOT
 
 RULE_SOURCES = "\n".join(p.read_text() for p in (ROOT / "daemon" / "rules").glob("*.py") if p.name != "__init__.py")
-SCENARIOS = "\n".join(p.read_text() for p in Path(__file__).parent.glob("test_*_rules.py"))
+SCENARIOS = "\n".join(p.read_text() for p in Path(__file__).parent.glob("test_*.py") if p.name != "test_catalogue.py")
 SCENARIOS += (ROOT / "tests" / "daemon" / "test_evaluator.py").read_text()
 
 
