@@ -10,10 +10,10 @@ from collectors.credentials import CredentialsFacts, RecipientIndex, enciphermen
 
 if TYPE_CHECKING:
     from daemon.evaluator import Evaluation
-    from daemon.metrics import Families
+    from daemon.families import Families
 
 
-def sql_families(evaluation: Evaluation, out: Families) -> None:
+def agent_families(evaluation: Evaluation, out: Families) -> None:
     """certmon_credentials_encrypted_to_info and certmon_agent_config_thumbprint_match."""
     snapshot = evaluation.snapshot
     env = snapshot.environment

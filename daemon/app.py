@@ -6,7 +6,6 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -15,30 +14,22 @@ from prometheus_client.core import Metric
 
 from collectors.base import Collector
 from collectors.model import Observation, SourceResult
-from collectors.sql import SqlCollector
 from daemon.clock import settings_clock
-from daemon.evaluator import Evaluation, evaluate
+from daemon.evaluator import evaluate
 from daemon.http import HttpServer, Request, Response, Router, metrics_handler
 from daemon.metrics import build_families
 from daemon.runner import Clock, Runner
 from daemon.scheduler import Scheduler
 from daemon.settings import Settings
-from daemon.sources.registry import build_collectors
+from daemon.sources.registry import build_collectors, keep_history
 from daemon.state import StateError, StateStore
+from daemon.view import View
 from daemon.webconfig import load_web_config
 
 if TYPE_CHECKING:
     from daemon.api import ApiServer
 
 log = logging.getLogger("certmon")
-
-
-@dataclass(frozen=True)
-class View:
-    """The latest evaluation and the metric families rendered from it."""
-
-    evaluation: Evaluation
-    families: tuple[Metric, ...]
 
 
 class LatestCollector:
@@ -67,10 +58,7 @@ class Daemon:
         self.on_progress: Callable[[str, str, bool], None] | None = None
         self.store = StateStore(settings.data_dir)
         chosen = list(collectors) if collectors is not None else build_collectors(settings)
-        for collector in chosen:
-            # Sources that keep a history (re-encryption progress) keep it in the state store.
-            if isinstance(collector, SqlCollector):
-                collector.use_progress_history(self.store, self.clock)
+        keep_history(chosen, self.store, self.clock)
         self.runner = Runner(settings.environment, chosen, self.clock, on_target_done=self._target_done)
         self._publish_lock = threading.Lock()
         self.view = self._evaluate()

@@ -13,7 +13,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from daemon.sources.registry import jitter
 
 if TYPE_CHECKING:
-    from daemon.app import Daemon
+    from daemon.view import RunningDaemon as Daemon
 
 log = logging.getLogger("certmon.scheduler")
 

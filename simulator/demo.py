@@ -27,10 +27,11 @@ from typing import Any
 
 from daemon.app import Daemon
 from daemon.clock import ScaledClock
-from daemon.remediate import remediation_context, remediation_engine
+from daemon.remediation import remediation_context, remediation_engine
 from daemon.settings import load_settings
 from simulator.control import ControlError, StageControl, StageLog, request_stage
-from simulator.lab import BUILT_STAGES, STAGES, Lab, build_lab, edit_config, write_config
+from simulator.lab import Lab, build_lab, edit_config, write_config
+from simulator.labmodel import BUILT_STAGES, STAGES
 from simulator.services import LabServices
 from simulator.stages import LabRotation, StageError
 from simulator.winrm import SimulatedFleet

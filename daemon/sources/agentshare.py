@@ -1,82 +1,41 @@
-"""Factories of the `sql`, `agentshare` and `credentials` sources (registered in daemon.sources)."""
+"""The `agentshare` source: the agent file share's config.json, located through OrchestratorData."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from collectors.agentshare import AgentShare, AgentShareCollector, Locator
 from collectors.base import Collector, Deadline
-from collectors.credentials import CredentialsCollector
-from collectors.sql import AXDB, ORCHESTRATOR, AxdbOptions, DatabaseSpec, Probe, SqlCollector
-from collectors.sql.connection import SQLITE_PREFIX
+from collectors.sql import ORCHESTRATOR
 from collectors.sql.orchestrator import config_json_locations
-from collectors.sql.progress import RatePolicy
-from daemon.settings import Settings
-from daemon.sources.sql import DatabaseSettings
-
-CREDENTIALS_RELATIVE = ("Credentials", "Credentials.json")
+from daemon.sources.base import Paths, SourceSettings
+from daemon.sources.sql import SqlSource, database_specs
+from remediations.deploymentconfig import AGENT_SHARE_OPTION
 
 
-def database_spec(name: str, section: DatabaseSettings) -> DatabaseSpec:
-    """How to reach one database, with its password read now."""
-    url = f"{SQLITE_PREFIX}{section.database_file}" if section.database_file is not None else section.connection_string
-    return DatabaseSpec(
-        name=name,
-        url=url,
-        password=section.password_text(),
-        login_timeout=section.login_timeout_seconds,
-        query_timeout=section.query_timeout_seconds,
-        read_only_intent=section.read_only_intent,
-    )
+class AgentShareSource(SourceSettings):
+    """The agent file share: config.json of the deployment (and, by default, Credentials.json)."""
+
+    #: the share as this machine reaches it: a UNC path on Windows, a mount point on Linux
+    path: Path | None = None
+    #: the share as OrchestratorData writes it (\\server\share\agent); default: `path` when it is UNC
+    unc: str = ""
+    #: config.json location to read instead of asking OrchestratorData
+    config_json: str = ""
 
 
-def database_specs(settings: Settings) -> dict[str, DatabaseSpec]:
-    """The configured databases by target name (AXDB, OrchestratorData)."""
-    section = settings.sources.sql
-    found = ((AXDB, section.axdb), (ORCHESTRATOR, section.orchestrator_data))
-    return {name: database_spec(name, db) for name, db in found if db is not None}
-
-
-def sql(settings: Settings) -> Collector | None:
-    """The sql source, when a database is configured."""
-    section = settings.sources.sql
-    specs = database_specs(settings)
-    if not section.enabled or not specs:
-        return None
-    options = AxdbOptions(
-        job_caption=section.job_caption,
-        probes=tuple(Probe(p.name, p.sql) for p in section.probes),
-        backup_database=section.backup_database,
-        policy=RatePolicy(
-            rate_window=timedelta(days=section.rate_window_days),
-            min_rate_span=timedelta(hours=section.min_rate_span_hours),
-            stall_after=timedelta(hours=section.stall_after_hours),
-        ),
-    )
-    return SqlCollector(
-        specs.get(AXDB),
-        specs.get(ORCHESTRATOR),
-        environment_id=section.environment_id,
-        options=options,
-        timeout=section.timeout_seconds,
-        interval=section.interval_seconds,
-    )
-
-
-def agent_share(settings: Settings) -> AgentShare | None:
+def agent_share(section: AgentShareSource) -> AgentShare | None:
     """The configured agent share, or None."""
-    section = settings.sources.agentshare
     return AgentShare(section.path, section.unc) if section.path is not None else None
 
 
-def locator(settings: Settings) -> Locator | None:
+def locator(sql: SqlSource) -> Locator | None:
     """Looks config.json up in OrchestratorData, when it is configured."""
-    section = settings.sources.sql
-    spec = database_specs(settings).get(ORCHESTRATOR)
+    spec = database_specs(sql).get(ORCHESTRATOR)
     if spec is None:
         return None
-    environment_id = section.environment_id
+    environment_id = sql.environment_id
 
     def locate(deadline: Deadline) -> tuple[str, ...]:
         return config_json_locations(spec, environment_id, deadline)
@@ -84,48 +43,26 @@ def locator(settings: Settings) -> Locator | None:
     return locate
 
 
-def agentshare(settings: Settings) -> Collector | None:
-    """The agentshare source, when the share is configured."""
-    section = settings.sources.agentshare
-    share = agent_share(settings)
+def collector(section: AgentShareSource, sql: SqlSource) -> Collector | None:
+    """The collector, when the share is configured (OrchestratorData from the `sql` source locates config.json)."""
+    share = agent_share(section)
     if not section.enabled or share is None:
         return None
     return AgentShareCollector(
         share,
-        locate=locator(settings),
+        locate=locator(sql),
         config_json=section.config_json,
-        environment_id=settings.sources.sql.environment_id,
+        environment_id=sql.environment_id,
         timeout=section.timeout_seconds,
         interval=section.interval_seconds,
     )
 
 
-def credentials_path(settings: Settings) -> Path | None:
-    """Credentials.json: configured, or in the agent share."""
-    section = settings.sources.credentials
-    if section.path is not None:
-        return section.path
-    share = settings.sources.agentshare.path
-    return share.joinpath(*CREDENTIALS_RELATIVE) if share is not None else None
+def paths(section: AgentShareSource) -> Paths:
+    """The share this source reads."""
+    return [("sources.agentshare.path", section.path)]
 
 
-def credentials(settings: Settings) -> Collector | None:
-    """The credentials source, when Credentials.json can be located."""
-    section = settings.sources.credentials
-    path = credentials_path(settings)
-    if not section.enabled or path is None:
-        return None
-    return CredentialsCollector(path, timeout=section.timeout_seconds, interval=section.interval_seconds)
-
-
-def configured_paths(settings: Settings) -> list[tuple[str, Path | None]]:
-    """Files and folders these sources read, for check-config."""
-    sources = settings.sources
-    found: list[tuple[str, Path | None]] = []
-    for key, section in (("axdb", sources.sql.axdb), ("orchestrator_data", sources.sql.orchestrator_data)):
-        if section is not None:
-            found.append((f"sources.sql.{key}.database_file", section.database_file))
-            found.append((f"sources.sql.{key}.password_file", section.password_file))
-    found.append(("sources.agentshare.path", sources.agentshare.path))
-    found.append(("sources.credentials.path", credentials_path(settings)))
-    return found
+def remediation_options(section: AgentShareSource) -> dict[str, Any]:
+    """The share deployment-config-update edits."""
+    return {AGENT_SHARE_OPTION: agent_share(section)}

@@ -1,15 +1,19 @@
-"""Source sections of the configuration (every source but SQL, the agent share and Credentials.json), and the
-bases every section shares: unknown keys refused, the same scheduling fields."""
+"""What every source section shares: unknown keys refused, the same scheduling fields, secrets read on demand.
+
+A leaf of `daemon.sources`: it imports nothing of the daemon, so every source module and `daemon.settings` can use it.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from collectors.errors import CertmonError
 from collectors.secrets import read_secret_file, register_secret
+
+#: (setting label, path) pairs `check-config` checks for existence
+Paths = list[tuple[str, Path | None]]
 
 
 class ConfigError(CertmonError):
@@ -30,31 +34,15 @@ class SourceSettings(Strict):
     timeout_seconds: float = Field(60.0, gt=0)
     jitter_seconds: float = Field(10.0, ge=0)
 
-
-class ConfigTemplateSource(SourceSettings):
-    """The Infrastructure / InfrastructureOld pair (folders or ConfigTemplate.xml paths)."""
-
-    infrastructure: Path | None = None
-    infrastructure_old: Path | None = None
+    def timing(self) -> dict[str, float]:
+        """The collector's timeout and interval keyword arguments."""
+        return {"timeout": self.timeout_seconds, "interval": self.interval_seconds}
 
 
 class FileSource(SourceSettings):
     """A single configuration file."""
 
     path: Path | None = None
-
-
-class CertFolderSource(SourceSettings):
-    """Folders of exported certificate files, one per node."""
-
-    path: Path | None = None
-    nodes: list[str] = Field(default_factory=list)
-    password: SecretStr | None = None
-    password_file: Path | None = None
-
-    def password_bytes(self) -> bytes | None:
-        """The PFX password from the environment or its file."""
-        return _secret_bytes(self.password, self.password_file)
 
 
 def secret_text(value: SecretStr | None, file: Path | None) -> str:
@@ -70,191 +58,6 @@ def secret_text(value: SecretStr | None, file: Path | None) -> str:
         raise ConfigError(f"{file}: cannot read secret file: {type(err).__name__}") from err
 
 
-def _secret_bytes(value: SecretStr | None, file: Path | None) -> bytes | None:
+def secret_bytes(value: SecretStr | None, file: Path | None) -> bytes | None:
+    """A password as bytes, or None when neither the value nor its file is set."""
     return secret_text(value, file).encode() if value is not None or file is not None else None
-
-
-class AdfsSource(SourceSettings):
-    """AD FS farms by base URL: metadata, discovery keys and the SSL certificate."""
-
-    interval_seconds: float = Field(300.0, gt=0)
-    timeout_seconds: float = Field(30.0, gt=0)
-    urls: list[str] = Field(default_factory=list)
-    #: CA bundle for the SSL certificate; unset: the system's trusted roots
-    ca_bundle: Path | None = None
-    #: host name -> address to connect to (one node of a farm, or a name DNS does not know)
-    resolve: dict[str, str] = Field(default_factory=dict)
-    #: refuse to read the documents when the SSL chain does not validate
-    require_valid_tls: bool = False
-
-    @field_validator("urls")
-    @classmethod
-    def _https(cls, urls: list[str]) -> list[str]:
-        from collectors.adfs.collector import base_url
-
-        for url in urls:
-            base_url(url)
-        return urls
-
-
-class TlsEndpointSettings(Strict):
-    """One endpoint to probe: every address behind `host` (or the listed `addresses`)."""
-
-    name: str | None = None
-    host: str = Field(min_length=1)
-    #: default 443 for tls, 1433 for tds and tds8
-    port: int | None = Field(None, ge=1, le=65535)
-    #: tls, SQL Server TDS 7.x (TLS inside PRELOGIN), or TDS 8 strict encryption
-    kind: Literal["tls", "tds", "tds8"] = "tls"
-    #: SNI and the name the certificate must carry; unset: the host, "": send none
-    sni: str | None = None
-    #: nodes behind a load balancer, probed with the host's SNI instead of what the name resolves to
-    addresses: list[str] = Field(default_factory=list)
-    ca_bundle: Path | None = None
-    #: role the presented certificate plays (ServiceFabric, SQLCluster, ADFSSSL...), for windows and labels
-    role: str = ""
-
-    def target(self) -> str:
-        """The endpoint's name, by default host:port."""
-        from collectors.tls.collector import DEFAULT_PORTS
-
-        return self.name or f"{self.host}:{self.port or DEFAULT_PORTS[self.kind]}"
-
-
-class TlsSource(SourceSettings):
-    """TLS and TDS endpoints (AOS URL, SF gateway, AD FS, SSRS, SQL Server)."""
-
-    interval_seconds: float = Field(60.0, gt=0)
-    timeout_seconds: float = Field(10.0, gt=0)
-    concurrency: int = Field(4, ge=1, le=64)
-    ca_bundle: Path | None = None
-    endpoints: list[TlsEndpointSettings] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _unique(self) -> TlsSource:
-        names = [e.target() for e in self.endpoints]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"endpoint names must be unique; give a `name` to: {', '.join(duplicates)}")
-        return self
-
-
-class WinRMSource(SourceSettings):
-    """Windows nodes over WinRM: certificate stores, key providers, SQL Server TLS certificates.
-
-    Nodes are the VMs and SQL VMs of `config_template` (an Infrastructure folder or ConfigTemplate.xml)
-    plus `nodes`; each is reached at `addresses[node]` (`host` or `host:port`), else at its template
-    ipAddress when `use_template_addresses`, else at its name. Transports: `ntlm` (HTTP 5985, NTLM
-    with message encryption), `https-basic` (HTTPS 5986, Basic over TLS validated against `ca_bundle`
-    and/or pinned to `server_thumbprint`), `kerberos` (HTTP 5985, Kerberos with message encryption:
-    needs the pykerberos package on Linux or winkerberos on Windows and a ticket from kinit or the
-    Windows logon; `username` optionally names the principal). The password comes from
-    CERTMON_SOURCES__WINRM__PASSWORD or `password_file`, never from this file.
-    """
-
-    config_template: Path | None = None
-    use_template_addresses: bool = False
-    nodes: list[str] = Field(default_factory=list)
-    addresses: dict[str, str] = Field(default_factory=dict)
-    transport: Literal["ntlm", "https-basic", "kerberos"] = "ntlm"
-    port: int | None = Field(None, ge=1, le=65535)
-    ca_bundle: Path | None = None
-    server_thumbprint: str | None = None
-    username: str = ""
-    password: SecretStr | None = None
-    password_file: Path | None = None
-    stores: list[str] = Field(default_factory=lambda: ["LocalMachine\\My"])
-    concurrency: int = Field(16, ge=1, le=512)
-    operation_timeout_seconds: float = Field(20.0, gt=0)
-
-    @model_validator(mode="after")
-    def _check(self) -> WinRMSource:
-        from collectors.certificate import normalize_thumbprint
-        from collectors.winrm.collector import split_address
-        from collectors.winrm.script import inventory_command
-
-        inventory_command(self.stores)
-        for node, address in self.addresses.items():
-            try:
-                split_address(address, 1)
-            except ValueError as err:
-                raise ValueError(f"addresses.{node}: {err}") from None
-        if self.server_thumbprint is not None:
-            self.server_thumbprint = normalize_thumbprint(self.server_thumbprint)
-            if self.transport != "https-basic":
-                raise ValueError("server_thumbprint pins an HTTPS certificate: use it with transport https-basic")
-        if self.ca_bundle is not None and self.transport != "https-basic":
-            raise ValueError("ca_bundle validates an HTTPS certificate: use it with transport https-basic")
-        return self
-
-    def password_text(self) -> str:
-        """The WinRM password from the environment or its file ('' when neither is set)."""
-        secret = _secret_bytes(self.password, self.password_file)
-        return secret.decode() if secret is not None else ""
-
-
-class GatewayCertificateSettings(Strict):
-    """A client certificate for the Service Fabric gateway: a PFX, or a PEM certificate with its key."""
-
-    path: Path
-    #: PEM private key when it is not in the certificate file
-    key_path: Path | None = None
-    password: SecretStr | None = None
-    password_file: Path | None = None
-
-    def password_bytes(self) -> bytes | None:
-        """The PFX or key password from the environment or its file."""
-        return _secret_bytes(self.password, self.password_file)
-
-
-class ServiceFabricSource(SourceSettings):
-    """The cluster's HTTP gateway (GetClusterConfiguration, upgrade status, health, applications)."""
-
-    interval_seconds: float = Field(120.0, gt=0)
-    timeout_seconds: float = Field(30.0, gt=0)
-    #: the target name (default: the first gateway's host)
-    name: str | None = None
-    #: https://node:19080 URLs, tried in order when a node does not answer
-    gateways: list[str] = Field(default_factory=list)
-    #: host name -> address to connect to
-    resolve: dict[str, str] = Field(default_factory=dict)
-    #: CA bundle that validates the gateway's certificate (unset, without pins: the system's roots)
-    ca_bundle: Path | None = None
-    #: accept the gateway when its certificate has one of these thumbprints (pin old and new during a rotation)
-    server_thumbprints: list[str] = Field(default_factory=list)
-    #: the name the gateway's certificate must carry (default: the URL's host)
-    server_name: str | None = None
-    #: certificate for reading (a read-only client is enough)
-    client_certificate: GatewayCertificateSettings | None = None
-    #: admin certificates for the SF remediations; the one the running configuration lists as admin is used
-    admin_certificates: list[GatewayCertificateSettings] = Field(default_factory=list)
-    #: which nodes' health to read for certificate-expiry events: unhealthy (default), all, none
-    node_health: Literal["unhealthy", "all", "none"] = "unhealthy"
-    #: application parameter -> certificate role, over the built-in defaults
-    parameter_roles: dict[str, str] = Field(default_factory=dict)
-    #: an upgrade that spends longer than this on one upgrade domain is stuck
-    upgrade_stuck_after_minutes: float = Field(60.0, gt=0)
-    #: how long `remediate --apply` follows a configuration upgrade it started
-    follow_upgrade_seconds: float = Field(60.0, ge=0)
-
-    @field_validator("gateways")
-    @classmethod
-    def _https(cls, urls: list[str]) -> list[str]:
-        from collectors.servicefabric.client import GatewayUrl
-
-        for url in urls:
-            GatewayUrl.parse(url)
-        return urls
-
-    @field_validator("server_thumbprints")
-    @classmethod
-    def _thumbprints(cls, values: list[str]) -> list[str]:
-        from collectors.certificate import normalize_thumbprint
-
-        return [normalize_thumbprint(v) for v in values]
-
-    def target(self) -> str:
-        """The cluster's target name."""
-        from collectors.servicefabric.client import GatewayUrl
-
-        return self.name or (GatewayUrl.parse(self.gateways[0]).host if self.gateways else "servicefabric")

@@ -1,190 +1,141 @@
-"""Where sources are registered: one factory per source, from its settings section."""
+"""Where sources are registered: the `sources:` section of the configuration, and one factory line per source.
+
+Adding a source: its module in this package (settings section, `collector`, `paths`, remediation options),
+one field in `Sources` and one line in `FACTORIES`. `daemon.settings` embeds `Sources`; this module never
+imports `daemon.settings` (callers pass anything with a `sources` attribute), so the two stay acyclic.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
 
-from collectors.adfs.collector import AdfsCollector
-from collectors.agentconfig import LocalAgentConfigCollector
+from pydantic import Field
+
 from collectors.base import Collector
-from collectors.certfolder import CertFolderCollector
-from collectors.clusterconfig import ClusterConfigFileCollector
-from collectors.configtemplate import ConfigTemplateCollector
-from collectors.servicefabric.api import DEFAULT_PARAMETER_ROLES
-from collectors.servicefabric.client import GatewayUrl, ServerTrust
-from collectors.servicefabric.collector import ServiceFabricCollector
-from collectors.servicefabric.connector import GatewayConfig
-from collectors.servicefabric.identity import CertificateFile
-from collectors.tls.collector import DEFAULT_PORTS, Endpoint, TlsCollector
-from collectors.winrm import WinRMCollector, WinRMOptions
-from daemon.settings import ConfigError, GatewayCertificateSettings, Settings, SourceSettings
-from daemon.sources import agentshare as sqlsources
-
-Factory = Callable[[Settings], Collector | None]
-
-
-def _timing(section: SourceSettings) -> dict[str, float]:
-    return {"timeout": section.timeout_seconds, "interval": section.interval_seconds}
-
-
-def _configtemplate(settings: Settings) -> Collector | None:
-    section = settings.sources.configtemplate
-    if not section.enabled or section.infrastructure is None:
-        return None
-    return ConfigTemplateCollector(section.infrastructure, section.infrastructure_old, **_timing(section))
-
-
-def _clusterconfig(settings: Settings) -> Collector | None:
-    section = settings.sources.clusterconfig
-    if not section.enabled or section.path is None:
-        return None
-    return ClusterConfigFileCollector(section.path, **_timing(section))
+from collectors.sql.progress import ProgressHistory
+from daemon.sources import (
+    adfs,
+    agentshare,
+    certfolder,
+    clusterconfig,
+    configtemplate,
+    credentials,
+    localagent,
+    servicefabric,
+    sql,
+    tls,
+    winrm,
+)
+from daemon.sources.adfs import AdfsSource
+from daemon.sources.agentshare import AgentShareSource
+from daemon.sources.base import FileSource, Paths, Strict
+from daemon.sources.certfolder import CertFolderSource
+from daemon.sources.configtemplate import ConfigTemplateSource
+from daemon.sources.credentials import CredentialsSource
+from daemon.sources.servicefabric import ServiceFabricSource
+from daemon.sources.sql import SqlSource
+from daemon.sources.tls import TlsSource
+from daemon.sources.winrm import WinRMSource
 
 
-def _localagent(settings: Settings) -> Collector | None:
-    section = settings.sources.localagent
-    if not section.enabled or section.path is None:
-        return None
-    return LocalAgentConfigCollector(section.path, **_timing(section))
+class Sources(Strict):
+    """Every source certmon can read; a source without its location is off."""
+
+    configtemplate: ConfigTemplateSource = Field(default_factory=ConfigTemplateSource)
+    clusterconfig: FileSource = Field(default_factory=FileSource)
+    localagent: FileSource = Field(default_factory=FileSource)
+    certfolder: CertFolderSource = Field(default_factory=CertFolderSource)
+    adfs: AdfsSource = Field(default_factory=AdfsSource)
+    tls: TlsSource = Field(default_factory=TlsSource)
+    winrm: WinRMSource = Field(default_factory=WinRMSource)
+    servicefabric: ServiceFabricSource = Field(default_factory=ServiceFabricSource)
+    sql: SqlSource = Field(default_factory=SqlSource)
+    agentshare: AgentShareSource = Field(default_factory=AgentShareSource)
+    credentials: CredentialsSource = Field(default_factory=CredentialsSource)
 
 
-def _certfolder(settings: Settings) -> Collector | None:
-    section = settings.sources.certfolder
-    if not section.enabled or section.path is None:
-        return None
-    return CertFolderCollector(section.path, section.password_bytes(), section.nodes, **_timing(section))
+class Configured(Protocol):
+    """What the functions below read of the settings: the `sources` section."""
+
+    @property
+    def sources(self) -> Sources: ...
 
 
-def _adfs(settings: Settings) -> Collector | None:
-    section = settings.sources.adfs
-    if not section.enabled or not section.urls:
-        return None
-    return AdfsCollector(
-        section.urls,
-        section.ca_bundle,
-        resolve=section.resolve,
-        require_valid_tls=section.require_valid_tls,
-        timeout=section.timeout_seconds,
-        interval=section.interval_seconds,
-    )
+Factory = Callable[[Sources], Collector | None]
 
-
-def _tls(settings: Settings) -> Collector | None:
-    section = settings.sources.tls
-    if not section.enabled or not section.endpoints:
-        return None
-    endpoints = [
-        Endpoint(
-            name=e.target(),
-            host=e.host,
-            port=e.port or DEFAULT_PORTS[e.kind],
-            kind=e.kind,
-            sni=e.sni,
-            addresses=tuple(e.addresses),
-            ca_bundle=e.ca_bundle,
-            role=e.role,
-        )
-        for e in section.endpoints
-    ]
-    return TlsCollector(
-        endpoints,
-        section.ca_bundle,
-        concurrency=section.concurrency,
-        timeout=section.timeout_seconds,
-        interval=section.interval_seconds,
-    )
-
-
-def _winrm(settings: Settings) -> Collector | None:
-    section = settings.sources.winrm
-    if not section.enabled or (section.config_template is None and not section.nodes):
-        return None
-    password = section.password_text()
-    if section.transport != "kerberos" and not (section.username and password):
-        raise ConfigError(
-            f"sources.winrm: transport {section.transport} needs username and a password "
-            "(CERTMON_SOURCES__WINRM__PASSWORD or password_file)"
-        )
-    options = WinRMOptions(
-        transport=section.transport,
-        port=section.port,
-        username=section.username,
-        password=password,
-        ca_bundle=str(section.ca_bundle) if section.ca_bundle else None,
-        server_thumbprint=section.server_thumbprint,
-        operation_timeout=section.operation_timeout_seconds,
-        stores=tuple(section.stores),
-    )
-    return WinRMCollector(
-        options,
-        nodes=section.nodes,
-        addresses=section.addresses,
-        config_template=section.config_template,
-        use_template_addresses=section.use_template_addresses,
-        concurrency=section.concurrency,
-        timeout=section.timeout_seconds,
-        interval=section.interval_seconds,
-    )
-
-
-def _certificate_file(section: GatewayCertificateSettings) -> CertificateFile:
-    return CertificateFile(section.path, section.key_path, section.password_bytes())
-
-
-def gateway_config(settings: Settings) -> GatewayConfig | None:
-    """The Service Fabric gateway's configuration (for the collector and the SF remediations), or None."""
-    section = settings.sources.servicefabric
-    if not section.enabled or not section.gateways:
-        return None
-    return GatewayConfig(
-        name=section.target(),
-        gateways=tuple(GatewayUrl.parse(url, section.resolve) for url in section.gateways),
-        trust=ServerTrust(tuple(section.server_thumbprints), section.ca_bundle, section.server_name),
-        client_certificate=_certificate_file(section.client_certificate) if section.client_certificate else None,
-        admin_certificates=tuple(_certificate_file(c) for c in section.admin_certificates),
-    )
-
-
-def _servicefabric(settings: Settings) -> Collector | None:
-    config = gateway_config(settings)
-    if config is None:
-        return None
-    section = settings.sources.servicefabric
-    return ServiceFabricCollector(
-        config,
-        node_health=section.node_health,
-        parameter_roles={**DEFAULT_PARAMETER_ROLES, **section.parameter_roles},
-        timeout=section.timeout_seconds,
-        interval=section.interval_seconds,
-    )
-
-
-SOURCES: dict[str, Factory] = {
-    "configtemplate": _configtemplate,
-    "clusterconfig": _clusterconfig,
-    "localagent": _localagent,
-    "certfolder": _certfolder,
-    "adfs": _adfs,
-    "tls": _tls,
-    "winrm": _winrm,
-    "servicefabric": _servicefabric,
-    "sql": sqlsources.sql,
-    "agentshare": sqlsources.agentshare,
-    "credentials": sqlsources.credentials,
+FACTORIES: dict[str, Factory] = {
+    "configtemplate": lambda s: configtemplate.collector(s.configtemplate),
+    "clusterconfig": lambda s: clusterconfig.collector(s.clusterconfig),
+    "localagent": lambda s: localagent.collector(s.localagent),
+    "certfolder": lambda s: certfolder.collector(s.certfolder),
+    "adfs": lambda s: adfs.collector(s.adfs),
+    "tls": lambda s: tls.collector(s.tls),
+    "winrm": lambda s: winrm.collector(s.winrm),
+    "servicefabric": lambda s: servicefabric.collector(s.servicefabric),
+    "sql": lambda s: sql.collector(s.sql),
+    "agentshare": lambda s: agentshare.collector(s.agentshare, s.sql),
+    "credentials": lambda s: credentials.collector(s.credentials, s.agentshare),
 }
 
 
-def build_collectors(settings: Settings) -> list[Collector]:
+def build_collectors(settings: Configured) -> list[Collector]:
     """A collector for every configured and enabled source."""
     collectors = []
-    for factory in SOURCES.values():
-        collector = factory(settings)
+    for factory in FACTORIES.values():
+        collector = factory(settings.sources)
         if collector is not None:
             collectors.append(collector)
     return collectors
 
 
-def jitter(settings: Settings, name: str) -> float:
+def jitter(settings: Configured, name: str) -> float:
     """Configured jitter of a source."""
     section = getattr(settings.sources, name, None)
     return float(getattr(section, "jitter_seconds", 0.0))
+
+
+def configured_paths(settings: Configured) -> Paths:
+    """Files and folders the sources read, for check-config."""
+    s = settings.sources
+    return [
+        *configtemplate.paths(s.configtemplate),
+        *clusterconfig.paths(s.clusterconfig),
+        *localagent.paths(s.localagent),
+        *certfolder.paths(s.certfolder),
+        *winrm.paths(s.winrm),
+        *tls.paths(s.tls),
+        *adfs.paths(s.adfs),
+        *servicefabric.paths(s.servicefabric),
+        *sql.paths(s.sql),
+        *agentshare.paths(s.agentshare),
+        *credentials.paths(s.credentials, s.agentshare),
+    ]
+
+
+def keep_history(collectors: Iterable[Collector], history: ProgressHistory, clock: Callable[[], datetime]) -> None:
+    """Sources that keep a history (re-encryption progress) keep it in the daemon's state store."""
+    for collector in collectors:
+        sql.keep_history(collector, history, clock)
+
+
+def remediation_files(settings: Configured) -> dict[str, Path]:
+    """The configuration files remediations edit, by source name."""
+    s = settings.sources
+    found = (("localagent", s.localagent.path), ("clusterconfig", s.clusterconfig.path))
+    return {name: path for name, path in found if path is not None}
+
+
+def remediation_options(
+    settings: Configured, collectors: Mapping[str, Collector], clock: Callable[[], datetime]
+) -> dict[str, Any]:
+    """What remediations need from the sources: gateway access, databases, the agent share, Credentials.json."""
+    s = settings.sources
+    return {
+        **servicefabric.remediation_options(s.servicefabric, collectors, clock),
+        **sql.remediation_options(s.sql),
+        **agentshare.remediation_options(s.agentshare),
+        **credentials.remediation_options(s.credentials, s.agentshare, collectors),
+    }

@@ -1,14 +1,23 @@
-"""Settings of the `sources.sql`, `sources.agentshare` and `sources.credentials` sections."""
+"""The `sql` source: AXDB and OrchestratorData over ODBC (settings, the collector, the databases remediations use)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from collectors.base import Collector
+from collectors.sql import AXDB, ORCHESTRATOR, AxdbOptions, DatabaseSpec, Probe, SqlCollector
+from collectors.sql.connection import SQLITE_PREFIX
+from collectors.sql.connstring import ConnectionStringError, parse_connection_string, secret_keywords
+from collectors.sql.progress import ProgressHistory, RatePolicy
 from collectors.sql.queries import JOB_CAPTION
-from daemon.sources.base import SourceSettings, Strict, secret_text
+from daemon.sources.base import Paths, SourceSettings, Strict, secret_text
+from remediations.reencryption import DATABASES_OPTION
 
 _PROBE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _READ_ONLY_START = re.compile(r"^\s*(SELECT|WITH)\b", re.IGNORECASE)
@@ -37,8 +46,6 @@ class DatabaseSettings(Strict):
 
     @model_validator(mode="after")
     def _one_location(self) -> DatabaseSettings:
-        from collectors.sql.connstring import ConnectionStringError, parse_connection_string, secret_keywords
-
         if bool(self.connection_string) == (self.database_file is not None):
             raise ValueError("set exactly one of connection_string and database_file")
         if self.connection_string:
@@ -106,37 +113,66 @@ class SqlSource(SourceSettings):
         return self
 
 
-class AgentShareSource(SourceSettings):
-    """The agent file share: config.json of the deployment (and, by default, Credentials.json)."""
-
-    #: the share as this machine reaches it: a UNC path on Windows, a mount point on Linux
-    path: Path | None = None
-    #: the share as OrchestratorData writes it (\\server\share\agent); default: `path` when it is UNC
-    unc: str = ""
-    #: config.json location to read instead of asking OrchestratorData
-    config_json: str = ""
-
-
-class CredentialsRotateSettings(Strict):
-    """Where credentials-json-rotate runs Configure-CredentialsJson.ps1 (an AOS node, over WinRM)."""
-
-    node: str = ""
-    script: str = "C:\\D365\\Infrastructure\\Configure-CredentialsJson.ps1"
-    configuration_file: str = "C:\\D365\\Infrastructure\\ConfigTemplate.xml"
-    timeout_seconds: float = Field(600.0, gt=0)
-
-    @model_validator(mode="after")
-    def _paths(self) -> CredentialsRotateSettings:
-        from collectors.winrm.command import check_windows_path
-
-        check_windows_path(self.script, ".ps1")
-        check_windows_path(self.configuration_file, ".xml")
-        return self
+def database_spec(name: str, section: DatabaseSettings) -> DatabaseSpec:
+    """How to reach one database, with its password read now."""
+    url = f"{SQLITE_PREFIX}{section.database_file}" if section.database_file is not None else section.connection_string
+    return DatabaseSpec(
+        name=name,
+        url=url,
+        password=section.password_text(),
+        login_timeout=section.login_timeout_seconds,
+        query_timeout=section.query_timeout_seconds,
+        read_only_intent=section.read_only_intent,
+    )
 
 
-class CredentialsSource(SourceSettings):
-    """Credentials.json: which certificate each value is encrypted to."""
+def database_specs(section: SqlSource) -> dict[str, DatabaseSpec]:
+    """The configured databases by target name (AXDB, OrchestratorData)."""
+    found = ((AXDB, section.axdb), (ORCHESTRATOR, section.orchestrator_data))
+    return {name: database_spec(name, db) for name, db in found if db is not None}
 
-    #: default: Credentials/Credentials.json under sources.agentshare.path
-    path: Path | None = None
-    rotate: CredentialsRotateSettings = Field(default_factory=CredentialsRotateSettings)
+
+def collector(section: SqlSource) -> Collector | None:
+    """The collector, when a database is configured."""
+    specs = database_specs(section)
+    if not section.enabled or not specs:
+        return None
+    options = AxdbOptions(
+        job_caption=section.job_caption,
+        probes=tuple(Probe(p.name, p.sql) for p in section.probes),
+        backup_database=section.backup_database,
+        policy=RatePolicy(
+            rate_window=timedelta(days=section.rate_window_days),
+            min_rate_span=timedelta(hours=section.min_rate_span_hours),
+            stall_after=timedelta(hours=section.stall_after_hours),
+        ),
+    )
+    return SqlCollector(
+        specs.get(AXDB),
+        specs.get(ORCHESTRATOR),
+        environment_id=section.environment_id,
+        options=options,
+        timeout=section.timeout_seconds,
+        interval=section.interval_seconds,
+    )
+
+
+def keep_history(collector: Collector, history: ProgressHistory, clock: Callable[[], datetime]) -> None:
+    """Re-encryption progress samples live in the daemon's state store, on the daemon's clock."""
+    if isinstance(collector, SqlCollector):
+        collector.use_progress_history(history, clock)
+
+
+def paths(section: SqlSource) -> Paths:
+    """Files this source reads."""
+    found: Paths = []
+    for key, database in (("axdb", section.axdb), ("orchestrator_data", section.orchestrator_data)):
+        if database is not None:
+            found.append((f"sources.sql.{key}.database_file", database.database_file))
+            found.append((f"sources.sql.{key}.password_file", database.password_file))
+    return found
+
+
+def remediation_options(section: SqlSource) -> dict[str, Any]:
+    """The databases enable-reencryption writes to."""
+    return {DATABASES_OPTION: database_specs(section)}

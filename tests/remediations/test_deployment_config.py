@@ -9,7 +9,7 @@ from pathlib import Path
 
 from collectors.agentconfig import CLIENT_SETTING, SERVER_SETTING, load_agent_config
 from daemon.app import Daemon
-from daemon.remediate import remediation_context, remediation_engine
+from daemon.remediation import remediation_context, remediation_engine
 from remediations.base import RemediationContext
 from remediations.deploymentconfig import DeploymentConfigUpdate
 from remediations.engine import Engine

@@ -17,7 +17,7 @@ import yaml
 
 from collectors.sql.queries import CONFIG_KEY, FLIGHT_NAME
 from daemon.app import Daemon
-from daemon.remediate import remediation_context, remediation_engine
+from daemon.remediation import remediation_context, remediation_engine
 from daemon.settings import load_settings
 from daemon.state import StateStore
 from remediations.outcome import Outcome

@@ -24,7 +24,7 @@ from simulator.axdb import AxdbWriter
 from simulator.lab import Lab
 from simulator.postgres import PgEnvironment
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PG_STRING = "Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=5432;Database=axdb;Uid=certmon;"
 
 

@@ -22,7 +22,7 @@ from daemon.sources.registry import build_collectors
 from simulator.lab import Lab, write_config
 from simulator.winrm import SimulatedFleet
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def winrm_config(tmp_path: Path, lab: Lab, **section: object) -> Path:
