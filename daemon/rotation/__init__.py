@@ -1,7 +1,7 @@
 """The rotation tracker: the runbook steps of DESIGN section 2, each decided from evidence.
 
-`STEPS` is the checklist in runbook order. A step whose source lands later keeps its entry
-and gets its evidence through its hook in `daemon.evidence` (see `daemon.rotation.hooks`).
+`STEPS` is the checklist in runbook order: `steps` decides the steps read from files and node
+stores, `evidencesteps` those one source's evidence decides, `removal` old-certs-removable.
 """
 
 from __future__ import annotations
