@@ -16,13 +16,12 @@ from prometheus_client import generate_latest
 from collectors.agentshare import AgentShareCollector
 from collectors.credentials import CredentialsCollector
 from collectors.sql import Probe, SqlCollector
-from collectors.sql.queries import CONFIG_KEY, FLIGHT_NAME
 from daemon.app import Daemon
 from daemon.settings import ConfigError, load_settings
 from daemon.sources.registry import build_collectors
-from simulator.axdb import AxdbWriter
 from simulator.lab import Lab
 from simulator.postgres import PgEnvironment
+from tests.axdbkit import axdb_writer, seed_reencryption_enabled
 
 ROOT = Path(__file__).resolve().parents[3]
 PG_STRING = "Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=5432;Database=axdb;Uid=certmon;"
@@ -86,15 +85,9 @@ def test_sources_off_without_locations(tmp_path: Path) -> None:
 def test_postgresql_end_to_end_with_the_password_from_the_environment(
     tmp_path: Path, pg: PgEnvironment, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    connection = pg.admin(pg.axdb)
-    try:
-        writer = AxdbWriter(connection, "postgresql")
-        writer.partition()
-        writer.flight(FLIGHT_NAME, 1)
-        writer.config(CONFIG_KEY, "True")
+    seed_reencryption_enabled(pg)
+    with axdb_writer(pg) as writer:
         writer.encrypted_fields("A" * 40, 3)
-    finally:
-        connection.close()
     sql = {
         "axdb": {"connection_string": pg.connection_string(pg.axdb), "login_timeout_seconds": 5},
         "probes": [{"name": "fields", "sql": "SELECT COUNT(*) AS remaining FROM LABENCRYPTEDFIELD"}],
