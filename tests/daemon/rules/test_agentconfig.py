@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
 from collectors.model import Severity
-from simulator.lab import build_lab
+from simulator.lab import Lab
 from tests.daemon.scenarios import Scenario, findings
 
 RULE = "agent-config-thumbprint-stale"
@@ -34,8 +33,8 @@ def test_updated_local_agent_is_fine(scenario: Scenario) -> None:
     assert findings(scenario.collect(), RULE) == []
 
 
-def test_before_the_rotation_the_agent_follows_the_cluster(tmp_path: Path, now: datetime) -> None:
-    lab = build_lab(tmp_path / "lab", now=now, stage="before", port=0)
+def test_before_the_rotation_the_agent_follows_the_cluster(lab_before: Lab, now: datetime) -> None:
+    lab = lab_before
     assert findings(Scenario(lab, now).collect(), RULE) == []
 
 

@@ -25,7 +25,7 @@ from collectors.sql.queries import CONFIG_KEY, FLIGHT_NAME, JOB_CAPTION
 from daemon.app import Daemon
 from daemon.settings import load_settings
 from simulator.axdb import AxdbWriter, open_sqlite
-from simulator.lab import Lab, build_lab
+from simulator.lab import Lab
 from simulator.labdata import ENCRYPTED_FIELDS
 
 
@@ -172,8 +172,8 @@ def test_enabled_clears_the_finding_and_half_enabled_names_what_is_missing(
         daemon.stop()
 
 
-def test_before_the_rotation_nothing_about_reencryption(tmp_path, now: datetime) -> None:  # type: ignore[no-untyped-def]
-    lab = build_lab(tmp_path / "lab", now=now, stage="before", port=0)
+def test_before_the_rotation_nothing_about_reencryption(lab_before: Lab, now: datetime) -> None:
+    lab = lab_before
     daemon = lab_daemon(lab, now)
     try:
         rules = {f.rule for f in daemon.collect_once().evaluation.findings}
