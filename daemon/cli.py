@@ -8,12 +8,16 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING
 
 from collectors.errors import CertmonError
 from daemon import __version__
 from daemon.logs import setup_logging
 from daemon.remediate import register_remediate
-from daemon.settings import ConfigError, Settings, load_settings
+from daemon.sources.base import ConfigError
+
+if TYPE_CHECKING:
+    from daemon.settings import Settings
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -28,6 +32,9 @@ Runner = Callable[[argparse.Namespace], int]
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    # Imported here: the settings pull in every source's collector, which --help, --version and inspect need not.
+    from daemon.settings import load_settings
+
     return load_settings(args.config, required=args.config_required)
 
 
