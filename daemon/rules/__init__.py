@@ -20,7 +20,7 @@ from daemon.context import Context
 from daemon.rules.agentconfig import agent_config_findings
 from daemon.rules.consistency import node_consistency_findings, reference_consistency_findings, self_signed_findings
 from daemon.rules.expiry import expiry_findings
-from daemon.rules.health import source_down_findings
+from daemon.rules.health import source_down_findings, source_problems_findings
 from daemon.rules.presence import cng_key_findings, missing_on_node_findings, private_key_findings
 from daemon.rules.reencryption import (
     credentials_on_old_cert,
@@ -44,6 +44,7 @@ Rule = Callable[[Context], Iterable[Finding]]
 RULES: list[Rule] = [
     expiry_findings,
     source_down_findings,
+    source_problems_findings,
     missing_on_node_findings,
     private_key_findings,
     cng_key_findings,
@@ -88,6 +89,7 @@ CATALOGUE: tuple[RuleInfo, ...] = (
     RuleInfo("cert-expiry-warning", W, "certs-generated", "inside the role's warning window"),
     RuleInfo("cert-not-yet-valid", W, "certs-generated", "notBefore is in the future"),
     RuleInfo("source-down", W, "", "a source target's latest collection failed"),
+    RuleInfo("source-problems", W, "", "a source read only part of its input (wrong password, bad file)"),
     RuleInfo("cert-missing-on-node", C, "certs-installed", "a node lacks a certificate its purpose needs"),
     RuleInfo("private-key-missing", C, "certs-installed", "a node holds a needed certificate without its key"),
     RuleInfo("cng-key-on-sf-cert", C, "certs-installed", "a Service Fabric/AXSF certificate has a CNG key"),
