@@ -16,6 +16,7 @@ import bcrypt
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from collectors.errors import Reason
 from daemon.app import Daemon
 from daemon.settings import Settings
 from simulator.lab import Lab
@@ -128,7 +129,11 @@ def test_a_scrape_opens_no_source(daemon: Daemon, lab: Lab) -> None:
     up = {(s.labels["source"], s.labels["target"]): s.value for s in later["certmon_source_up"]}
     assert up[("clusterconfig", "ClusterConfig.json")] == 0.0
     errors = [s for s in later["certmon_source_errors_total"] if s.labels["source"] == "clusterconfig"]
-    assert [(s.labels["reason"], s.value) for s in errors] == [("not_found", 1.0)]
+    assert [(s.labels["reason"], s.value) for s in errors if s.value] == [("not_found", 1.0)]
+    # Every reason of the closed set is there from 0 (before the first error too), so increase() sees it.
+    assert {s.labels["reason"] for s in errors} == {str(r) for r in Reason}
+    first = [s for s in before["certmon_source_errors_total"] if s.labels["source"] == "clusterconfig"]
+    assert {s.labels["reason"] for s in first} == {str(r) for r in Reason} and not any(s.value for s in first)
     # The last good configuration is still exported (stale), so references do not vanish.
     refs = [s for s in later["certmon_expected_cert_info"] if "ClusterConfig.json" in s.labels["reference"]]
     assert refs
