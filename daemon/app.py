@@ -18,6 +18,7 @@ from collectors.model import Observation, SourceResult
 from collectors.sql import SqlCollector
 from daemon.clock import settings_clock
 from daemon.evaluator import Evaluation, evaluate
+from daemon.findinglog import FindingLog
 from daemon.http import HttpServer, Request, Response, Router, metrics_handler
 from daemon.metrics import build_families
 from daemon.runner import Clock, Runner
@@ -73,6 +74,7 @@ class Daemon:
                 collector.use_progress_history(self.store, self.clock)
         self.runner = Runner(settings.environment, chosen, self.clock, on_target_done=self._target_done)
         self._publish_lock = threading.Lock()
+        self._finding_log = FindingLog()
         self.view = self._evaluate()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(LatestCollector(self))
@@ -109,6 +111,7 @@ class Daemon:
         """Re-evaluate the latest results and swap in the new view."""
         with self._publish_lock:
             self.view = self._evaluate()
+            self._finding_log.update(self.view.evaluation.findings)
         return self.view
 
     def collect_source(self, name: str) -> None:
