@@ -25,7 +25,7 @@ class FindingLog:
 
     def update(self, findings: Iterable[Finding]) -> tuple[int, int]:
         """Log the findings raised and cleared since the last call; returns (raised, cleared)."""
-        current = {f.key(): f for f in findings}
+        current: dict[tuple[str, ...], Finding] = {f.key(): f for f in findings}
         raised = [f for key, f in current.items() if key not in self._active]
         cleared = [f for key, f in self._active.items() if key not in current]
         self._active = current
