@@ -74,7 +74,7 @@ class Daemon:
                 collector.use_progress_history(self.store, self.clock)
         self.runner = Runner(settings.environment, chosen, self.clock, on_target_done=self._target_done)
         self._publish_lock = threading.Lock()
-        self._finding_log = FindingLog()
+        self._finding_log: FindingLog | None = None
         self.view = self._evaluate()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(LatestCollector(self))
@@ -111,13 +111,19 @@ class Daemon:
         """Re-evaluate the latest results and swap in the new view."""
         with self._publish_lock:
             self.view = self._evaluate()
-            self._finding_log.update(self.view.evaluation.findings)
+            if self._finding_log is not None:
+                self._finding_log.update(self.view.evaluation.findings)
         return self.view
 
     def collect_source(self, name: str) -> None:
         """One scheduled cycle of one source, then a new view."""
         self.runner.run_source(name)
         self.publish()
+
+    def log_findings(self) -> None:
+        """From the next evaluation on, log every finding raised and cleared (the service; one-shot commands print)."""
+        if self._finding_log is None:
+            self._finding_log = FindingLog()
 
     def collect_once(self) -> View:
         """Collect every source once and publish."""
@@ -148,6 +154,7 @@ class Daemon:
                 self.api = api
                 log.info("status page %s/ and remediation API %s/api/", api.url, api.url)
         if schedule:
+            self.log_findings()
             self.scheduler = Scheduler(self)
             self.scheduler.start()
 

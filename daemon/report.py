@@ -12,6 +12,7 @@ from collectors.errors import CertificateError
 from collectors.model import Finding, Severity, SourceResult
 from collectors.secrets import read_secret_file
 from daemon.app import Daemon, View
+from daemon.nextaction import next_action, remediations_for_step
 from daemon.output import Progress, dump_json, table
 from daemon.rotation import Checklist, StepStatus
 from daemon.settings import ConfigError, Settings
@@ -166,6 +167,7 @@ def checklist_payload(checklist: Checklist) -> dict[str, Any]:
                 "status": str(s.status),
                 "detail": s.detail,
                 "evidence": list(s.evidence),
+                "remediations": remediations_for_step(s.step),
             }
             for s in checklist.steps
         ],
@@ -188,12 +190,22 @@ def status_payload(view: View, payload: dict[str, Any] | None = None) -> dict[st
     """
     payload = payload if payload is not None else collection_payload(view)
     document = {k: payload[k] for k in ("environment", "collected_at", "sources")}
+    document["next_action"] = next_action(view.evaluation)
     document.update(checklist_payload(view.evaluation.checklist))
     document["findings"] = payload["findings"]
     return document
 
 
 EVIDENCE_LINES = 6
+
+
+def _print_next_action(action: dict[str, Any]) -> None:
+    print(f"NEXT ACTION: {action['what']}")
+    for blocker in action["blocked_by"]:
+        print(f"  blocked by: {blocker}")
+    for remediation in action["remediations"]:
+        print(f"  remediation {remediation['name']}: dry run with `{remediation['dry_run']}`, then add --apply")
+    print()
 
 
 def _print_checklist(checklist: Checklist) -> None:
@@ -225,6 +237,7 @@ def print_status(view: View, fmt: str) -> int:
         dump_json(status_payload(view))
         return _exit_code(view)
     print(f"environment {view.evaluation.snapshot.environment}, {iso_z(view.evaluation.evaluated_at)}\n")
+    _print_next_action(next_action(view.evaluation))
     _print_sources(view)
     _print_checklist(checklist)
     _print_findings(view)

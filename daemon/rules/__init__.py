@@ -12,6 +12,7 @@ the source they need; their owners add them here (hook points: `daemon.evidence`
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -79,6 +80,8 @@ class RuleInfo:
     step: str
     summary: str
     planned: str = ""
+    #: the remediation that fixes the finding, for rules that do not name one themselves
+    remediation: str = ""
 
 
 C, W = Severity.CRITICAL, Severity.WARNING
@@ -100,7 +103,13 @@ CATALOGUE: tuple[RuleInfo, ...] = (
         "the previous DataEncryption certificate left a node before re-encryption finished",
     ),
     RuleInfo("old-cert-removed-early", C, "sf-cleaned", "a previous certificate still named somewhere left a node"),
-    RuleInfo("sf-secondary-lingering", W, "sf-cleaned", "a ThumbprintSecondary blocks the next rotation"),
+    RuleInfo(
+        "sf-secondary-lingering",
+        W,
+        "sf-cleaned",
+        "a ThumbprintSecondary blocks the next rotation",
+        remediation="sf-cleanup-old-certs",
+    ),
     RuleInfo(
         "agent-config-thumbprint-stale", W, "localagent-updated", "an agent configuration lags the cluster's certs"
     ),
@@ -157,3 +166,14 @@ CATALOGUE: tuple[RuleInfo, ...] = (
 def catalogue(rule: str) -> RuleInfo | None:
     """The catalogue entry of a rule id."""
     return next((info for info in CATALOGUE if info.id == rule), None)
+
+
+_REMEDIATION_OF = {info.id: info.remediation for info in CATALOGUE if info.remediation}
+
+
+def with_remediation(finding: Finding) -> Finding:
+    """The finding with the catalogue's remediation when its rule named none."""
+    remediation = _REMEDIATION_OF.get(finding.rule)
+    if finding.remediation or not remediation:
+        return finding
+    return dataclasses.replace(finding, remediation=remediation)

@@ -107,7 +107,15 @@ def test_the_checklist_renders_in_chromium(lab_copy: Lab, now: datetime, tmp_pat
         "agentshare",
         "credentials",
     }
+    action = document["next_action"]
+    (shown,) = dom.having("data-next-kind")
+    assert (shown["data-next-kind"], shown["data-next-step"]) == (action["kind"], action["step"])
+    assert action["kind"] == "critical-finding" and action["what"] in "".join(dom.text), "the next action is said"
+    offered = [a["data-next-remediation"] for a in dom.having("data-next-remediation")]
+    assert offered == [r["name"] for r in action["remediations"]]
+    assert all(f"certmon remediate {name}" in "".join(dom.text) for name in offered), "with its dry-run command"
     assert [a["id"] for a in dom.tags("section")] == [
+        "next",
         "checklist",
         "findings",
         "certificates",
