@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import Metric
 
 from collectors.base import Collector
@@ -20,6 +20,8 @@ from daemon.clock import settings_clock
 from daemon.evaluator import Evaluation, evaluate
 from daemon.findinglog import FindingLog
 from daemon.http import HttpServer, Request, Response, Router, metrics_handler
+from daemon.landing import HEADERS as LANDING_HEADERS
+from daemon.landing import landing_page
 from daemon.metrics import build_families
 from daemon.runner import Clock, Runner
 from daemon.scheduler import Scheduler
@@ -78,9 +80,12 @@ class Daemon:
         self.view = self._evaluate()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(LatestCollector(self))
+        # process_* (CPU, memory, open files, start time): read at scrape time from /proc, Linux only.
+        ProcessCollector(registry=self.registry)
         self.router = Router()
         self.router.add("GET", "/metrics", metrics_handler(self.registry))
         self.router.add("GET", "/healthz", self._healthz)
+        self.router.add("GET", "/", self._landing)
         self.http: HttpServer | None = None
         #: the status page and remediation API (`api:`), on their own listener
         self.api: ApiServer | None = None
@@ -129,6 +134,10 @@ class Daemon:
         """Collect every source once and publish."""
         self.runner.run_once()
         return self.publish()
+
+    def _landing(self, request: Request) -> Response:
+        status_url = self.api.url + "/" if self.api is not None else None
+        return Response.html(landing_page(self.settings.environment, status_url), headers=LANDING_HEADERS)
 
     def _healthz(self, request: Request) -> Response:
         running = self.scheduler is not None and self.scheduler.running

@@ -129,8 +129,10 @@ def build_families(evaluation: Evaluation, collectors: Mapping[str, Collector]) 
         for spec in collector.metrics:
             _spec_samples(spec, collector.name, evaluation, out)
     sql_families(evaluation, out)
-    info = out.gauge("certmon_build_info", "certmon version.", ("version", "python"))
-    out.add(info, (__version__, platform.python_version()), 1.0)
+    info = out.gauge(
+        "certmon_build_info", "certmon version, for one environment.", ("environment", "version", "python")
+    )
+    out.add(info, (env, __version__, platform.python_version()), 1.0)
     evaluated = out.gauge(
         "certmon_last_evaluation_timestamp_seconds", "When findings were last computed, Unix time.", ("environment",)
     )

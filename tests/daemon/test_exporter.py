@@ -97,6 +97,7 @@ def test_metrics_follow_the_contract(daemon: Daemon, lab: Lab) -> None:
     findings = {(s.labels["rule"], s.labels["role"]) for s in samples["certmon_finding"]}
     assert ("cert-expiry-critical", "DataEncryption") in findings
     assert samples["certmon_build_info"][0].labels["version"]
+    assert samples["certmon_build_info"][0].labels["environment"] == daemon.settings.environment
 
 
 def test_healthz_and_unknown_paths(daemon: Daemon) -> None:
@@ -104,6 +105,23 @@ def test_healthz_and_unknown_paths(daemon: Daemon) -> None:
     status, body, _ = _get(daemon.http.url + "/healthz")
     assert status == 200 and b'"ok"' in body
     assert _get(daemon.http.url + "/nope")[0] == 404
+
+
+def test_the_landing_page_links_metrics_health_and_the_status_page(daemon: Daemon) -> None:
+    assert daemon.http is not None
+    status, body, headers = _get(daemon.http.url + "/")
+    page = body.decode()
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    assert 'href="metrics"' in page and 'href="healthz"' in page and daemon.settings.environment in page
+    assert daemon.api is not None and f'href="{daemon.api.url}/"' in page
+    assert "default-src 'none'" in headers["Content-Security-Policy"]
+
+
+def test_process_metrics_are_exported(daemon: Daemon) -> None:
+    assert daemon.http is not None
+    samples = _samples(_get(daemon.http.url + "/metrics")[1])
+    assert samples["process_resident_memory_bytes"][0].value > 0
+    assert samples["process_open_fds"][0].value > 0
 
 
 def test_gzip_when_asked(daemon: Daemon) -> None:
