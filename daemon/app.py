@@ -25,7 +25,7 @@ from daemon.landing import landing_page
 from daemon.metrics import build_families
 from daemon.runner import Clock, Runner
 from daemon.scheduler import Scheduler
-from daemon.settings import Settings
+from daemon.settings import ConfigError, Settings
 from daemon.sources import build_collectors
 from daemon.state import StateError, StateStore
 from daemon.webconfig import load_web_config
@@ -150,7 +150,14 @@ class Daemon:
             exporter = self.settings.exporter
             web_config = load_web_config(exporter.web_config_file)
             api = self._api() if self.settings.api.enabled else None
-            self.http = HttpServer(exporter.listen_address, exporter.port, web_config, self.router)
+            try:
+                self.http = HttpServer(exporter.listen_address, exporter.port, web_config, self.router)
+            except OSError as err:
+                raise ConfigError(
+                    f"exporter.listen_address/exporter.port: cannot listen on {exporter.listen_address}:"
+                    f"{exporter.port}: {err.strerror or err}; stop what uses it or choose another port "
+                    "(--web.listen-address)"
+                ) from err
             self.http.start()
             log.info("serving %s/metrics", self.http.url)
             if api is not None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from collectors.errors import CertmonError
 from daemon import __version__
-from daemon.logs import setup_logging
+from daemon.logs import LOG_FORMATS, EventLogUnavailable, setup_logging
 from daemon.remediate import register_remediate
 from daemon.settings import ConfigError, Settings, load_settings
 
@@ -23,16 +23,46 @@ Runner = Callable[[argparse.Namespace], int]
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(args.config, required=args.config_required)
+    settings = load_settings(args.config, required=args.config_required)
+    apply_flags(settings, args)
+    return settings
+
+
+def apply_flags(settings: Settings, args: argparse.Namespace) -> None:
+    """The exporter-style flags override the configuration file (as node_exporter's flags do)."""
+    if getattr(args, "web_listen_address", None):
+        host, port = parse_listen_address(args.web_listen_address)
+        settings.exporter.listen_address, settings.exporter.port = host, port
+    if getattr(args, "web_config_file", None):
+        settings.exporter.web_config_file = Path(args.web_config_file).resolve()
+    if getattr(args, "log_format", None):
+        settings.log_format = args.log_format
+
+
+def parse_listen_address(text: str) -> tuple[str, int]:
+    """`HOST:PORT`, `:PORT` (every address) or `[IPv6]:PORT`; ConfigError naming the flag."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"--web.listen-address: {text!r}: expected HOST:PORT, e.g. 127.0.0.1:9877")
+    host = host.strip("[]") or "0.0.0.0"  # noqa: S104 - `:PORT` means every address, as in Prometheus' exporters
+    return host, int(port)
+
+
+def _logging(args: argparse.Namespace, level: str, settings: Settings | None = None) -> None:
+    fmt = args.log_format or (settings.log_format if settings is not None else "text")
+    try:
+        setup_logging(args.log_level or level, fmt, event_log=args.log_eventlog)
+    except EventLogUnavailable as err:
+        raise ConfigError(str(err)) from err
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run the daemon until SIGTERM or Ctrl+C."""
-    from daemon.app import Daemon
+    """Run the daemon until SIGTERM or Ctrl+C; SIGHUP re-reads the configuration."""
+    from daemon.service import Service
 
     settings = _settings(args)
-    setup_logging(args.log_level or settings.log_level)
-    Daemon(settings).run_forever()
+    _logging(args, settings.log_level, settings)
+    Service(lambda: _settings(args), settings).run()
     return EXIT_OK
 
 
@@ -44,7 +74,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
         print("certmon collect: only --once is supported; use `certmon run` for the daemon", file=sys.stderr)
         return EXIT_USAGE
     settings = _settings(args)
-    setup_logging(args.log_level or "ERROR")
+    _logging(args, "ERROR", settings)
     view = collect_once(settings)
     return print_collection(view, args.format)
 
@@ -54,7 +84,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from daemon.report import collect_once, print_status
 
     settings = _settings(args)
-    setup_logging(args.log_level or "ERROR")
+    _logging(args, "ERROR", settings)
     view = collect_once(settings)
     return print_status(view, args.format)
 
@@ -80,7 +110,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     if args.set_stage:
         return set_stage(args.dir, args.set_stage)
-    setup_logging(args.log_level or "INFO")
+    _logging(args, "INFO")
     return run_demo(
         DemoOptions(
             directory=args.dir,
@@ -104,7 +134,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"certmon {__version__}")
     parser.add_argument("--config", "-c", help="YAML configuration file (default: certmon.yaml or $CERTMON_CONFIG)")
-    parser.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log verbosity")
+    levels = ("DEBUG", "INFO", "WARNING", "ERROR")
+    parser.add_argument(
+        "--log.level", "--log-level", dest="log_level", type=str.upper, choices=levels, help="log verbosity"
+    )
+    parser.add_argument(
+        "--log.format", dest="log_format", choices=LOG_FORMATS, help="log format on stderr (default: log_format, text)"
+    )
+    parser.add_argument(
+        "--log.eventlog", dest="log_eventlog", action="store_true", help="also log to the Windows Event Log (pywin32)"
+    )
+    parser.add_argument(
+        "--web.listen-address",
+        dest="web_listen_address",
+        metavar="HOST:PORT",
+        help="exporter address, overrides exporter.listen_address/port (e.g. 127.0.0.1:9877)",
+    )
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        metavar="FILE",
+        help="exporter-toolkit web config (TLS, client certificates, basic auth), overrides exporter.web_config_file",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     sub = commands.add_parser("run", help="run the daemon")
@@ -197,7 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FINDINGS
     except ConfigError as err:
-        print(f"certmon: configuration error:\n{err}", file=sys.stderr)
+        text = str(err)
+        print(f"certmon: configuration error:{chr(10) if chr(10) in text else ' '}{text}", file=sys.stderr)
         return EXIT_USAGE
     except CertmonError as err:
         print(f"certmon: {err}", file=sys.stderr)

@@ -12,6 +12,7 @@ from collectors.errors import CertificateError
 from collectors.model import Finding, Severity, SourceResult
 from collectors.secrets import read_secret_file
 from daemon.app import Daemon, View
+from daemon.configcheck import unknown_environment
 from daemon.nextaction import next_action, remediations_for_step
 from daemon.output import Progress, dump_json, table
 from daemon.rotation import Checklist, StepStatus
@@ -19,7 +20,8 @@ from daemon.settings import ConfigError, Settings
 from daemon.sources import build_collectors
 from daemon.sqlsources import configured_paths
 
-EXIT_OK, EXIT_FINDINGS = 0, 1
+#: exit codes: 2 (usage, configuration) is the CLI's; README, Exit codes
+EXIT_OK, EXIT_FINDINGS, EXIT_NOT_COLLECTED = 0, 1, 3
 
 
 def collect_once(settings: Settings) -> View:
@@ -68,9 +70,13 @@ def _finding_row(finding: Finding) -> dict[str, Any]:
 
 
 def _exit_code(view: View) -> int:
-    bad_source = any(not r.health.ok for r in view.evaluation.snapshot)
+    """3 when something could not be read (whatever the findings), 1 for findings, 0 when all is well."""
+    snapshot = view.evaluation.snapshot
+    unread = any(not r.health.ok or (r.observation is not None and r.observation.problems) for r in snapshot)
+    if unread:
+        return EXIT_NOT_COLLECTED
     serious = any(f.severity in (Severity.CRITICAL, Severity.WARNING) for f in view.evaluation.findings)
-    return EXIT_FINDINGS if bad_source or serious else EXIT_OK
+    return EXIT_FINDINGS if serious else EXIT_OK
 
 
 def collection_payload(view: View) -> dict[str, Any]:
@@ -372,8 +378,15 @@ def check_config(settings: Settings, fmt: str) -> int:
         except ConfigError as err:
             problems.append(str(err))
     problems += _api_problems(settings)
+    if not collectors and not problems:
+        problems.append(
+            "no source is enabled: give at least one source its location under sources: (see README, Configuration)"
+        )
+    ignored = unknown_environment(Settings)
     if fmt == "json":
-        dump_json({"environment": settings.environment, "sources": rows, "problems": problems})
+        dump_json(
+            {"environment": settings.environment, "sources": rows, "problems": problems, "ignored_environment": ignored}
+        )
     else:
         print(f"environment: {settings.environment}")
         print(f"data_dir: {settings.data_dir}")
@@ -385,6 +398,8 @@ def check_config(settings: Settings, fmt: str) -> int:
             ("SOURCE", "INTERVAL", "TIMEOUT", "TARGETS"),
             [(r["source"], r["interval_seconds"], r["timeout_seconds"], ", ".join(r["targets"])) for r in rows],
         )
+        for name in ignored:
+            print(f"ignored: environment variable {name} is not a certmon setting", file=sys.stderr)
         for problem in problems:
             print(f"problem: {problem}", file=sys.stderr)
     return 2 if problems else EXIT_OK
