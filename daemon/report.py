@@ -29,6 +29,8 @@ def collect_once(settings: Settings) -> View:
     progress = Progress()
     daemon = Daemon(settings)
     daemon.on_progress = progress.update
+    if progress.enabled:
+        progress.total = daemon.runner.target_count()
     try:
         return daemon.collect_once()
     finally:

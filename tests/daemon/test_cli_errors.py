@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -162,3 +163,40 @@ def test_sighup_reloads_and_an_invalid_configuration_keeps_the_running_one(lab: 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_collect_shows_done_of_total_on_a_terminal(lab: Lab) -> None:
+    import pty
+
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTMON_")} | {"PYTHONPATH": str(ROOT)}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "daemon", "--config", str(lab.config_file), "collect", "--once"],
+            stdout=subprocess.DEVNULL,
+            stderr=follower,
+            env=env,
+            cwd=ROOT,
+            timeout=300,
+            check=False,
+        )
+        os.close(follower)
+        follower = -1
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the writer closed its side
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        if follower != -1:
+            os.close(follower)
+        os.close(leader)
+    text = b"".join(chunks).decode(errors="replace")
+    counts = re.findall(r"collected (\d+)/(\d+) targets", text)
+    assert done.returncode in (0, 1, 3) and counts, text[-500:]
+    total = int(counts[-1][1])
+    assert int(counts[-1][0]) == total and all(int(total_) == total for _, total_ in counts)
