@@ -8,12 +8,16 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from collectors.errors import CertmonError
 from daemon import __version__
 from daemon.logs import LOG_FORMATS, EventLogUnavailable, setup_logging
 from daemon.remediate import register_remediate
 from daemon.settings import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from daemon.app import View
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -86,7 +90,28 @@ def cmd_status(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _logging(args, "ERROR", settings)
     view = collect_once(settings)
+    if args.evidence is not None:
+        written = write_evidence(view, settings, args.evidence)
+        print(f"evidence bundle: {', '.join(str(p) for p in written)}", file=sys.stderr)
     return print_status(view, args.format)
+
+
+def write_evidence(view: View, settings: Settings, directory: Path) -> list[Path]:
+    """`status --evidence DIR`: the change ticket's bundle from this collection and the audit file."""
+    from datetime import UTC, datetime
+
+    from daemon.evidencebundle import BundleError, applied_remediations, build_bundle, bundle_document, write_bundle
+    from daemon.report import collection_payload, status_payload
+    from remediations.audit import AUDIT_FILE
+
+    collection = collection_payload(view)
+    status = status_payload(view, collection)
+    document = bundle_document(status, collection["certificates"], view.evaluation.references)
+    files = build_bundle(document, applied_remediations(settings.data_dir / AUDIT_FILE), datetime.now(UTC))
+    try:
+        return write_bundle(files, directory)
+    except (BundleError, OSError) as err:
+        raise ConfigError(f"--evidence: {err}") from err
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -168,6 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = commands.add_parser("status", help="sources, the rotation checklist and findings")
     _add_format(sub)
+    sub.add_argument(
+        "--evidence",
+        type=Path,
+        metavar="DIR",
+        help="also write the change ticket's evidence bundle (HTML, JSON, SHA-256 manifest) into DIR (new or empty)",
+    )
     sub.set_defaults(func=cmd_status)
 
     sub = commands.add_parser("inspect", help="certificates in PEM/DER/PKCS#7/PFX files")

@@ -270,6 +270,7 @@ def render_page(document: Mapping[str, Any]) -> str:
         ("sources", "Sources", _sources(document["sources"])),
     )
     nav = "".join(f'<a href="#{key}">{_e(title.split(" (")[0])}</a>' for key, title, _ in sections)
+    nav += '<a href="api/evidence" download>Evidence bundle (ZIP)</a>'
     body = "".join(f'<section id="{key}"><h2>{_e(title)}</h2>{html}</section>' for key, title, html in sections)
     return (
         "<!DOCTYPE html>\n"
