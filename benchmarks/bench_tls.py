@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from collectors.base import Deadline  # noqa: E402
-from collectors.tls import Endpoint, TlsCollector  # noqa: E402
+from collectors.tls.collector import Endpoint, TlsCollector  # noqa: E402
 from simulator.blackbox import Blackbox, find_blackbox, tls_module  # noqa: E402
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from collectors.base import Collector, Deadline
+from collectors.base import Deadline, FileCollector
 from collectors.certificate import normalize_thumbprint
 from collectors.clusterconfig import SF_CLIENT_ROLE, SF_ROLE, ClusterConfig
 from collectors.configtemplate import ConfigTemplate
@@ -149,7 +148,7 @@ def _endpoint_samples(facts: Any, target: str) -> list[tuple[tuple[str, ...], fl
     return [((target, setting, facts.thumbprint(setting)), 1.0) for setting in (SERVER_SETTING, CLIENT_SETTING)]
 
 
-class LocalAgentConfigCollector(Collector):
+class LocalAgentConfigCollector(FileCollector):
     """localagent-config.json on the management host."""
 
     name = "localagent"
@@ -161,14 +160,6 @@ class LocalAgentConfigCollector(Collector):
             _endpoint_samples,
         ),
     )
-
-    def __init__(self, path: Path, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.path = path
-
-    def targets(self) -> Sequence[str]:
-        """The file name."""
-        return (self.path.name,)
 
     def collect(self, target: str, deadline: Deadline) -> Observation:
         """Read the file."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from pathlib import Path
 from typing import ClassVar
 
 from collectors.errors import CollectorError, Reason
@@ -61,3 +62,18 @@ class Collector(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, most collectors hold nothing
         """Release connections; called on shutdown."""
+
+
+class FileCollector(Collector):
+    """A source that reads one local file (ClusterConfig.json, localagent-config.json, Credentials.json).
+
+    Its one target is the file's name; `collect` reads `self.path`.
+    """
+
+    def __init__(self, path: Path, *, timeout: float = 60.0, interval: float = 300.0) -> None:
+        super().__init__(timeout=timeout, interval=interval)
+        self.path = path
+
+    def targets(self) -> Sequence[str]:
+        """The file name."""
+        return (self.path.name,)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from collectors.base import Collector, Deadline
+from collectors.base import Deadline, FileCollector
 from collectors.certificate import normalize_thumbprint
 from collectors.errors import CollectorError, Reason, ThumbprintError
 from collectors.files import parse_json, read_bytes
@@ -296,19 +296,11 @@ def cluster_config_metrics(source: str, config_of: Callable[[Any], ClusterConfig
 CLUSTER_CONFIG_METRICS = cluster_config_metrics("clusterconfig", lambda facts: facts)
 
 
-class ClusterConfigFileCollector(Collector):
+class ClusterConfigFileCollector(FileCollector):
     """A ClusterConfig.json file, where no gateway is configured or as the staged copy."""
 
     name = "clusterconfig"
     metrics = CLUSTER_CONFIG_METRICS
-
-    def __init__(self, path: Path, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.path = path
-
-    def targets(self) -> Sequence[str]:
-        """The file name."""
-        return (self.path.name,)
 
     def collect(self, target: str, deadline: Deadline) -> Observation:
         """Read the configuration."""

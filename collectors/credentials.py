@@ -20,7 +20,7 @@ from asn1crypto import cms
 from asn1crypto import x509 as asn1_x509
 
 from collectors.answers import Evidence
-from collectors.base import Collector, Deadline
+from collectors.base import Deadline, FileCollector
 from collectors.certificate import Certificate
 from collectors.errors import CollectorError, Reason
 from collectors.files import parse_json, read_bytes
@@ -248,18 +248,10 @@ def load_credentials(path: Path) -> tuple[CredentialsFacts, list[Problem]]:
     return parse_credentials(parse_json(read_bytes(path), str(path)), str(path))
 
 
-class CredentialsCollector(Collector):
+class CredentialsCollector(FileCollector):
     """Credentials.json: the recipients of its encrypted values."""
 
     name = SOURCE
-
-    def __init__(self, path: Path, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.path = path
-
-    def targets(self) -> Sequence[str]:
-        """The file name."""
-        return (self.path.name,)
 
     def collect(self, target: str, deadline: Deadline) -> Observation:
         """Read the file."""

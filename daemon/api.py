@@ -31,7 +31,7 @@ from collectors.certificate import certificate_from_der
 from collectors.errors import CertificateError
 from daemon.apiauth import ApplyAuth, is_loopback
 from daemon.http import HttpServer, Request, Response, Router
-from daemon.remediate import remediation_auditor, remediation_context, remediation_engine
+from daemon.remediation import remediation_auditor, remediation_context, remediation_engine
 from daemon.settings import ConfigError, Settings
 from daemon.status import StatusCache
 from daemon.statuspage import PAGE_HEADERS
@@ -41,7 +41,7 @@ from remediations.outcome import Outcome, Result
 from remediations.registry import UnknownRemediation, all_remediations, get_remediation
 
 if TYPE_CHECKING:
-    from daemon.app import Daemon
+    from daemon.view import RunningDaemon as Daemon
 
 log = logging.getLogger("certmon.api")
 T = TypeVar("T")

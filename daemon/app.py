@@ -6,7 +6,6 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -15,9 +14,8 @@ from prometheus_client.core import Metric
 
 from collectors.base import Collector
 from collectors.model import Observation, SourceResult
-from collectors.sql import SqlCollector
 from daemon.clock import settings_clock
-from daemon.evaluator import Evaluation, evaluate
+from daemon.evaluator import evaluate
 from daemon.findinglog import FindingLog
 from daemon.http import HttpServer, Request, Response, Router, metrics_handler
 from daemon.landing import HEADERS as LANDING_HEADERS
@@ -26,22 +24,15 @@ from daemon.metrics import build_families
 from daemon.runner import Clock, Runner
 from daemon.scheduler import Scheduler
 from daemon.settings import ConfigError, Settings
-from daemon.sources import build_collectors
+from daemon.sources.registry import build_collectors, keep_history
 from daemon.state import StateError, StateStore
+from daemon.view import View
 from daemon.webconfig import load_web_config
 
 if TYPE_CHECKING:
     from daemon.api import ApiServer
 
 log = logging.getLogger("certmon")
-
-
-@dataclass(frozen=True)
-class View:
-    """The latest evaluation and the metric families rendered from it."""
-
-    evaluation: Evaluation
-    families: tuple[Metric, ...]
 
 
 class LatestCollector:
@@ -70,10 +61,7 @@ class Daemon:
         self.on_progress: Callable[[str, str, bool], None] | None = None
         self.store = StateStore(settings.data_dir)
         chosen = list(collectors) if collectors is not None else build_collectors(settings)
-        for collector in chosen:
-            # Sources that keep a history (re-encryption progress) keep it in the state store.
-            if isinstance(collector, SqlCollector):
-                collector.use_progress_history(self.store, self.clock)
+        keep_history(chosen, self.store, self.clock)
         self.runner = Runner(settings.environment, chosen, self.clock, on_target_done=self._target_done)
         self._publish_lock = threading.Lock()
         self._finding_log: FindingLog | None = None

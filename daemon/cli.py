@@ -7,49 +7,40 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from collectors.errors import CertmonError
 from daemon import __version__
+from daemon.flags import apply_flags
 from daemon.logs import LOG_FORMATS, EventLogUnavailable, setup_logging
 from daemon.remediate import register_remediate
-from daemon.settings import ConfigError, Settings, load_settings
+from daemon.sources.base import ConfigError
 
 if TYPE_CHECKING:
-    from daemon.app import View
+    from daemon.settings import Settings
+    from daemon.view import View
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
 log = logging.getLogger("certmon.cli")
 
+#: entry-point group of sub-commands from other distributions: `name = "module:function"`, the function
+#: taking the command's own arguments and the parsed global options, returning the exit code
+PLUGIN_GROUP = "certmon.commands"
+PluginCommand = Callable[[list[str], argparse.Namespace], int]
+
 Runner = Callable[[argparse.Namespace], int]
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    # Imported here: the settings pull in every source's collector, which --help, --version and inspect need not.
+    from daemon.settings import load_settings
+
     settings = load_settings(args.config, required=args.config_required)
     apply_flags(settings, args)
     return settings
-
-
-def apply_flags(settings: Settings, args: argparse.Namespace) -> None:
-    """The exporter-style flags override the configuration file (as node_exporter's flags do)."""
-    if getattr(args, "web_listen_address", None):
-        host, port = parse_listen_address(args.web_listen_address)
-        settings.exporter.listen_address, settings.exporter.port = host, port
-    if getattr(args, "web_config_file", None):
-        settings.exporter.web_config_file = Path(args.web_config_file).resolve()
-    if getattr(args, "log_format", None):
-        settings.log_format = args.log_format
-
-
-def parse_listen_address(text: str) -> tuple[str, int]:
-    """`HOST:PORT`, `:PORT` (every address) or `[IPv6]:PORT`; ConfigError naming the flag."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"--web.listen-address: {text!r}: expected HOST:PORT, e.g. 127.0.0.1:9877")
-    host = host.strip("[]") or "0.0.0.0"  # noqa: S104 - `:PORT` means every address, as in Prometheus' exporters
-    return host, int(port)
 
 
 def _logging(args: argparse.Namespace, level: str, settings: Settings | None = None) -> None:
@@ -101,7 +92,7 @@ def write_evidence(view: View, settings: Settings, directory: Path) -> list[Path
     from datetime import UTC, datetime
 
     from daemon.evidencebundle import BundleError, applied_remediations, build_bundle, bundle_document, write_bundle
-    from daemon.report import collection_payload, status_payload
+    from daemon.payloads import collection_payload, status_payload
     from remediations.audit import AUDIT_FILE
 
     collection = collection_payload(view)
@@ -127,25 +118,6 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     return check_config(settings, args.format)
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    """Generate the lab environment and run the daemon on it, or move a running demo to another stage."""
-    from daemon.demo import DemoOptions, run_demo, set_stage
-
-    if args.set_stage:
-        return set_stage(args.dir, args.set_stage)
-    _logging(args, "INFO")
-    return run_demo(
-        DemoOptions(
-            directory=args.dir,
-            port=args.port,
-            stage=args.stage,
-            run=not args.no_run,
-            speed=args.speed,
-            sf_upgrade_seconds=args.sf_upgrade_seconds,
-        )
-    )
 
 
 def _add_format(parser: argparse.ArgumentParser) -> None:
@@ -211,67 +183,47 @@ def build_parser() -> argparse.ArgumentParser:
     _add_format(sub)
     sub.set_defaults(func=cmd_check_config)
 
-    from simulator.lab import STAGES
-
-    sub = commands.add_parser(
-        "demo",
-        help="run a simulated environment at a rotation stage, with the daemon on it",
-        description="Generate the lab environment (Windows nodes over WinRM, Service Fabric gateway, AD FS, TLS "
-        "endpoints, SQL databases, agent share), bring it to a rotation stage and run the daemon on it. With "
-        "--set-stage, move the demo already running in --dir to another stage.",
-    )
-    sub.add_argument("--dir", type=Path, help="folder for the lab (default: a new temporary folder)")
-    sub.add_argument("--port", type=int, default=9877, help="exporter port (default 9877; the status page is +1)")
-    sub.add_argument(
-        "--stage",
-        default="staged",
-        choices=STAGES,
-        metavar="STAGE",
-        help=f"rotation stage (default staged): {', '.join(STAGES)}",
-    )
-    sub.add_argument(
-        "--speed",
-        type=float,
-        default=1.0,
-        metavar="N",
-        help="time runs N times as fast: certmon's clock, collection intervals, upgrades, the re-encryption job",
-    )
-    sub.add_argument("--no-run", action="store_true", help="only bring the lab to the stage, then stop")
-    sub.add_argument(
-        "--set-stage",
-        choices=STAGES,
-        metavar="STAGE",
-        help="move the demo running in --dir to this stage and wait until it is there",
-    )
-    sub.add_argument(
-        "--sf-upgrade-seconds",
-        type=float,
-        default=20.0,
-        metavar="S",
-        help="simulated seconds the cluster spends on each upgrade domain of a configuration upgrade (default 20)",
-    )
-    sub.set_defaults(func=cmd_demo)
-
     register_remediate(commands)
-    for register in EXTRA_COMMANDS:
-        register(commands)
+    for entry in plugin_commands():
+        if entry.name not in commands.choices:
+            sub = commands.add_parser(entry.name, help=_plugin_help(entry), add_help=False)
+            sub.set_defaults(func=None, plugin=entry)
     return parser
 
 
-# Later capabilities add their sub-commands here: one function taking the sub-parsers.
-EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = []
+def plugin_commands() -> list[EntryPoint]:
+    """Sub-commands other installed distributions provide (`certmon demo` comes with certmon-simulator).
+
+    Only their names and distributions are read here; a plugin's module is imported when its command runs,
+    so `certmon run` never loads the simulator.
+    """
+    return sorted(entry_points(group=PLUGIN_GROUP), key=lambda entry: entry.name)
+
+
+def _plugin_help(entry: EntryPoint) -> str:
+    summary = entry.dist.metadata["Summary"] if entry.dist is not None else ""
+    where = entry.dist.name if entry.dist is not None else entry.value
+    return f"{summary} ({where})" if summary else f"provided by {where}"
+
+
+def _run_plugin(entry: EntryPoint, argv: list[str], args: argparse.Namespace) -> int:
+    command: PluginCommand = entry.load()
+    return command(argv, args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `certmon` console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
+    args, extra = parser.parse_known_args(argv)
+    plugin: EntryPoint | None = getattr(args, "plugin", None)
+    if extra and plugin is None:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if not getattr(args, "func", None) and plugin is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     args.config_required = args.config is not None
     try:
-        code = int(args.func(args))
+        code = _run_plugin(plugin, extra, args) if plugin is not None else int(args.func(args))
         sys.stdout.flush()  # inside the try: a reader that went away shows here, not at interpreter exit
         return code
     except BrokenPipeError:

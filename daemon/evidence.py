@@ -5,17 +5,19 @@ reason); callers treat unknown as "not safe", never as "done". The source's own 
 (collectors/sql/reencryption.py, collectors/credentials.py, collectors/servicefabric/evidence.py),
 so the rules, the checklist and the remediations' preconditions call the same functions.
 
-- `reencryption_complete` (SQL progress probes): the rule data-encryption-old-cert-removed-early,
-  the steps reencryption-complete and old-certs-removable, and whether the old DataEncryption
-  certificate is safe to remove.
-- `reencryption_enabled` (SQL: SYSFLIGHTING, SECURITYCONFIG): the step reencryption-enabled.
+Questions one source's facts answer alone are asked of the source's module directly:
+`collectors.sql.reencryption.reencryption_complete_evidence` (the rule
+data-encryption-old-cert-removed-early, the steps reencryption-complete and old-certs-removable),
+`reencryption_enabled_evidence` (the step reencryption-enabled) and
+`collectors.credentials.credentials_rotated_evidence` (the step credentials-rotated). Here are the
+ones that combine a source with the ConfigTemplate pair or the cluster configuration:
+
 - `axdb_backed_up` (SQL: msdb.dbo.backupset, after the new certificates' notBefore): the step
   axdb-backed-up.
 - `sf_upgrade_completed` (Service Fabric gateway: GetClusterConfigurationUpgradeStatus): the
   step sf-upgraded, hence sf-secondary-lingering once the rest of the rotation is done.
 - `app_settings_applied` (Service Fabric gateway: AXSF application parameters): the step
   lcs-settings-applied.
-- `credentials_rotated` (Credentials.json CMS recipients): the step credentials-rotated.
 
 The agent share's `config.json` returns `AgentConfig` facts like localagent-config.json does,
 and `agent_configs` below picks both up.
@@ -29,7 +31,6 @@ from datetime import datetime
 from collectors.agentconfig import AgentConfig
 from collectors.answers import Evidence
 from collectors.clusterconfig import ClusterConfig
-from collectors.credentials import credentials_rotated_evidence
 from collectors.servicefabric import evidence as sf_evidence
 from collectors.sql import reencryption
 from daemon.context import Context
@@ -39,16 +40,6 @@ LOCALAGENT_SOURCE = "localagent"
 
 
 GATEWAY_MISSING = "the Service Fabric gateway source (sources.servicefabric) is not configured or not read yet"
-
-
-def reencryption_complete(ctx: Context) -> Evidence:
-    """Has the encrypted-data rotation job re-encrypted all data with the new DataEncryption certificate?"""
-    return reencryption.reencryption_complete_evidence(ctx.snapshot)
-
-
-def reencryption_enabled(ctx: Context) -> Evidence:
-    """Are the flight EnableEncryptedDataCrawlerRotationTask and the key EnableEncryptedDataRotation set?"""
-    return reencryption.reencryption_enabled_evidence(ctx.snapshot)
 
 
 def certificates_generated_at(ctx: Context) -> datetime | None:
@@ -95,11 +86,6 @@ def app_settings_applied(ctx: Context) -> Evidence:
         return Evidence.unknown(f"no application parameter carries {', '.join(unknown)}")
     rotated = [role for role in LCS_ROLES if pair.rotated(role)]
     return Evidence(True, f"the running applications use the new {', '.join(rotated) or 'certificates'}")
-
-
-def credentials_rotated(ctx: Context) -> Evidence:
-    """Is every Credentials.json value encrypted to the new encipherment certificate?"""
-    return credentials_rotated_evidence(ctx.snapshot, ctx.references)
 
 
 def agent_configs(ctx: Context) -> Iterator[tuple[str, str, AgentConfig]]:

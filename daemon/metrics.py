@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import logging
 import platform
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 
 from collectors.base import Collector
 from collectors.errors import Reason
 from collectors.model import MetricSpec
 from daemon import __version__
+from daemon.agentmetrics import agent_families
 from daemon.evaluator import Evaluation
+from daemon.families import Families
 from daemon.rotation import StepStatus
-from daemon.sqlmetrics import sql_families
 
 log = logging.getLogger("certmon.metrics")
 
@@ -33,46 +34,6 @@ FINDING_LABELS = (
     "remediation",
 )
 SOURCE_LABELS = ("environment", "source", "target")
-
-
-class Families:
-    """Gauge families keyed by name, with duplicate label sets dropped."""
-
-    def __init__(self) -> None:
-        self._families: dict[str, Metric] = {}
-        self._seen: dict[str, set[tuple[str, ...]]] = {}
-
-    def gauge(self, name: str, documentation: str, labels: Iterable[str]) -> GaugeMetricFamily:
-        """Create (once) and return a gauge family."""
-        family = self._families.get(name)
-        if family is None:
-            family = GaugeMetricFamily(name, documentation, labels=list(labels))
-            self._families[name] = family
-            self._seen[name] = set()
-        assert isinstance(family, GaugeMetricFamily)
-        return family
-
-    def counter(self, name: str, documentation: str, labels: Iterable[str]) -> CounterMetricFamily:
-        """Create (once) and return a counter family (name without _total)."""
-        family = self._families.get(name)
-        if family is None:
-            family = CounterMetricFamily(name, documentation, labels=list(labels))
-            self._families[name] = family
-            self._seen[name] = set()
-        assert isinstance(family, CounterMetricFamily)
-        return family
-
-    def add(self, family: Metric, values: tuple[str, ...], value: float) -> None:
-        """Add a sample unless the same label set is already there."""
-        seen = self._seen[family.name]
-        if values in seen:
-            return
-        seen.add(values)
-        family.add_metric(list(values), value)  # type: ignore[attr-defined]
-
-    def all(self) -> list[Metric]:
-        """The families in creation order."""
-        return list(self._families.values())
 
 
 def build_families(evaluation: Evaluation, collectors: Mapping[str, Collector]) -> list[Metric]:
@@ -128,7 +89,7 @@ def build_families(evaluation: Evaluation, collectors: Mapping[str, Collector]) 
     for collector in collectors.values():
         for spec in collector.metrics:
             _spec_samples(spec, collector.name, evaluation, out)
-    sql_families(evaluation, out)
+    agent_families(evaluation, out)
     info = out.gauge(
         "certmon_build_info", "certmon version, for one environment.", ("environment", "version", "python")
     )

@@ -1,9 +1,6 @@
 """`certmon remediate`: list remediations, print a plan (the default dry run), or apply one.
 
-The daemon side of the remediation framework: it builds the `RemediationContext` from a
-fresh collection and evaluation, wires the audit to the JSON-lines file and the state store,
-and gives the engine a `recollect` callback that re-runs sources and re-evaluates. The API
-(a later issue) reuses `remediation_engine` and `remediation_context`.
+The command collects once, then uses the daemon's remediation wiring (`daemon.remediation`), as the API does.
 """
 
 from __future__ import annotations
@@ -11,19 +8,15 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from daemon.remediation import DEFAULT_WAIT_SECONDS
 
 if TYPE_CHECKING:
-    from daemon.app import Daemon
-    from daemon.state import StateStore
-    from remediations.audit import Auditor, AuditRecord, AuditSink
-    from remediations.base import RemediationContext
-    from remediations.engine import Engine
     from remediations.outcome import Availability, Result
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-DEFAULT_WAIT_SECONDS = 30.0
 
 
 def register_remediate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,111 +43,12 @@ def register_remediate(commands: argparse._SubParsersAction[argparse.ArgumentPar
     sub.set_defaults(func=cmd_remediate)
 
 
-def store_sink(store: StateStore) -> AuditSink:
-    """An audit sink writing to the state store's audit table."""
-
-    def sink(record: AuditRecord) -> None:
-        data = record.to_dict()
-        detail = {k: data[k] for k in ("run_id", "environment", "message", "plan", "backups", "detail")}
-        store.add_audit(
-            at=record.at,
-            actor=data["actor"],
-            host=data["host"],
-            remediation=data["remediation"],
-            target=data["target"],
-            mode=data["mode"],
-            outcome=data["outcome"],
-            detail=detail,
-        )
-
-    return sink
-
-
-def remediation_auditor(daemon: Daemon) -> Auditor:
-    """The daemon's audit: the JSON-lines file in the data directory and the state store."""
-    from remediations.audit import AUDIT_FILE, Auditor, JsonlAuditLog
-
-    return Auditor([JsonlAuditLog(daemon.settings.data_dir / AUDIT_FILE), store_sink(daemon.store)])
-
-
-def remediation_engine(daemon: Daemon, lock_timeout: float = DEFAULT_WAIT_SECONDS, actor: str | None = None) -> Engine:
-    """The engine for the daemon's environment: audit to the JSON-lines file and the state store."""
-    from remediations.engine import Engine
-
-    settings = daemon.settings
-    auditor = remediation_auditor(daemon)
-    return Engine(
-        data_dir=settings.data_dir,
-        environment=settings.environment,
-        auditor=auditor,
-        actor=actor,
-        clock=daemon.clock,
-        lock_timeout=lock_timeout,
-    )
-
-
-def remediation_options(daemon: Daemon, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """What remediations need beyond files: the Service Fabric gateway access and a progress callback."""
-    from daemon.sources import gateway_config
-    from remediations.sfgateway import OPTION, PROGRESS_OPTION, GatewayAccess
-
-    options: dict[str, Any] = {}
-    config = gateway_config(daemon.settings)
-    if config is not None:
-        section = daemon.settings.sources.servicefabric
-        collector = daemon.collectors.get("servicefabric")
-        connector = getattr(collector, "connector", None)
-        if connector is None:
-            from collectors.servicefabric.connector import Connector
-
-            connector = Connector(config, daemon.clock)
-        options[OPTION] = GatewayAccess(
-            connector, timeout=section.timeout_seconds, follow_seconds=section.follow_upgrade_seconds
-        )
-    if progress is not None:
-        options[PROGRESS_OPTION] = progress
-    return options
-
-
-def remediation_context(daemon: Daemon, progress: Callable[[str], None] | None = None) -> RemediationContext:
-    """The latest evaluation, the configured file locations, and a re-collect callback."""
-    from daemon.sqlremediate import sql_remediation_options
-    from remediations.base import Recollection, RemediationContext
-
-    sources = daemon.settings.sources
-    files = {
-        name: path
-        for name, path in (
-            ("localagent", sources.localagent.path),
-            ("clusterconfig", sources.clusterconfig.path),
-        )
-        if path is not None
-    }
-
-    def recollect(names: Sequence[str]) -> Recollection:
-        for name in names:
-            if name in daemon.collectors:
-                daemon.runner.run_source(name)
-        view = daemon.publish()
-        return Recollection(view.evaluation.snapshot, view.evaluation.findings)
-
-    evaluation = daemon.view.evaluation
-    return RemediationContext(
-        environment=daemon.settings.environment,
-        snapshot=evaluation.snapshot,
-        findings=evaluation.findings,
-        now=evaluation.evaluated_at,
-        files=files,
-        options={**remediation_options(daemon, progress), **sql_remediation_options(daemon)},
-        recollect=recollect,
-    )
-
-
 def cmd_remediate(args: argparse.Namespace) -> int:
     """Collect once, evaluate, then list, plan or apply."""
     from daemon.app import Daemon
     from daemon.logs import setup_logging
     from daemon.output import Progress
+    from daemon.remediation import remediation_context, remediation_engine
     from daemon.settings import load_settings
     from remediations.registry import UnknownRemediation, all_remediations, get_remediation
 
@@ -172,7 +66,7 @@ def cmd_remediate(args: argparse.Namespace) -> int:
     except UnknownRemediation as err:
         print(f"certmon remediate: {err}", file=sys.stderr)
         return EXIT_USAGE
-    from daemon.cli import apply_flags
+    from daemon.flags import apply_flags
 
     settings = load_settings(args.config, required=args.config_required)
     apply_flags(settings, args)

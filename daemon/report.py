@@ -9,16 +9,18 @@ from typing import Any
 from collectors.certfiles import load_certificate_file
 from collectors.certificate import LoadedCertificate, iso_z, to_record
 from collectors.errors import CertificateError
-from collectors.model import Finding, Severity, SourceResult
+from collectors.model import Severity
 from collectors.secrets import read_secret_file
-from daemon.app import Daemon, View
+from daemon.app import Daemon
 from daemon.configcheck import unknown_environment
-from daemon.nextaction import next_action, remediations_for_step
+from daemon.nextaction import next_action
 from daemon.output import Progress, dump_json, table
+from daemon.payloads import collection_payload, source_row, status_payload
 from daemon.rotation import Checklist, StepStatus
 from daemon.settings import ConfigError, Settings
-from daemon.sources import build_collectors
-from daemon.sqlsources import configured_paths
+from daemon.sources.registry import build_collectors, configured_paths
+from daemon.sources.servicefabric import certificate_problems
+from daemon.view import View
 
 #: exit codes: 2 (usage, configuration) is the CLI's; README, Exit codes
 EXIT_OK, EXIT_FINDINGS, EXIT_NOT_COLLECTED = 0, 1, 3
@@ -38,39 +40,6 @@ def collect_once(settings: Settings) -> View:
         daemon.stop()
 
 
-def _source_row(result: SourceResult, view: View) -> dict[str, Any]:
-    now = view.evaluation.evaluated_at
-    observation = result.observation
-    return {
-        "source": result.source,
-        "target": result.target,
-        "up": result.health.ok,
-        "stale": result.stale,
-        "reason": str(result.health.reason) if result.health.reason else None,
-        "message": result.health.message,
-        "duration_seconds": round(result.health.duration_seconds, 3),
-        "age_seconds": result.age_seconds(now),
-        "certificates": len(observation.certificates) if observation else 0,
-        "references": len(observation.references) if observation else 0,
-        "problems": [p.message for p in observation.problems] if observation else [],
-    }
-
-
-def _finding_row(finding: Finding) -> dict[str, Any]:
-    return {
-        "rule": finding.rule,
-        "severity": str(finding.severity),
-        "message": finding.message,
-        "role": finding.role,
-        "thumbprint": finding.thumbprint,
-        "node": finding.node,
-        "source": finding.source,
-        "target": finding.target,
-        "step": finding.step,
-        "remediation": finding.remediation,
-    }
-
-
 def _exit_code(view: View) -> int:
     """3 when something could not be read (whatever the findings), 1 for findings, 0 when all is well."""
     snapshot = view.evaluation.snapshot
@@ -81,46 +50,10 @@ def _exit_code(view: View) -> int:
     return EXIT_FINDINGS if serious else EXIT_OK
 
 
-def collection_payload(view: View) -> dict[str, Any]:
-    """The JSON document `collect --once` prints."""
-    evaluation = view.evaluation
-    roles = evaluation.roles
-    certificates = []
-    for obs in evaluation.snapshot.certificates():
-        record = to_record(LoadedCertificate(obs.certificate, obs.has_private_key, obs.location))
-        record.update(
-            source=obs.source,
-            node=obs.node,
-            store=obs.store,
-            roles=list(roles.get(obs.thumbprint, ())),
-            key_provider=obs.key_provider,
-            location=obs.location,
-        )
-        del record["path"]
-        certificates.append(record)
-    return {
-        "environment": evaluation.snapshot.environment,
-        "collected_at": iso_z(evaluation.evaluated_at),
-        "sources": [_source_row(r, view) for r in evaluation.snapshot],
-        "certificates": certificates,
-        "references": [
-            {
-                "role": r.role,
-                "thumbprint": r.thumbprint,
-                "generation": str(r.generation),
-                "reference": r.reference,
-                "source": r.source,
-            }
-            for r in evaluation.references
-        ],
-        "findings": [_finding_row(f) for f in evaluation.findings],
-    }
-
-
 def _print_sources(view: View) -> None:
     rows = []
     for r in view.evaluation.snapshot:
-        row = _source_row(r, view)
+        row = source_row(r, view)
         state = "up" if row["up"] else ("stale" if row["stale"] else "down")
         detail = row["message"] or "; ".join(row["problems"])
         rows.append((r.source, r.target, state, row["certificates"], row["references"], detail))
@@ -163,45 +96,6 @@ def print_collection(view: View, fmt: str) -> int:
     table(("NODE", "STORE", "THUMBPRINT", "SUBJECT CN", "ROLES", "NOT AFTER", "DAYS", "KEY"), rows)
     _print_findings(view)
     return _exit_code(view)
-
-
-def checklist_payload(checklist: Checklist) -> dict[str, Any]:
-    """The rotation checklist and the old certificates as JSON-ready data."""
-    return {
-        "checklist": [
-            {
-                "step": s.step,
-                "title": s.title,
-                "status": str(s.status),
-                "detail": s.detail,
-                "evidence": list(s.evidence),
-                "remediations": remediations_for_step(s.step),
-            }
-            for s in checklist.steps
-        ],
-        "old_certificates": [
-            {
-                "role": c.role,
-                "thumbprint": c.thumbprint,
-                "safe_to_remove": c.safe_to_remove,
-                "blocking": list(c.blocking),
-            }
-            for c in checklist.old_certificates
-        ],
-    }
-
-
-def status_payload(view: View, payload: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The JSON document `status` prints: sources, the checklist, old certificates, findings.
-
-    `payload` is the view's `collection_payload` when the caller already has it.
-    """
-    payload = payload if payload is not None else collection_payload(view)
-    document = {k: payload[k] for k in ("environment", "collected_at", "sources")}
-    document["next_action"] = next_action(view.evaluation)
-    document.update(checklist_payload(view.evaluation.checklist))
-    document["findings"] = payload["findings"]
-    return document
 
 
 EVIDENCE_LINES = 6
@@ -297,25 +191,6 @@ def _exists(path: Path | None) -> str:
     return "ok" if path.exists() else "missing"
 
 
-def _gateway_certificate_problems(settings: Settings) -> list[str]:
-    """Open the Service Fabric client certificates now, so a wrong path or password shows before the run."""
-    from collectors.errors import CollectorError
-    from collectors.servicefabric.identity import CertificateFile, load_identity
-
-    section = settings.sources.servicefabric
-    named = [("sources.servicefabric.client_certificate", section.client_certificate)]
-    named += [(f"sources.servicefabric.admin_certificates.{i}", c) for i, c in enumerate(section.admin_certificates)]
-    problems = []
-    for label, certificate in named:
-        if certificate is None or not section.enabled:
-            continue
-        try:
-            load_identity(CertificateFile(certificate.path, certificate.key_path, certificate.password_bytes()))
-        except (CollectorError, ConfigError) as err:
-            problems.append(f"{label}: {err}")
-    return problems
-
-
 def _api_problems(settings: Settings) -> list[str]:
     """The API's listener, web config and credentials, checked as the daemon will at start-up."""
     if not settings.api.enabled:
@@ -352,26 +227,13 @@ def check_config(settings: Settings, fmt: str) -> int:
                 "targets": targets,
             }
         )
-    sources = settings.sources
     for label, path in (
-        ("sources.configtemplate.infrastructure", sources.configtemplate.infrastructure),
-        ("sources.configtemplate.infrastructure_old", sources.configtemplate.infrastructure_old),
-        ("sources.clusterconfig.path", sources.clusterconfig.path),
-        ("sources.localagent.path", sources.localagent.path),
-        ("sources.certfolder.path", sources.certfolder.path),
-        ("sources.winrm.config_template", sources.winrm.config_template),
-        ("sources.winrm.ca_bundle", sources.winrm.ca_bundle),
-        ("sources.winrm.password_file", sources.winrm.password_file),
-        ("exporter.web_config_file", settings.exporter.web_config_file),
-        ("sources.tls.ca_bundle", sources.tls.ca_bundle),
-        ("sources.adfs.ca_bundle", sources.adfs.ca_bundle),
-        *((f"sources.tls.endpoints.{i}.ca_bundle", e.ca_bundle) for i, e in enumerate(sources.tls.endpoints)),
-        ("sources.servicefabric.ca_bundle", sources.servicefabric.ca_bundle),
         *configured_paths(settings),
+        ("exporter.web_config_file", settings.exporter.web_config_file),
     ):
         if _exists(path) == "missing":
             problems.append(f"{label}: {path} does not exist")
-    problems += _gateway_certificate_problems(settings)
+    problems += certificate_problems(settings.sources.servicefabric)
     if settings.exporter.web_config_file is not None:
         from daemon.webconfig import load_web_config
 

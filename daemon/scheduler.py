@@ -10,10 +10,10 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from daemon.sources import jitter
+from daemon.sources.registry import jitter
 
 if TYPE_CHECKING:
-    from daemon.app import Daemon
+    from daemon.view import RunningDaemon as Daemon
 
 log = logging.getLogger("certmon.scheduler")
 

@@ -13,42 +13,15 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from daemon.configcheck import unknown_environment, unknown_key_hint, unreadable_files
-from daemon.sourcesettings import (
-    AdfsSource,
-    CertFolderSource,
-    ConfigError,
-    ConfigTemplateSource,
-    FileSource,
-    GatewayCertificateSettings,
-    ServiceFabricSource,
-    SourceSettings,
-    Strict,
-    TlsSource,
-    WinRMSource,
-)
-from daemon.sqlsettings import AgentShareSource, CredentialsSource, SqlSource
+from daemon.sources.base import ConfigError, SourceSettings, Strict
+from daemon.sources.registry import Sources
+from daemon.sources.servicefabric import GatewayCertificateSettings
 
 # Sections other modules name through this one, the configuration's entry point.
 __all__ = ["ConfigError", "GatewayCertificateSettings", "Settings", "SourceSettings", "load_settings"]
 
 DEFAULT_CONFIG = "certmon.yaml"
 SECRET_KEYS = ("password", "token", "secret", "passphrase")
-
-
-class Sources(Strict):
-    """Every source certmon can read; a source without its location is off."""
-
-    configtemplate: ConfigTemplateSource = Field(default_factory=ConfigTemplateSource)
-    clusterconfig: FileSource = Field(default_factory=FileSource)
-    localagent: FileSource = Field(default_factory=FileSource)
-    certfolder: CertFolderSource = Field(default_factory=CertFolderSource)
-    adfs: AdfsSource = Field(default_factory=AdfsSource)
-    tls: TlsSource = Field(default_factory=TlsSource)
-    winrm: WinRMSource = Field(default_factory=WinRMSource)
-    servicefabric: ServiceFabricSource = Field(default_factory=ServiceFabricSource)
-    sql: SqlSource = Field(default_factory=SqlSource)
-    agentshare: AgentShareSource = Field(default_factory=AgentShareSource)
-    credentials: CredentialsSource = Field(default_factory=CredentialsSource)
 
 
 class ExpiryWindow(Strict):

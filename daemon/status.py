@@ -12,10 +12,10 @@ import threading
 from collections import Counter
 from typing import Any
 
-from daemon.app import Daemon, View
 from daemon.matrix import certificate_matrix
-from daemon.report import collection_payload, status_payload
+from daemon.payloads import collection_payload, status_payload
 from daemon.settings import Settings
+from daemon.view import RunningDaemon, View
 
 
 def status_document(view: View, settings: Settings) -> dict[str, Any]:
@@ -51,7 +51,7 @@ def _summary(document: dict[str, Any]) -> dict[str, Any]:
 class StatusCache:
     """The latest view's status document and rendered page; rebuilt when the view changes."""
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: RunningDaemon) -> None:
         self._daemon = daemon
         self._lock = threading.Lock()
         self._view: View | None = None

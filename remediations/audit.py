@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 from filelock import FileLock
 
 from collectors.secrets import redact
-from remediations.base import RemediationError
+from remediations.errors import RemediationError
 
 log = logging.getLogger("certmon.remediations")
 

@@ -34,20 +34,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from collectors.errors import CertmonError
 from collectors.model import Finding, Snapshot
+from remediations.errors import RemediationError, VerificationError
 from remediations.plan import Plan
+
+__all__ = [
+    "Check",
+    "Recollection",
+    "Remediation",
+    "RemediationContext",
+    "RemediationError",
+    "VerificationError",
+]
 
 if TYPE_CHECKING:
     from remediations.checkpoint import Checkpoint
-
-
-class RemediationError(CertmonError):
-    """A remediation cannot plan or apply; the message says why in the operator's words."""
-
-
-class VerificationError(RemediationError):
-    """After the write, the target does not read back as intended."""
 
 
 @dataclass(frozen=True, slots=True)

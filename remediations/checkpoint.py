@@ -19,7 +19,7 @@ from pathlib import Path
 
 from collectors.errors import CertmonError
 from collectors.files import read_bytes
-from remediations.base import RemediationError, VerificationError
+from remediations.errors import RemediationError, VerificationError
 from remediations.files import atomic_write, sha256, write_backup
 from remediations.plan import FileChange
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from remediations.base import RemediationError
+from remediations.errors import RemediationError
 from remediations.files import atomic_write, remove_stale_temp_files
 
 

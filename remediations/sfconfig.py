@@ -21,7 +21,7 @@ from typing import Any
 from collectors.certificate import normalize_thumbprint
 from collectors.clusterconfig import CERT_KINDS
 from collectors.errors import ThumbprintError
-from remediations.base import RemediationError
+from remediations.errors import RemediationError
 from remediations.jsonedit import JsonEditError, JsonEditor, JsonPath
 from remediations.plan import ValueChange
 

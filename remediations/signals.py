@@ -20,7 +20,7 @@ import threading
 from types import FrameType, TracebackType
 from typing import Any
 
-from remediations.base import RemediationError
+from remediations.errors import RemediationError
 
 SIGNAL_NAMES = ("SIGTERM", "SIGINT", "SIGBREAK")
 

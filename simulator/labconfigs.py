@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from xml.etree import ElementTree as ET
 
-from simulator.lab import DOMAIN, NODE_TYPES, ROLES, SQL_NODES, Lab
+from simulator.labmodel import DOMAIN, NODE_TYPES, ROLES, SQL_NODES, Lab
 
 
 def _template(lab: Lab, generation: str, schema: str) -> bytes:

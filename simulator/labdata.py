@@ -30,7 +30,7 @@ from simulator.axdb import (
 )
 
 if TYPE_CHECKING:
-    from simulator.lab import Lab
+    from simulator.labmodel import Lab
 
 ENVIRONMENT_ID = "3f1d6c5e-4b6a-4d1f-9d62-2b1fb0d1a001"
 ENCRYPTED_FIELDS = 1200

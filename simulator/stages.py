@@ -36,8 +36,9 @@ from pathlib import Path
 from typing import Protocol
 
 from simulator.batchjob import ReencryptionJob
-from simulator.lab import STAGES, Lab, edit_config, install_generation
+from simulator.lab import Lab, edit_config, install_generation
 from simulator.labconfigs import write_templates
+from simulator.labmodel import STAGES
 from simulator.servicefabric import lab_applications
 from simulator.services import LabServices
 from simulator.winrm.nodefile import set_sql_certificate

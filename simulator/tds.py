@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from types import TracebackType
 
 from collectors.base import Deadline
-from collectors.tds import (
+from collectors.tls.tds import (
     ALPN_TDS8,
     ENCRYPT_NOT_SUP,
     ENCRYPT_ON,

@@ -36,6 +36,12 @@ def lab(tmp_path: Path) -> Lab:
     return build_lab(tmp_path / "lab", now=NOW, port=0)
 
 
+@pytest.fixture
+def lab_before(tmp_path: Path) -> Lab:
+    """A freshly generated lab environment before the rotation (stage before)."""
+    return build_lab(tmp_path / "lab", now=NOW, stage="before", port=0)
+
+
 @pytest.fixture(scope="session")
 def lab_template(tmp_path_factory: pytest.TempPathFactory) -> Lab:
     """One lab per session, never modified: copy it with `lab_copy` (building one takes seconds)."""

@@ -16,7 +16,7 @@ from collectors.servicefabric.client import GatewayUrl, ServerTrust
 from collectors.servicefabric.connector import GatewayConfig
 from collectors.servicefabric.identity import CertificateFile
 from daemon.app import Daemon
-from daemon.remediate import remediation_context, remediation_engine
+from daemon.remediation import remediation_context, remediation_engine
 from daemon.settings import Settings, load_settings
 from remediations.base import RemediationContext
 from remediations.engine import Engine

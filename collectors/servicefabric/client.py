@@ -4,7 +4,7 @@ Why our own small client rather than `requests`: the client key stays in memory 
 `identity`); the server is checked the way `Connect-ServiceFabricCluster -ServerCertThumbprint`
 does, by the presented leaf's thumbprint, which urllib3 cannot do for a list of pins (a rotation
 changes the gateway's certificate, so operators pin the old and the new one); the chain is judged
-by `collectors.tlschain` at the injected clock, so a failure says "expired", "untrusted" or "wrong
+by `collectors.tls.chain` at the injected clock, so a failure says "expired", "untrusted" or "wrong
 name" rather than an OpenSSL code; and every read and write honours the collection's deadline.
 
 The handshake runs with verification off, then the server is verified before the first request
@@ -31,8 +31,8 @@ from collectors.base import Deadline
 from collectors.certificate import Certificate, certificate_from_der
 from collectors.errors import CertificateError, CollectorError, Reason
 from collectors.servicefabric.identity import ClientIdentity
-from collectors.tlschain import TrustCache, verify_chain
-from collectors.tlsclient import SocketTlsClient, TlsStream, tls_failure
+from collectors.tls.chain import TrustCache, verify_chain
+from collectors.tls.client import SocketTlsClient, TlsStream, tls_failure
 from collectors.transport import RECEIVE_SIZE, connect, network_error
 
 DEFAULT_PORT = 19080

@@ -18,7 +18,7 @@ from collectors.clusterconfig import ClusterConfig
 from collectors.errors import CollectorError, Reason
 from collectors.servicefabric.client import Clock, GatewaySession, GatewayUrl, ServerTrust, client_context
 from collectors.servicefabric.identity import CertificateFile, ClientIdentity, load_identity
-from collectors.tlschain import TrustCache
+from collectors.tls.chain import TrustCache
 
 # Failures that mean "this node's gateway is not there", worth trying the next URL for.
 _FAILOVER = (Reason.CONNECTION_REFUSED, Reason.UNREACHABLE, Reason.TIMEOUT)

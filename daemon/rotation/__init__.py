@@ -1,13 +1,21 @@
 """The rotation tracker: the runbook steps of DESIGN section 2, each decided from evidence.
 
-`STEPS` is the checklist in runbook order. A step whose source lands later keeps its entry
-and gets its evidence through its hook in `daemon.evidence` (see `daemon.rotation.hooks`).
+`STEPS` is the checklist in runbook order: `steps` decides the steps read from files and node
+stores, `evidencesteps` those one source's evidence decides, `removal` old-certs-removable.
 """
 
 from __future__ import annotations
 
 from daemon.context import Context
-from daemon.rotation import hooks, steps
+from daemon.rotation import steps
+from daemon.rotation.evidencesteps import (
+    axdb_backed_up,
+    credentials_rotated,
+    lcs_settings_applied,
+    reencryption_complete,
+    reencryption_enabled,
+    sf_upgraded,
+)
 from daemon.rotation.model import Checklist, OldCertificate, Step, StepState, StepStatus, Verdict
 from daemon.rotation.removal import old_certificates, old_certs_removable, steps_needing
 
@@ -19,14 +27,14 @@ STEPS: list[Step] = [
         ("certs-generated", "New certificates generated (new ConfigTemplate.xml thumbprints)", steps.certs_generated),
         ("certs-installed", "New certificates on every node that needs them, with keys", steps.certs_installed),
         ("sf-staged", "Cluster config staged (new primary, old secondary, new admin client)", steps.sf_staged),
-        ("sf-upgraded", "Cluster configuration upgrade completed", hooks.sf_upgraded),
+        ("sf-upgraded", "Cluster configuration upgrade completed", sf_upgraded),
         ("localagent-updated", "localagent-config.json uses the new thumbprints", steps.localagent_updated),
         ("deployment-config-updated", "Agent share config.json uses the new ones", steps.deployment_config_updated),
-        ("credentials-rotated", "Credentials.json encrypted to the new encipherment cert", hooks.credentials_rotated),
-        ("axdb-backed-up", "AXDB full backup taken", hooks.axdb_backed_up),
-        ("lcs-settings-applied", "Deployment settings applied (AXSF uses the new certs)", hooks.lcs_settings_applied),
-        ("reencryption-enabled", "Encrypted data rotation enabled (flight and key)", hooks.reencryption_enabled),
-        ("reencryption-complete", "Encrypted data re-encrypted with the new certificate", hooks.reencryption_complete),
+        ("credentials-rotated", "Credentials.json encrypted to the new encipherment cert", credentials_rotated),
+        ("axdb-backed-up", "AXDB full backup taken", axdb_backed_up),
+        ("lcs-settings-applied", "Deployment settings applied (AXSF uses the new certs)", lcs_settings_applied),
+        ("reencryption-enabled", "Encrypted data rotation enabled (flight and key)", reencryption_enabled),
+        ("reencryption-complete", "Encrypted data re-encrypted with the new certificate", reencryption_complete),
         ("sql-adfs-checked", "SQL Server and AD FS certificates outside their warning windows", steps.sql_adfs_checked),
         ("sf-cleaned", "Old thumbprints removed from the cluster configuration", steps.sf_cleaned),
         ("old-certs-removable", "Old certificates safe to delete", old_certs_removable),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
+from collectors.agentshare import SOURCE as SHARE_SOURCE
 from collectors.clusterconfig import SF_CLIENT_ROLE, SF_ROLE, ClusterConfig
 from collectors.model import Generation
 from collectors.servicefabric import evidence as sf_evidence
@@ -201,11 +202,11 @@ def _agent_step(ctx: Context, share: bool, name: str) -> Verdict:
         return verdict
     configs = [(t, c) for s, t, c in agent_configs(ctx) if (s != LOCALAGENT_SOURCE) == share]
     if not configs:
-        failing = [r for r in ctx.snapshot.of_source(LOCALAGENT_SOURCE) if r.observation is None and not share]
+        source = SHARE_SOURCE if share else LOCALAGENT_SOURCE
+        failing = [r for r in ctx.snapshot.of_source(source) if r.observation is None]
         if failing:
             return unknown(f"{name} unreadable: {failing[0].health.message}")
-        why = "no collector reads it yet" if share else "the localagent source is not configured"
-        return unknown(f"{name}: {why}")
+        return unknown(f"{name}: the {source} source is not configured")
     pair = template_pair(ctx)
     wanted = {SF_ROLE: set(pair.new_thumbprints(SF_ROLE)), SF_CLIENT_ROLE: set(pair.new_thumbprints(SF_CLIENT_ROLE))}
     problems, evidence = [], []

@@ -4,10 +4,6 @@ Adding a rule = one module in this package (a function `Context -> Iterable[Find
 line in `RULES`, one entry in `CATALOGUE`, and a scenario test that triggers it next to a
 healthy neighbour that does not. A rule that lacks its evidence (source not configured, not
 read yet) yields nothing: the rotation checklist says "unknown" for it, never "healthy".
-
-Rules whose sources are still being built are listed in `CATALOGUE` with `planned=True` and
-the source they need; their owners add them here (hook points: `daemon.evidence`,
-`daemon.rules.servicefabric`).
 """
 
 from __future__ import annotations
@@ -79,7 +75,6 @@ class RuleInfo:
     severity: Severity
     step: str
     summary: str
-    planned: str = ""
     #: the remediation that fixes the finding, for rules that do not name one themselves
     remediation: str = ""
 

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from collectors.model import CertReference, Finding, Generation, Severity
+from collectors.sql.reencryption import reencryption_complete_evidence
 from daemon.context import Context, listing, live_references
-from daemon.evidence import reencryption_complete
 from daemon.inventory import NODE_STORE_SOURCES, label, node_inventory, node_key, template_pair
 
 DATA_ENCRYPTION = "DataEncryption"
@@ -80,7 +80,7 @@ def data_encryption_removed_findings(ctx: Context) -> Iterable[Finding]:
     old = previous_data_encryption(ctx)
     if not old:
         return
-    complete = reencryption_complete(ctx)
+    complete = reencryption_complete_evidence(ctx.snapshot)
     if complete.value is True:
         return
     state = "is not complete" if complete.value is False else "is not known to be complete"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from collectors.model import Finding, Severity
-from collectors.tls import TlsEndpointFacts, host_port
+from collectors.tls.collector import TlsEndpointFacts, host_port
 from daemon.context import Context
 
 # Expired and not-yet-valid certificates already have their own findings (cert-expired ...).

@@ -30,7 +30,7 @@ from simulator.winrm.powershell import NodeFolder, PowerShellHost
 from simulator.winrm.wsman import WsmanService
 
 if TYPE_CHECKING:
-    from simulator.lab import Lab
+    from simulator.labmodel import Lab
     from simulator.pki import Issued
 
 T = TypeVar("T")

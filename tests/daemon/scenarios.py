@@ -17,7 +17,7 @@ from collectors.model import CertObservation, Finding, Observation
 from daemon.app import Daemon
 from daemon.evaluator import Evaluation
 from daemon.settings import Settings, load_settings
-from daemon.sources import build_collectors
+from daemon.sources.registry import build_collectors
 from simulator.lab import Lab
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from daemon.app import Daemon
-from daemon.report import status_payload
+from daemon.payloads import status_payload
 from daemon.settings import ConfigError, load_settings
 from daemon.state import StateStore
 from remediations.lock import EnvironmentLock

@@ -189,3 +189,43 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(lab: Lab) -> None:
         )
     assert done.returncode == 1
     assert b"Traceback" not in done.stderr and b"BrokenPipe" not in done.stderr, done.stderr.decode()
+
+
+def _imported_modules(stderr: str) -> list[str]:
+    """Module names from Python's -X importtime profile (PYTHONPROFILEIMPORTTIME) on stderr."""
+    return [line.rsplit("|", 1)[1].strip() for line in stderr.splitlines() if line.startswith("import time:")]
+
+
+@pytest.mark.parametrize("args", [("--help",), ("check-config",), ("check-config", "--format", "json")])
+def test_certmon_commands_never_import_the_simulator(run_cli, tmp_path: Path, args: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+    config = tmp_path / "certmon.yaml"
+    config.write_text(f"environment: prod\ndata_dir: {tmp_path / 'data'}\n")
+    done = run_cli("--config", str(config), *args, env={"PYTHONPROFILEIMPORTTIME": "1", "COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    imported = _imported_modules(done.stderr)
+    assert "daemon.cli" in imported
+    if args[0] == "check-config":
+        assert "daemon.settings" in imported and "daemon.sources.registry" in imported
+    assert [m for m in imported if m.split(".")[0] == "simulator"] == []
+    if args == ("--help",):
+        # The demo is listed from its distribution's entry point, without importing it.
+        assert "demo" in done.stdout and "(certmon-simulator)" in done.stdout
+
+
+def test_the_daemon_modules_never_import_the_simulator() -> None:
+    # What `certmon run` loads: the daemon, its scheduler, the API and status page, the remediation wiring.
+    modules = "daemon.app, daemon.api, daemon.scheduler, daemon.status, daemon.remediate, daemon.report, daemon.cli"
+    code = f"import {modules}; daemon.cli.build_parser(); daemon.app.Daemon"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTMON_")}
+    env.update(PYTHONPATH=str(ROOT), PYTHONPROFILEIMPORTTIME="1")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=False)
+    assert done.returncode == 0, done.stderr
+    imported = _imported_modules(done.stderr)
+    assert "daemon.app" in imported and "daemon.api" in imported
+    assert [m for m in imported if m.split(".")[0] == "simulator"] == []
+
+
+def test_unknown_arguments_of_a_builtin_command_are_usage_errors(run_cli) -> None:  # type: ignore[no-untyped-def]
+    done = run_cli("check-config", "--bogus")
+    assert done.returncode == 2
+    assert "unrecognized arguments: --bogus" in done.stderr

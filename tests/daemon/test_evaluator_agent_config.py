@@ -7,7 +7,7 @@ from pathlib import Path
 
 from daemon.app import Daemon
 from daemon.settings import load_settings
-from simulator.lab import Lab, build_lab
+from simulator.lab import Lab
 
 
 def _findings(config: Path, now: datetime) -> list:  # type: ignore[type-arg]
@@ -18,7 +18,7 @@ def _findings(config: Path, now: datetime) -> list:  # type: ignore[type-arg]
         view = daemon.collect_once()
     finally:
         daemon.stop()
-    # The agent share's config.json has its own findings of the same rule (tests/daemon/rules/test_reencryption_rules.py).
+    # The agent share's config.json has its own findings of the same rule (tests/daemon/rules/test_reencryption.py).
     return [
         f for f in view.evaluation.findings if f.rule == "agent-config-thumbprint-stale" and f.source == "localagent"
     ]
@@ -38,6 +38,6 @@ def test_staged_cluster_makes_the_agent_config_stale(lab_copy: Lab, now: datetim
     assert f"serverCertThumbprint is {old_server} but the cluster uses {new_server}" in first.message
 
 
-def test_no_finding_before_the_rotation(tmp_path: Path, now: datetime) -> None:
-    lab = build_lab(tmp_path / "lab", now=now, stage="before", port=0)
+def test_no_finding_before_the_rotation(lab_before: Lab, now: datetime) -> None:
+    lab = lab_before
     assert _findings(lab.config_file, now) == []

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from collectors.base import Collector
 from daemon.metrics import build_families
-from daemon.sources import build_collectors
+from daemon.sources.registry import build_collectors
 from simulator.lab import Lab
 from tests.conftest import ROOT
 from tests.daemon.scenarios import Scenario

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from daemon.demo import Demo, DemoOptions
 from simulator.control import request_stage
+from simulator.demo import Demo, DemoOptions
 from simulator.stages import REMOVED_EARLY_NODE
 from tests.conftest import ROOT
 from tests.e2e.peers import Service, Webhook, get_json, query, start_prometheus, wait_for

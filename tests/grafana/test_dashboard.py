@@ -19,7 +19,7 @@ import yaml
 
 from daemon.app import Daemon
 from daemon.metrics import build_families
-from daemon.sources import build_collectors
+from daemon.sources.registry import build_collectors
 from simulator.lab import Lab
 from tests.conftest import ROOT, free_port
 from tests.daemon.scenarios import Scenario

@@ -16,12 +16,12 @@ from typing import Any
 
 from collectors.errors import Reason
 from simulator.adfs import KEYS_PATH, METADATA_PATH, AdfsServer
-from simulator.axdb import AxdbWriter
 from simulator.lab import ADFS_HOST, DOMAIN, Lab
 from simulator.postgres import USERS_GROUP, PgEnvironment, PostgresServer
 from simulator.servicefabric import gateway_section, lab_cluster, lab_gateway, write_client_files
 from simulator.tls import TlsEndpointServer
 from simulator.winrm import SimulatedFleet
+from tests.axdbkit import seed_reencryption_enabled
 from tests.reliability.rigbase import (
     FAULTS,
     NOT_APPLICABLE,
@@ -168,14 +168,7 @@ class SqlRig(Rig):
     def __init__(self, lab: Lab, stack: ExitStack, server: PostgresServer) -> None:
         super().__init__(lab, stack)
         pg = PgEnvironment(server, "faults" + uuid.uuid4().hex[:8])
-        connection = pg.admin(pg.axdb)
-        try:
-            writer = AxdbWriter(connection, "postgresql")
-            writer.partition()
-            writer.flight("EnableEncryptedDataCrawlerRotationTask", 1)
-            writer.config("EnableEncryptedDataRotation", "True")
-        finally:
-            connection.close()
+        seed_reencryption_enabled(pg)
         proxy = proxied(stack, "127.0.0.1", server.port)
         connection_string = re.sub(r"Port=\d+", f"Port={proxy.port}", pg.connection_string(pg.axdb))
         self.start_daemon(

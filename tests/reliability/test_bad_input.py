@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collectors.adfsmeta import parse_federation_metadata, parse_jwks, parse_openid_configuration
+from collectors.adfs.metadata import parse_federation_metadata, parse_jwks, parse_openid_configuration
 from collectors.agentconfig import parse_agent_config
 from collectors.certfiles import load_certificates
 from collectors.certificate import Certificate, LoadedCertificate, certificate_from_der, to_record
@@ -42,7 +42,7 @@ from collectors.servicefabric.api import (
     parse_upgrade_status,
 )
 from collectors.sql.connstring import ConnectionStringError, parse_connection_string
-from collectors.tds import ENCRYPT_ON, ENCRYPTION, VERSION, TdsProtocolError, build_prelogin, parse_answer
+from collectors.tls.tds import ENCRYPT_ON, ENCRYPTION, VERSION, TdsProtocolError, build_prelogin, parse_answer
 from collectors.winrm import soap
 from collectors.winrm.output import interpret, parse_inventory, read_stderr
 from simulator.adfs import federation_metadata, jwks

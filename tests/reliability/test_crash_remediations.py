@@ -27,15 +27,14 @@ from collectors.sql.queries import CONFIG_KEY, FLIGHT_NAME
 from remediations.outcome import Outcome
 from remediations.servicefabric import StageRotation
 from simulator.agentshare import DEPLOYMENT_FOLDER, decrypt_value
-from simulator.axdb import INITIAL_PARTITION, AxdbWriter
+from simulator.axdb import INITIAL_PARTITION
 from simulator.lab import Lab, write_config
 from simulator.postgres import PgEnvironment
 from simulator.winrm import SimulatedFleet
+from tests.axdbkit import read_axdb_on_postgres, seed_reencryption_off
 from tests.reliability.crashchild import fork_server
 from tests.reliability.crashkit import Scenario, crash_loop
 from tests.sfkit import SfLab, remediating, sf_lab
-
-OTHER_PARTITION = 5637144577
 
 KILLS = max(50, int(os.environ.get("CERTMON_CRASH_KILLS", "50")))
 SEED = int(os.environ.get("CERTMON_CRASH_SEED", "0")) or random.SystemRandom().randrange(1, 2**32)
@@ -269,27 +268,8 @@ def test_credentials_json_rotate(context: ForkServerContext, lab_copy: Lab) -> N
 
 
 def test_enable_reencryption(context: ForkServerContext, lab_copy: Lab, pg: PgEnvironment) -> None:
-    connection = pg.admin(pg.axdb)
-    try:
-        writer = AxdbWriter(connection, "postgresql")
-        writer.partition()
-        writer.partition("tenant2", OTHER_PARTITION)
-        writer.config(CONFIG_KEY, "False")
-        writer.flight(FLIGHT_NAME, 1, partition=OTHER_PARTITION)
-    finally:
-        connection.close()
-    (lab_copy.root / "secrets" / "sql-password.txt").write_text(pg.password + "\n", encoding="utf-8")
-    config = yaml.safe_load(lab_copy.config_file.read_text(encoding="utf-8"))
-    for name in ("certfolder", "agentshare", "credentials", "clusterconfig", "localagent"):
-        config["sources"][name]["enabled"] = False
-    config["sources"]["sql"] = {
-        "axdb": {
-            "connection_string": pg.connection_string(pg.axdb),
-            "password_file": "secrets/sql-password.txt",
-            "query_timeout_seconds": 30,
-        }
-    }
-    lab_copy.config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
+    seed_reencryption_off(pg)
+    read_axdb_on_postgres(lab_copy, pg)
 
     def rows() -> Hashable:
         # Read by another session: only what committed is visible.

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from collectors.adfsmeta import parse_federation_metadata
+from collectors.adfs.metadata import parse_federation_metadata
 from collectors.configtemplate import parse_config_template
 from collectors.errors import CollectorError
 from collectors.model import Generation

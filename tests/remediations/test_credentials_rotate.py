@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from daemon.app import Daemon
-from daemon.remediate import remediation_context, remediation_engine
+from daemon.remediation import remediation_context, remediation_engine
 from daemon.settings import load_settings
 from remediations.credentialsrotate import CredentialsJsonRotate
 from remediations.outcome import Outcome, Result

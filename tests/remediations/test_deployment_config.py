@@ -9,13 +9,13 @@ from pathlib import Path
 
 from collectors.agentconfig import CLIENT_SETTING, SERVER_SETTING, load_agent_config
 from daemon.app import Daemon
-from daemon.remediate import remediation_context, remediation_engine
+from daemon.remediation import remediation_context, remediation_engine
 from remediations.base import RemediationContext
 from remediations.deploymentconfig import DeploymentConfigUpdate
 from remediations.engine import Engine
 from remediations.outcome import Outcome
 from simulator.agentshare import DEPLOYMENT_FOLDER
-from simulator.lab import Lab, build_lab
+from simulator.lab import Lab
 from tests.remediations.conftest import lab_settings_for
 
 REMEDIATION = DeploymentConfigUpdate()
@@ -97,8 +97,8 @@ def test_a_link_planted_after_collection_is_refused_at_planning(
     assert (outside / "config.json").read_bytes() == planted
 
 
-def test_before_the_rotation_there_is_nothing_to_do(tmp_path: Path, now: datetime) -> None:
-    lab = build_lab(tmp_path / "lab", now=now, stage="before", port=0)
+def test_before_the_rotation_there_is_nothing_to_do(lab_before: Lab, now: datetime) -> None:
+    lab = lab_before
     daemon = Daemon(lab_settings_for(lab), clock=lambda: now)
     try:
         daemon.collect_once()

@@ -13,50 +13,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from collectors.sql.queries import CONFIG_KEY, FLIGHT_NAME
 from daemon.app import Daemon
-from daemon.remediate import remediation_context, remediation_engine
+from daemon.remediation import remediation_context, remediation_engine
 from daemon.settings import load_settings
 from daemon.state import StateStore
 from remediations.outcome import Outcome
 from remediations.plan import SqlChange
 from remediations.reencryption import EnableReencryption
-from simulator.axdb import INITIAL_PARTITION, AxdbWriter
+from simulator.axdb import INITIAL_PARTITION
 from simulator.lab import Lab
 from simulator.postgres import PgEnvironment
+from tests.axdbkit import OTHER_PARTITION, read_axdb_on_postgres, seed_reencryption_off
 
 ROOT = Path(__file__).resolve().parents[2]
-OTHER_PARTITION = 5637144577
 
 
 @pytest.fixture
 def pg_lab(lab_copy: Lab, pg: PgEnvironment) -> Iterator[Lab]:
     """The lab's templates (a data encryption rotation) with AXDB on PostgreSQL, key present and off."""
-    connection = pg.admin(pg.axdb)
-    try:
-        writer = AxdbWriter(connection, "postgresql")
-        writer.partition()
-        writer.partition("tenant2", OTHER_PARTITION)
-        writer.config(CONFIG_KEY, "False")
-        # Enabled in another partition only: not what the AOS of this environment reads.
-        writer.flight(FLIGHT_NAME, 1, partition=OTHER_PARTITION)
-    finally:
-        connection.close()
-    (lab_copy.root / "secrets" / "sql-password.txt").write_text(pg.password + "\n", encoding="utf-8")
-    config = yaml.safe_load(lab_copy.config_file.read_text(encoding="utf-8"))
-    sources = config["sources"]
-    for name in ("certfolder", "agentshare", "credentials", "clusterconfig", "localagent"):
-        sources[name]["enabled"] = False
-    sources["sql"] = {
-        "axdb": {
-            "connection_string": pg.connection_string(pg.axdb),
-            "password_file": "secrets/sql-password.txt",
-            "query_timeout_seconds": 30,
-        }
-    }
-    lab_copy.config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
+    seed_reencryption_off(pg)
+    read_axdb_on_postgres(lab_copy, pg)
     yield lab_copy
 
 

@@ -280,7 +280,7 @@ def test_no_registered_secret_reaches_the_audit(lab_copy: Lab, daemon: Daemon, e
     text = text.replace('"clusterId": ', f'"sqlPassword": "{secret}",\r\n        "clusterId": ')
     lab_copy.localagent_config.write_bytes(text.encode())
     daemon.collect_source("localagent")
-    from daemon.remediate import remediation_context
+    from daemon.remediation import remediation_context
 
     ctx = remediation_context(daemon)
     result = engine.apply(REMEDIATION, ctx)

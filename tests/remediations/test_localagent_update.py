@@ -9,7 +9,7 @@ import pytest
 
 from collectors.agentconfig import CLIENT_SETTING, SERVER_SETTING, load_agent_config
 from daemon.app import Daemon
-from daemon.remediate import remediation_context, remediation_engine
+from daemon.remediation import remediation_context, remediation_engine
 from daemon.settings import Settings
 from remediations.base import RemediationContext
 from remediations.engine import Engine

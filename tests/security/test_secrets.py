@@ -35,10 +35,10 @@ from daemon.settings import ConfigError, load_settings
 from daemon.state import StateStore
 from remediations.audit import AUDIT_FILE
 from simulator.agentshare import decrypt_value
-from simulator.axdb import AxdbWriter
 from simulator.lab import Lab, build_lab, write_config
 from simulator.postgres import PgEnvironment, PostgresServer
 from simulator.winrm import SimulatedFleet
+from tests.axdbkit import seed_reencryption_enabled
 from tests.daemon.apikit import TOKEN, TOKEN_FILE, bearer, call, configure_api, write_token
 from tests.sfkit import sf_lab
 
@@ -100,14 +100,7 @@ def forms(secret: str) -> dict[str, bytes]:
 
 
 def _postgres_axdb(pg: PgEnvironment) -> None:
-    connection = pg.admin(pg.axdb)
-    try:
-        writer = AxdbWriter(connection, "postgresql")
-        writer.partition()
-        writer.flight("EnableEncryptedDataCrawlerRotationTask", 1)
-        writer.config("EnableEncryptedDataRotation", "True")
-    finally:
-        connection.close()
+    seed_reencryption_enabled(pg)
 
 
 def _configure(lab: Lab, fleet: SimulatedFleet, sf_section: dict[str, Any], pg: PgEnvironment) -> None:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from daemon.demo import Demo, DemoOptions
 from daemon.evaluator import Evaluation
 from daemon.nextaction import next_action
 from daemon.rotation.model import StepStatus
+from simulator.demo import Demo, DemoOptions
 from simulator.stages import REMOVED_EARLY_NODE, StageError, path_between
 
 # The runbook steps (DESIGN section 2) done at each stage. Before the rotation there is no

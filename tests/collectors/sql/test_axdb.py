@@ -12,8 +12,9 @@ from collectors.sql import AxdbOptions, DatabaseSpec, Probe, SqlCollector
 from collectors.sql.axdb import AxdbFacts
 from collectors.sql.orchestrator import OrchestratorFacts
 from collectors.sql.queries import CONFIG_KEY, FLIGHT_NAME, JOB_CAPTION
-from simulator.axdb import LAB_PROBE_SQL, AxdbWriter, artifact
+from simulator.axdb import LAB_PROBE_SQL, artifact
 from simulator.postgres import USERS_GROUP, PgEnvironment
+from tests.axdbkit import axdb_writer
 from tests.collectors.sql.conftest import Databases
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -180,11 +181,8 @@ def test_config_json_locations_of_the_environment(databases: Databases) -> None:
 
 def test_unreadable_backup_history_is_a_problem_not_a_failure(pg: PgEnvironment) -> None:
     pg.server.execute(pg.axdb, f"REVOKE SELECT ON msdb.backupset FROM {USERS_GROUP}")
-    connection = pg.admin(pg.axdb)
-    try:
-        AxdbWriter(connection, "postgresql").partition()
-    finally:
-        connection.close()
+    with axdb_writer(pg) as writer:
+        writer.partition()
     spec = DatabaseSpec("AXDB", pg.connection_string(pg.axdb), pg.password)
     observation = SqlCollector(spec).collect("AXDB", Deadline.after(20))
     facts = observation.facts

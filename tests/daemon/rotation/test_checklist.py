@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
 from daemon.evaluator import Evaluation
 from daemon.rotation import STEPS, StepStatus
-from simulator.lab import build_lab
+from simulator.lab import Lab
 from tests.daemon.scenarios import Scenario
 
 DONE, PENDING, NA, UNKNOWN = StepStatus.DONE, StepStatus.PENDING, StepStatus.NOT_APPLICABLE, StepStatus.UNKNOWN
@@ -65,8 +64,8 @@ def test_staged_lab(scenario: Scenario) -> None:
     )
 
 
-def test_before_the_rotation(tmp_path: Path, now: datetime) -> None:
-    lab = build_lab(tmp_path / "lab", now=now, stage="before", port=0)
+def test_before_the_rotation(lab_before: Lab, now: datetime) -> None:
+    lab = lab_before
     evaluation = Scenario(lab, now).collect()
     states = _states(evaluation)
     assert states["scripts-updated"] is PENDING

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from collectors.certificate import certificate_from_der
 from collectors.model import CertObservation, CertReference, Generation, Observation
 from daemon.app import Daemon
-from daemon.sources import build_collectors
+from daemon.sources.registry import build_collectors
 from simulator.pki import days, make_certificate
 from tests.daemon.scenarios import Scenario, static_source
 
