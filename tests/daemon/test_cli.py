@@ -199,7 +199,10 @@ def _imported_modules(stderr: str) -> list[str]:
 @pytest.mark.parametrize("args", [("--help",), ("check-config",), ("check-config", "--format", "json")])
 def test_certmon_commands_never_import_the_simulator(run_cli, tmp_path: Path, args: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
     config = tmp_path / "certmon.yaml"
-    config.write_text(f"environment: prod\ndata_dir: {tmp_path / 'data'}\n")
+    (tmp_path / "ClusterConfig.json").write_text("{}")
+    config.write_text(
+        f"environment: prod\ndata_dir: {tmp_path / 'data'}\nsources:\n  clusterconfig: {{path: ClusterConfig.json}}\n"
+    )
     done = run_cli("--config", str(config), *args, env={"PYTHONPROFILEIMPORTTIME": "1", "COLUMNS": "200"})
     assert done.returncode == 0, done.stderr
     imported = _imported_modules(done.stderr)
