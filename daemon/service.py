@@ -46,16 +46,18 @@ class Service:
     def run(self) -> None:
         """Start the daemon and serve until a stop signal, reloading on SIGHUP."""
         settings = self._settings or self._load()
-        daemon = Daemon(settings)
-        daemon.start()
+        # Handlers first: a stop signal while the daemon starts is honoured once it has started.
         for name in STOP_SIGNALS:
             if hasattr(signal, name):
                 signal.signal(getattr(signal, name), self.request_stop)
         if hasattr(signal, "SIGHUP"):
             signal.signal(signal.SIGHUP, self.request_reload)
+        daemon = Daemon(settings)
         try:
+            daemon.start()
             while not self._stop:
-                self._wake.wait()
+                # A timeout, not a bare wait: on Windows a blocked wait never lets Ctrl+C's handler run.
+                self._wake.wait(1.0)
                 self._wake.clear()
                 if self._reload and not self._stop:
                     self._reload = False
