@@ -78,6 +78,9 @@ class MetricSpec:
     kind: str = "gauge"
     #: value of every series while the target's latest collection fails (None: keep the last values)
     stale_value: float | None = None
+    #: samples for a target that failed before any collection succeeded (a name that never resolved):
+    #: a success metric reads 0 then instead of being absent
+    no_data: Callable[[str], Iterable[tuple[tuple[str, ...], float]]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,6 +126,7 @@ class ApiServer:
         self.router.add("GET", "/", self._page)
         self.router.add("GET", "/healthz", self._healthz)
         self.router.add("GET", "/api/status", self._audited(self._status))
+        self.router.add("GET", "/api/evidence", self._audited(self._evidence))
         self.router.add("GET", "/api/remediations", self._audited(self._list))
         self.router.add("POST", "/api/remediations/{name}/plan", self._audited(self._plan))
         self.router.add("POST", "/api/remediations/{name}/apply", self._audited(self._apply))
@@ -275,6 +276,20 @@ class ApiServer:
 
     def _status(self, request: Request) -> Answer:
         return Answer(Response.json(self.status.document()), "ok")
+
+    def _evidence(self, request: Request) -> Answer:
+        """The evidence bundle of the latest view as a ZIP download (the status page links it)."""
+        from daemon.evidencebundle import applied_remediations, build_bundle, bundle_document, zip_bundle
+        from remediations.audit import AUDIT_FILE
+
+        status = self.status.document()
+        document = bundle_document(status, status["certificates"], self.daemon.view.evaluation.references)
+        now = self.daemon.clock()
+        files = build_bundle(document, applied_remediations(self.daemon.settings.data_dir / AUDIT_FILE), now)
+        folder = f"certmon-evidence-{self.daemon.settings.environment}-{now:%Y%m%dT%H%M%SZ}"
+        body = zip_bundle(files, folder)
+        disposition = {"Content-Disposition": f'attachment; filename="{folder}.zip"'}
+        return Answer(Response(200, body, "application/zip", disposition), "ok")
 
     def _list(self, request: Request) -> Answer:
         actor = self._identity(request)

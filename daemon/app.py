@@ -9,18 +9,21 @@ from collections.abc import Callable, Iterable, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import Metric
 
 from collectors.base import Collector
 from collectors.model import Observation, SourceResult
 from daemon.clock import settings_clock
 from daemon.evaluator import evaluate
+from daemon.findinglog import FindingLog
 from daemon.http import HttpServer, Request, Response, Router, metrics_handler
+from daemon.landing import HEADERS as LANDING_HEADERS
+from daemon.landing import landing_page
 from daemon.metrics import build_families
 from daemon.runner import Clock, Runner
 from daemon.scheduler import Scheduler
-from daemon.settings import Settings
+from daemon.settings import ConfigError, Settings
 from daemon.sources.registry import build_collectors, keep_history
 from daemon.state import StateError, StateStore
 from daemon.view import View
@@ -61,12 +64,16 @@ class Daemon:
         keep_history(chosen, self.store, self.clock)
         self.runner = Runner(settings.environment, chosen, self.clock, on_target_done=self._target_done)
         self._publish_lock = threading.Lock()
+        self._finding_log: FindingLog | None = None
         self.view = self._evaluate()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(LatestCollector(self))
+        # process_* (CPU, memory, open files, start time): read at scrape time from /proc, Linux only.
+        ProcessCollector(registry=self.registry)
         self.router = Router()
         self.router.add("GET", "/metrics", metrics_handler(self.registry))
         self.router.add("GET", "/healthz", self._healthz)
+        self.router.add("GET", "/", self._landing)
         self.http: HttpServer | None = None
         #: the status page and remediation API (`api:`), on their own listener
         self.api: ApiServer | None = None
@@ -97,6 +104,8 @@ class Daemon:
         """Re-evaluate the latest results and swap in the new view."""
         with self._publish_lock:
             self.view = self._evaluate()
+            if self._finding_log is not None:
+                self._finding_log.update(self.view.evaluation.findings)
         return self.view
 
     def collect_source(self, name: str) -> None:
@@ -104,10 +113,19 @@ class Daemon:
         self.runner.run_source(name)
         self.publish()
 
+    def log_findings(self) -> None:
+        """From the next evaluation on, log every finding raised and cleared (the service; one-shot commands print)."""
+        if self._finding_log is None:
+            self._finding_log = FindingLog()
+
     def collect_once(self) -> View:
         """Collect every source once and publish."""
         self.runner.run_once()
         return self.publish()
+
+    def _landing(self, request: Request) -> Response:
+        status_url = self.api.url + "/" if self.api is not None else None
+        return Response.html(landing_page(self.settings.environment, status_url), headers=LANDING_HEADERS)
 
     def _healthz(self, request: Request) -> Response:
         running = self.scheduler is not None and self.scheduler.running
@@ -120,7 +138,14 @@ class Daemon:
             exporter = self.settings.exporter
             web_config = load_web_config(exporter.web_config_file)
             api = self._api() if self.settings.api.enabled else None
-            self.http = HttpServer(exporter.listen_address, exporter.port, web_config, self.router)
+            try:
+                self.http = HttpServer(exporter.listen_address, exporter.port, web_config, self.router)
+            except OSError as err:
+                raise ConfigError(
+                    f"exporter.listen_address/exporter.port: cannot listen on {exporter.listen_address}:"
+                    f"{exporter.port}: {err.strerror or err}; stop what uses it or choose another port "
+                    "(--web.listen-address)"
+                ) from err
             self.http.start()
             log.info("serving %s/metrics", self.http.url)
             if api is not None:
@@ -133,6 +158,7 @@ class Daemon:
                 self.api = api
                 log.info("status page %s/ and remediation API %s/api/", api.url, api.url)
         if schedule:
+            self.log_findings()
             self.scheduler = Scheduler(self)
             self.scheduler.start()
 

@@ -8,16 +8,19 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from collectors.errors import CertmonError
 from daemon import __version__
-from daemon.logs import setup_logging
+from daemon.flags import apply_flags
+from daemon.logs import LOG_FORMATS, EventLogUnavailable, setup_logging
 from daemon.remediate import register_remediate
 from daemon.sources.base import ConfigError
 
 if TYPE_CHECKING:
     from daemon.settings import Settings
+    from daemon.view import View
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -35,16 +38,26 @@ def _settings(args: argparse.Namespace) -> Settings:
     # Imported here: the settings pull in every source's collector, which --help, --version and inspect need not.
     from daemon.settings import load_settings
 
-    return load_settings(args.config, required=args.config_required)
+    settings = load_settings(args.config, required=args.config_required)
+    apply_flags(settings, args)
+    return settings
+
+
+def _logging(args: argparse.Namespace, level: str, settings: Settings | None = None) -> None:
+    fmt = args.log_format or (settings.log_format if settings is not None else "text")
+    try:
+        setup_logging(args.log_level or level, fmt, event_log=args.log_eventlog)
+    except EventLogUnavailable as err:
+        raise ConfigError(str(err)) from err
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run the daemon until SIGTERM or Ctrl+C."""
-    from daemon.app import Daemon
+    """Run the daemon until SIGTERM or Ctrl+C; SIGHUP re-reads the configuration."""
+    from daemon.service import Service
 
     settings = _settings(args)
-    setup_logging(args.log_level or settings.log_level)
-    Daemon(settings).run_forever()
+    _logging(args, settings.log_level, settings)
+    Service(lambda: _settings(args), settings).run()
     return EXIT_OK
 
 
@@ -56,7 +69,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
         print("certmon collect: only --once is supported; use `certmon run` for the daemon", file=sys.stderr)
         return EXIT_USAGE
     settings = _settings(args)
-    setup_logging(args.log_level or "ERROR")
+    _logging(args, "ERROR", settings)
     view = collect_once(settings)
     return print_collection(view, args.format)
 
@@ -66,9 +79,30 @@ def cmd_status(args: argparse.Namespace) -> int:
     from daemon.report import collect_once, print_status
 
     settings = _settings(args)
-    setup_logging(args.log_level or "ERROR")
+    _logging(args, "ERROR", settings)
     view = collect_once(settings)
+    if args.evidence is not None:
+        written = write_evidence(view, settings, args.evidence)
+        print(f"evidence bundle: {', '.join(str(p) for p in written)}", file=sys.stderr)
     return print_status(view, args.format)
+
+
+def write_evidence(view: View, settings: Settings, directory: Path) -> list[Path]:
+    """`status --evidence DIR`: the change ticket's bundle from this collection and the audit file."""
+    from datetime import UTC, datetime
+
+    from daemon.evidencebundle import BundleError, applied_remediations, build_bundle, bundle_document, write_bundle
+    from daemon.payloads import collection_payload, status_payload
+    from remediations.audit import AUDIT_FILE
+
+    collection = collection_payload(view)
+    status = status_payload(view, collection)
+    document = bundle_document(status, collection["certificates"], view.evaluation.references)
+    files = build_bundle(document, applied_remediations(settings.data_dir / AUDIT_FILE), datetime.now(UTC))
+    try:
+        return write_bundle(files, directory)
+    except (BundleError, OSError) as err:
+        raise ConfigError(f"--evidence: {err}") from err
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -97,7 +131,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"certmon {__version__}")
     parser.add_argument("--config", "-c", help="YAML configuration file (default: certmon.yaml or $CERTMON_CONFIG)")
-    parser.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log verbosity")
+    levels = ("DEBUG", "INFO", "WARNING", "ERROR")
+    parser.add_argument(
+        "--log.level", "--log-level", dest="log_level", type=str.upper, choices=levels, help="log verbosity"
+    )
+    parser.add_argument(
+        "--log.format", dest="log_format", choices=LOG_FORMATS, help="log format on stderr (default: log_format, text)"
+    )
+    parser.add_argument(
+        "--log.eventlog", dest="log_eventlog", action="store_true", help="also log to the Windows Event Log (pywin32)"
+    )
+    parser.add_argument(
+        "--web.listen-address",
+        dest="web_listen_address",
+        metavar="HOST:PORT",
+        help="exporter address, overrides exporter.listen_address/port (e.g. 127.0.0.1:9877)",
+    )
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        metavar="FILE",
+        help="exporter-toolkit web config (TLS, client certificates, basic auth), overrides exporter.web_config_file",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     sub = commands.add_parser("run", help="run the daemon")
@@ -110,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = commands.add_parser("status", help="sources, the rotation checklist and findings")
     _add_format(sub)
+    sub.add_argument(
+        "--evidence",
+        type=Path,
+        metavar="DIR",
+        help="also write the change ticket's evidence bundle (HTML, JSON, SHA-256 manifest) into DIR (new or empty)",
+    )
     sub.set_defaults(func=cmd_status)
 
     sub = commands.add_parser("inspect", help="certificates in PEM/DER/PKCS#7/PFX files")
@@ -170,7 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FINDINGS
     except ConfigError as err:
-        print(f"certmon: configuration error:\n{err}", file=sys.stderr)
+        text = str(err)
+        print(f"certmon: configuration error:{chr(10) if chr(10) in text else ' '}{text}", file=sys.stderr)
         return EXIT_USAGE
     except CertmonError as err:
         print(f"certmon: {err}", file=sys.stderr)

@@ -13,7 +13,7 @@ from datetime import datetime
 from collectors.model import CertReference, Finding, Severity, Snapshot
 from daemon.context import Context, resolve_references, role_index, template_generations
 from daemon.rotation import STEPS, Checklist, Step, checklist
-from daemon.rules import RULES, Rule
+from daemon.rules import RULES, Rule, with_remediation
 from daemon.settings import Settings
 from daemon.state import LocationHistory
 
@@ -45,7 +45,7 @@ def evaluate(
     findings: dict[tuple[str, ...], Finding] = {}
     for rule in rules:
         for finding in rule(ctx):
-            findings.setdefault(finding.key(), finding)
+            findings.setdefault(finding.key(), with_remediation(finding))
     ordered = sorted(findings.values(), key=lambda f: (_SEVERITY_ORDER[f.severity], f.rule, f.key()))
     return Evaluation(snapshot, ctx.references, ctx.roles, tuple(ordered), now, decided)
 

@@ -10,6 +10,7 @@ from typing import Any
 from prometheus_client.core import Metric
 
 from collectors.base import Collector
+from collectors.errors import Reason
 from collectors.model import MetricSpec
 from daemon import __version__
 from daemon.agentmetrics import agent_families
@@ -89,8 +90,10 @@ def build_families(evaluation: Evaluation, collectors: Mapping[str, Collector]) 
         for spec in collector.metrics:
             _spec_samples(spec, collector.name, evaluation, out)
     agent_families(evaluation, out)
-    info = out.gauge("certmon_build_info", "certmon version.", ("version", "python"))
-    out.add(info, (__version__, platform.python_version()), 1.0)
+    info = out.gauge(
+        "certmon_build_info", "certmon version, for one environment.", ("environment", "version", "python")
+    )
+    out.add(info, (env, __version__, platform.python_version()), 1.0)
     evaluated = out.gauge(
         "certmon_last_evaluation_timestamp_seconds", "When findings were last computed, Unix time.", ("environment",)
     )
@@ -154,8 +157,9 @@ def _source_families(evaluation: Evaluation, out: Families) -> None:
         if result.health.last_success_at is not None:
             out.add(last, labels, result.health.last_success_at.timestamp())
         out.add(duration, labels, result.health.duration_seconds)
-        for reason, count in sorted(result.errors_total.items()):
-            out.add(errors, (*labels, str(reason)), float(count))
+        # Every reason of the closed set from 0, so rate() and increase() see the first error.
+        for reason in Reason:
+            out.add(errors, (*labels, str(reason)), float(result.errors_total.get(reason, 0)))
         if result.observation is not None:
             counts: dict[str, int] = {}
             for problem in result.observation.problems:
@@ -172,6 +176,10 @@ def _spec_samples(spec: MetricSpec, source: str, evaluation: Evaluation, out: Fa
     )
     env = evaluation.snapshot.environment
     for result in evaluation.snapshot.of_source(source):
+        if result.observation is None and not result.health.ok and spec.no_data is not None:
+            for values, value in spec.no_data(result.target):
+                out.add(family, (env, *values), value)
+            continue
         if result.observation is None or result.observation.facts is None:
             continue
         try:

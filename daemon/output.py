@@ -34,13 +34,16 @@ class Progress:
         self.enabled = self.stream.isatty()
         self.done = 0
         self.failed = 0
+        #: targets in the whole collection, when known (0: unknown)
+        self.total = 0
 
     def update(self, source: str, target: str, ok: bool) -> None:
         """One more target collected."""
         self.done += 1
         self.failed += 0 if ok else 1
         if self.enabled:
-            line = f"collected {self.done} targets ({self.failed} failed): {source} {target}"
+            count = f"{self.done}/{self.total}" if self.total >= self.done else str(self.done)
+            line = f"collected {count} targets ({self.failed} failed): {source} {target}"
             self.stream.write("\r\x1b[K" + line[:110])
             self.stream.flush()
 

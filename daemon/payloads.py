@@ -9,6 +9,7 @@ from typing import Any
 
 from collectors.certificate import LoadedCertificate, iso_z, to_record
 from collectors.model import Finding, SourceResult
+from daemon.nextaction import next_action, remediations_for_step
 from daemon.rotation import Checklist
 from daemon.view import View
 
@@ -94,6 +95,7 @@ def checklist_payload(checklist: Checklist) -> dict[str, Any]:
                 "status": str(s.status),
                 "detail": s.detail,
                 "evidence": list(s.evidence),
+                "remediations": remediations_for_step(s.step),
             }
             for s in checklist.steps
         ],
@@ -116,6 +118,7 @@ def status_payload(view: View, payload: dict[str, Any] | None = None) -> dict[st
     """
     payload = payload if payload is not None else collection_payload(view)
     document = {k: payload[k] for k in ("environment", "collected_at", "sources")}
+    document["next_action"] = next_action(view.evaluation)
     document.update(checklist_payload(view.evaluation.checklist))
     document["findings"] = payload["findings"]
     return document

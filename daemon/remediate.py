@@ -66,8 +66,11 @@ def cmd_remediate(args: argparse.Namespace) -> int:
     except UnknownRemediation as err:
         print(f"certmon remediate: {err}", file=sys.stderr)
         return EXIT_USAGE
+    from daemon.flags import apply_flags
+
     settings = load_settings(args.config, required=args.config_required)
-    setup_logging(args.log_level or "ERROR")
+    apply_flags(settings, args)
+    setup_logging(args.log_level or "ERROR", args.log_format or settings.log_format)
     daemon = Daemon(settings)
     progress = Progress()
     daemon.on_progress = progress.update

@@ -12,6 +12,8 @@ from collectors.errors import CertificateError
 from collectors.model import Severity
 from collectors.secrets import read_secret_file
 from daemon.app import Daemon
+from daemon.configcheck import unknown_environment
+from daemon.nextaction import next_action
 from daemon.output import Progress, dump_json, table
 from daemon.payloads import collection_payload, source_row, status_payload
 from daemon.rotation import Checklist, StepStatus
@@ -20,7 +22,8 @@ from daemon.sources.registry import build_collectors, configured_paths
 from daemon.sources.servicefabric import certificate_problems
 from daemon.view import View
 
-EXIT_OK, EXIT_FINDINGS = 0, 1
+#: exit codes: 2 (usage, configuration) is the CLI's; README, Exit codes
+EXIT_OK, EXIT_FINDINGS, EXIT_NOT_COLLECTED = 0, 1, 3
 
 
 def collect_once(settings: Settings) -> View:
@@ -28,6 +31,8 @@ def collect_once(settings: Settings) -> View:
     progress = Progress()
     daemon = Daemon(settings)
     daemon.on_progress = progress.update
+    if progress.enabled:
+        progress.total = daemon.runner.target_count()
     try:
         return daemon.collect_once()
     finally:
@@ -36,9 +41,13 @@ def collect_once(settings: Settings) -> View:
 
 
 def _exit_code(view: View) -> int:
-    bad_source = any(not r.health.ok for r in view.evaluation.snapshot)
+    """3 when something could not be read (whatever the findings), 1 for findings, 0 when all is well."""
+    snapshot = view.evaluation.snapshot
+    unread = any(not r.health.ok or (r.observation is not None and r.observation.problems) for r in snapshot)
+    if unread:
+        return EXIT_NOT_COLLECTED
     serious = any(f.severity in (Severity.CRITICAL, Severity.WARNING) for f in view.evaluation.findings)
-    return EXIT_FINDINGS if bad_source or serious else EXIT_OK
+    return EXIT_FINDINGS if serious else EXIT_OK
 
 
 def _print_sources(view: View) -> None:
@@ -92,6 +101,15 @@ def print_collection(view: View, fmt: str) -> int:
 EVIDENCE_LINES = 6
 
 
+def _print_next_action(action: dict[str, Any]) -> None:
+    print(f"NEXT ACTION: {action['what']}")
+    for blocker in action["blocked_by"]:
+        print(f"  blocked by: {blocker}")
+    for remediation in action["remediations"]:
+        print(f"  remediation {remediation['name']}: dry run with `{remediation['dry_run']}`, then add --apply")
+    print()
+
+
 def _print_checklist(checklist: Checklist) -> None:
     print("\nROTATION CHECKLIST")
     rows: list[tuple[str, str, str]] = []
@@ -121,6 +139,7 @@ def print_status(view: View, fmt: str) -> int:
         dump_json(status_payload(view))
         return _exit_code(view)
     print(f"environment {view.evaluation.snapshot.environment}, {iso_z(view.evaluation.evaluated_at)}\n")
+    _print_next_action(next_action(view.evaluation))
     _print_sources(view)
     _print_checklist(checklist)
     _print_findings(view)
@@ -223,8 +242,15 @@ def check_config(settings: Settings, fmt: str) -> int:
         except ConfigError as err:
             problems.append(str(err))
     problems += _api_problems(settings)
+    if not collectors and not problems:
+        problems.append(
+            "no source is enabled: give at least one source its location under sources: (see README, Configuration)"
+        )
+    ignored = unknown_environment(Settings)
     if fmt == "json":
-        dump_json({"environment": settings.environment, "sources": rows, "problems": problems})
+        dump_json(
+            {"environment": settings.environment, "sources": rows, "problems": problems, "ignored_environment": ignored}
+        )
     else:
         print(f"environment: {settings.environment}")
         print(f"data_dir: {settings.data_dir}")
@@ -236,6 +262,8 @@ def check_config(settings: Settings, fmt: str) -> int:
             ("SOURCE", "INTERVAL", "TIMEOUT", "TARGETS"),
             [(r["source"], r["interval_seconds"], r["timeout_seconds"], ", ".join(r["targets"])) for r in rows],
         )
+        for name in ignored:
+            print(f"ignored: environment variable {name} is not a certmon setting", file=sys.stderr)
         for problem in problems:
             print(f"problem: {problem}", file=sys.stderr)
     return 2 if problems else EXIT_OK

@@ -82,6 +82,16 @@ class Runner:
             self.run_source(name)
         return self.snapshot()
 
+    def target_count(self) -> int:
+        """How many targets a whole collection visits, for a progress line (a source that cannot list them: 1)."""
+        total = 0
+        for collector in self.collectors.values():
+            try:
+                total += len(set(collector.targets())) or 1
+            except Exception:  # noqa: BLE001 - only an estimate; run_source records the real error
+                total += 1
+        return total
+
     def _targets(self, collector: Collector) -> Sequence[str]:
         try:
             return tuple(dict.fromkeys(collector.targets()))

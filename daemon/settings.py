@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from daemon.configcheck import unknown_environment, unknown_key_hint, unreadable_files
 from daemon.sources.base import ConfigError, SourceSettings, Strict
 from daemon.sources.registry import Sources
 from daemon.sources.servicefabric import GatewayCertificateSettings
@@ -173,6 +174,8 @@ class Settings(BaseSettings):
     production: bool = False
     data_dir: Path = Path("certmon-data")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: stderr log lines: text, logfmt (as Prometheus' exporters) or JSON
+    log_format: Literal["text", "logfmt", "json"] = "text"
     exporter: ExporterSettings = Field(default_factory=ExporterSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     expiry: dict[str, ExpiryWindow] = Field(default_factory=dict)
@@ -234,7 +237,8 @@ def _describe(err: ValidationError, origin: str) -> str:
     lines = []
     for item in err.errors():
         field = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        lines.append(f"{origin}: {field}: {item['msg']}")
+        hint = unknown_key_hint(Settings, tuple(item["loc"])) if item["type"] == "extra_forbidden" else ""
+        lines.append(f"{origin}: {field}: {item['msg']}{hint}")
     return "\n".join(lines)
 
 
@@ -258,12 +262,23 @@ def load_settings(path: str | Path | None = None, *, required: bool = False) -> 
                 f"{config_path}: {leaked[0]}: secrets do not belong in the configuration file; "
                 "use the matching *_file setting or a CERTMON_* environment variable"
             )
-    elif required or path is not None:
+    elif required or path is not None or os.environ.get("CERTMON_CONFIG"):
         raise ConfigError(f"{config_path}: configuration file not found")
+    else:
+        raise ConfigError(
+            f"no configuration: {DEFAULT_CONFIG} is not in {Path.cwd()}; give --config FILE or set CERTMON_CONFIG "
+            "(certmon demo runs on a generated one)"
+        )
     origin = f"{config_path} (or CERTMON_* environment)"
+    typos = [name for name in unknown_environment(Settings) if "did you mean" in name]
+    if typos:
+        raise ConfigError("\n".join(f"environment: {name}: not a certmon setting" for name in typos))
     try:
         settings = Settings(**data)
     except ValidationError as err:
         raise ConfigError(_describe(err, origin)) from None
     _resolve_paths(settings, config_path.resolve().parent)
+    unreadable = list(unreadable_files(settings))
+    if unreadable:
+        raise ConfigError("\n".join(f"{origin}: {problem}" for problem in unreadable))
     return settings

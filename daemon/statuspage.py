@@ -29,6 +29,7 @@ _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1f2328;background:#fff}
 header{background:#24292f;color:#fff;padding:14px 24px}
 header h1{margin:0;font-size:20px}
+.next{font-size:16px;font-weight:600}
 header .when{color:#c9d1d9;font-size:13px}
 nav{padding:6px 24px;background:var(--bg);border-bottom:1px solid var(--line)}
 nav a{margin-right:16px;color:#0969da;text-decoration:none}
@@ -241,10 +242,26 @@ def _chips(summary: Mapping[str, Any]) -> str:
     return '<div class="chips">' + "".join(f"<span>{_e(p)}</span>" for p in parts) + "</div>"
 
 
+def _next_action(action: Mapping[str, Any]) -> str:
+    lines = [
+        f'<p class="next" data-next-kind="{_e(action["kind"])}" data-next-step="{_e(action["step"])}">'
+        f"{_e(action['what'])}</p>"
+    ]
+    lines += [f"<p>Blocked by: {_e(blocker)}</p>" for blocker in action["blocked_by"]]
+    lines += [
+        f'<p data-next-remediation="{_e(r["name"])}">Remediation <code>{_e(r["name"])}</code>: dry run with '
+        f"<code>{_e(r['dry_run'])}</code>, "
+        "then add <code>--apply</code>.</p>"
+        for r in action["remediations"]
+    ]
+    return "".join(lines)
+
+
 def render_page(document: Mapping[str, Any]) -> str:
     """The status page for one status document."""
     environment = _e(document["environment"])
     sections = (
+        ("next", "Next action", _next_action(document["next_action"])),
         ("checklist", "Rotation checklist", _checklist(document["checklist"])),
         ("findings", f"Findings ({len(document['findings'])})", _findings(document["findings"])),
         ("certificates", "Certificates by node and role", _matrix(document["matrix"])),
@@ -253,6 +270,7 @@ def render_page(document: Mapping[str, Any]) -> str:
         ("sources", "Sources", _sources(document["sources"])),
     )
     nav = "".join(f'<a href="#{key}">{_e(title.split(" (")[0])}</a>' for key, title, _ in sections)
+    nav += '<a href="api/evidence" download>Evidence bundle (ZIP)</a>'
     body = "".join(f'<section id="{key}"><h2>{_e(title)}</h2>{html}</section>' for key, title, html in sections)
     return (
         "<!DOCTYPE html>\n"

@@ -153,10 +153,10 @@ SQL_METRICS = (
         _per_probe(lambda e: e.ratio),
     ),
     MetricSpec(
-        "certmon_reencryption_rate_per_hour",
-        "Re-encryption pace measured over the rate window (at least a day of history).",
+        "certmon_reencryption_rate_per_second",
+        "Re-encryption pace in rows per second, averaged over the rate window (at least a day of history).",
         ("probe",),
-        _per_probe(lambda e: e.rate_per_hour),
+        _per_probe(lambda e: None if e.rate_per_hour is None else e.rate_per_hour / 3600),
     ),
     MetricSpec(
         "certmon_reencryption_eta_timestamp_seconds",

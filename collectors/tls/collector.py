@@ -134,6 +134,11 @@ def _success(facts: TlsEndpointFacts, target: str) -> Iterable[tuple[tuple[str, 
         yield (target, probe.address, facts.kind), 1.0 if probe.success else 0.0
 
 
+def _never_probed(target: str) -> Iterable[tuple[tuple[str, ...], float]]:
+    # No address was ever probed (the name does not resolve): one series, node and kind unknown.
+    yield (target, "", ""), 0.0
+
+
 def _chain_valid(facts: TlsEndpointFacts, target: str) -> Iterable[tuple[tuple[str, ...], float]]:
     for probe in facts.probes:
         if probe.chain_valid is not None:
@@ -167,10 +172,11 @@ TLS_METRICS = (
     MetricSpec(
         "certmon_tls_probe_success",
         "1 when the handshake with the address completed and it presented a certificate "
-        "(0 while the endpoint's latest probe fails).",
+        "(0 while the endpoint's latest probe fails; node and kind empty while the name never resolved).",
         ("target", "node", "kind"),
         _success,
         stale_value=0.0,
+        no_data=_never_probed,
     ),
     MetricSpec(
         "certmon_tls_chain_valid",

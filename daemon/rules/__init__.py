@@ -8,6 +8,7 @@ read yet) yields nothing: the rotation checklist says "unknown" for it, never "h
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ from daemon.context import Context
 from daemon.rules.agentconfig import agent_config_findings
 from daemon.rules.consistency import node_consistency_findings, reference_consistency_findings, self_signed_findings
 from daemon.rules.expiry import expiry_findings
-from daemon.rules.health import source_down_findings
+from daemon.rules.health import source_down_findings, source_problems_findings
 from daemon.rules.presence import cng_key_findings, missing_on_node_findings, private_key_findings
 from daemon.rules.reencryption import (
     credentials_on_old_cert,
@@ -40,6 +41,7 @@ Rule = Callable[[Context], Iterable[Finding]]
 RULES: list[Rule] = [
     expiry_findings,
     source_down_findings,
+    source_problems_findings,
     missing_on_node_findings,
     private_key_findings,
     cng_key_findings,
@@ -73,6 +75,8 @@ class RuleInfo:
     severity: Severity
     step: str
     summary: str
+    #: the remediation that fixes the finding, for rules that do not name one themselves
+    remediation: str = ""
 
 
 C, W = Severity.CRITICAL, Severity.WARNING
@@ -83,6 +87,7 @@ CATALOGUE: tuple[RuleInfo, ...] = (
     RuleInfo("cert-expiry-warning", W, "certs-generated", "inside the role's warning window"),
     RuleInfo("cert-not-yet-valid", W, "certs-generated", "notBefore is in the future"),
     RuleInfo("source-down", W, "", "a source target's latest collection failed"),
+    RuleInfo("source-problems", W, "", "a source read only part of its input (wrong password, bad file)"),
     RuleInfo("cert-missing-on-node", C, "certs-installed", "a node lacks a certificate its purpose needs"),
     RuleInfo("private-key-missing", C, "certs-installed", "a node holds a needed certificate without its key"),
     RuleInfo("cng-key-on-sf-cert", C, "certs-installed", "a Service Fabric/AXSF certificate has a CNG key"),
@@ -93,7 +98,13 @@ CATALOGUE: tuple[RuleInfo, ...] = (
         "the previous DataEncryption certificate left a node before re-encryption finished",
     ),
     RuleInfo("old-cert-removed-early", C, "sf-cleaned", "a previous certificate still named somewhere left a node"),
-    RuleInfo("sf-secondary-lingering", W, "sf-cleaned", "a ThumbprintSecondary blocks the next rotation"),
+    RuleInfo(
+        "sf-secondary-lingering",
+        W,
+        "sf-cleaned",
+        "a ThumbprintSecondary blocks the next rotation",
+        remediation="sf-cleanup-old-certs",
+    ),
     RuleInfo(
         "agent-config-thumbprint-stale", W, "localagent-updated", "an agent configuration lags the cluster's certs"
     ),
@@ -150,3 +161,14 @@ CATALOGUE: tuple[RuleInfo, ...] = (
 def catalogue(rule: str) -> RuleInfo | None:
     """The catalogue entry of a rule id."""
     return next((info for info in CATALOGUE if info.id == rule), None)
+
+
+_REMEDIATION_OF = {info.id: info.remediation for info in CATALOGUE if info.remediation}
+
+
+def with_remediation(finding: Finding) -> Finding:
+    """The finding with the catalogue's remediation when its rule named none."""
+    remediation = _REMEDIATION_OF.get(finding.rule)
+    if finding.remediation or not remediation:
+        return finding
+    return dataclasses.replace(finding, remediation=remediation)

@@ -49,6 +49,11 @@ class DatabaseSettings(Strict):
         if bool(self.connection_string) == (self.database_file is not None):
             raise ValueError("set exactly one of connection_string and database_file")
         if self.connection_string:
+            if self.connection_string.lower().startswith("sqlite:"):
+                raise ValueError(
+                    "connection_string: a SQLite database is not an ODBC connection string; "
+                    f"use database_file: {self.connection_string[len('sqlite:') :]}"
+                )
             try:
                 pairs = parse_connection_string(self.connection_string)
             except ConnectionStringError as err:

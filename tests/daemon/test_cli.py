@@ -69,10 +69,10 @@ def test_healthy_environment_exits_zero(lab: Lab, tmp_path: Path, run_cli) -> No
     assert "No findings." in done.stdout
 
 
-def test_source_errors_exit_one_and_are_named(lab: Lab, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_source_errors_exit_three_and_are_named(lab: Lab, run_cli) -> None:  # type: ignore[no-untyped-def]
     lab.localagent_config.write_text("{ not json")
     done = run_cli("--config", str(lab.config_file), "status", "--format", "json")
-    assert done.returncode == 1
+    assert done.returncode == 3, "could not collect: told apart from findings (1)"
     bad = next(s for s in json.loads(done.stdout)["sources"] if s["source"] == "localagent")
     assert bad["reason"] == "parse_error" and "localagent-config.json: invalid JSON" in bad["message"]
 
@@ -199,7 +199,10 @@ def _imported_modules(stderr: str) -> list[str]:
 @pytest.mark.parametrize("args", [("--help",), ("check-config",), ("check-config", "--format", "json")])
 def test_certmon_commands_never_import_the_simulator(run_cli, tmp_path: Path, args: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
     config = tmp_path / "certmon.yaml"
-    config.write_text(f"environment: prod\ndata_dir: {tmp_path / 'data'}\n")
+    (tmp_path / "ClusterConfig.json").write_text("{}")
+    config.write_text(
+        f"environment: prod\ndata_dir: {tmp_path / 'data'}\nsources:\n  clusterconfig: {{path: ClusterConfig.json}}\n"
+    )
     done = run_cli("--config", str(config), *args, env={"PYTHONPROFILEIMPORTTIME": "1", "COLUMNS": "200"})
     assert done.returncode == 0, done.stderr
     imported = _imported_modules(done.stderr)

@@ -90,6 +90,27 @@ def test_source_down_names_the_target_and_the_reason(lab: Lab, lab_settings: Set
     assert "parse_error" in down.message and "no data yet" in down.message
 
 
+def test_a_wrong_pfx_password_is_a_source_problems_finding(lab: Lab, lab_settings: Settings, now: datetime) -> None:
+    """A source that is up but reads nothing of what it was pointed at is never silent (no blind green)."""
+    daemon = Daemon(lab_settings, clock=lambda: now)
+    try:
+        healthy = daemon.collect_once().evaluation
+    finally:
+        daemon.stop()
+    assert [f for f in healthy.findings if f.rule == "source-problems"] == []
+    lab.password_file.write_text("not-the-pfx-password\n")
+    daemon = Daemon(lab_settings, clock=lambda: now)
+    try:
+        evaluation = daemon.collect_once().evaluation
+    finally:
+        daemon.stop()
+    problems = [f for f in evaluation.findings if f.rule == "source-problems"]
+    assert problems and all(f.source == "certfolder" and f.severity is Severity.WARNING for f in problems)
+    assert all(r.health.ok for r in evaluation.snapshot.of_source("certfolder")), "the folders were readable"
+    assert "could not read" in problems[0].message and ".pfx" in problems[0].message.lower()
+    assert "not-the-pfx-password" not in " ".join(f.message for f in evaluation.findings)
+
+
 def test_findings_are_sorted_critical_first(snapshot: Snapshot, lab_settings: Settings, now: datetime) -> None:
     severities = [f.severity for f in evaluate(snapshot, [], now, lab_settings).findings]
     order = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}

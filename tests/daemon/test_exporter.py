@@ -16,6 +16,7 @@ import bcrypt
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from collectors.errors import Reason
 from daemon.app import Daemon
 from daemon.settings import Settings
 from simulator.lab import Lab
@@ -96,6 +97,7 @@ def test_metrics_follow_the_contract(daemon: Daemon, lab: Lab) -> None:
     findings = {(s.labels["rule"], s.labels["role"]) for s in samples["certmon_finding"]}
     assert ("cert-expiry-critical", "DataEncryption") in findings
     assert samples["certmon_build_info"][0].labels["version"]
+    assert samples["certmon_build_info"][0].labels["environment"] == daemon.settings.environment
 
 
 def test_healthz_and_unknown_paths(daemon: Daemon) -> None:
@@ -103,6 +105,23 @@ def test_healthz_and_unknown_paths(daemon: Daemon) -> None:
     status, body, _ = _get(daemon.http.url + "/healthz")
     assert status == 200 and b'"ok"' in body
     assert _get(daemon.http.url + "/nope")[0] == 404
+
+
+def test_the_landing_page_links_metrics_health_and_the_status_page(daemon: Daemon) -> None:
+    assert daemon.http is not None
+    status, body, headers = _get(daemon.http.url + "/")
+    page = body.decode()
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    assert 'href="metrics"' in page and 'href="healthz"' in page and daemon.settings.environment in page
+    assert daemon.api is not None and f'href="{daemon.api.url}/"' in page
+    assert "default-src 'none'" in headers["Content-Security-Policy"]
+
+
+def test_process_metrics_are_exported(daemon: Daemon) -> None:
+    assert daemon.http is not None
+    samples = _samples(_get(daemon.http.url + "/metrics")[1])
+    assert samples["process_resident_memory_bytes"][0].value > 0
+    assert samples["process_open_fds"][0].value > 0
 
 
 def test_gzip_when_asked(daemon: Daemon) -> None:
@@ -128,7 +147,11 @@ def test_a_scrape_opens_no_source(daemon: Daemon, lab: Lab) -> None:
     up = {(s.labels["source"], s.labels["target"]): s.value for s in later["certmon_source_up"]}
     assert up[("clusterconfig", "ClusterConfig.json")] == 0.0
     errors = [s for s in later["certmon_source_errors_total"] if s.labels["source"] == "clusterconfig"]
-    assert [(s.labels["reason"], s.value) for s in errors] == [("not_found", 1.0)]
+    assert [(s.labels["reason"], s.value) for s in errors if s.value] == [("not_found", 1.0)]
+    # Every reason of the closed set is there from 0 (before the first error too), so increase() sees it.
+    assert {s.labels["reason"] for s in errors} == {str(r) for r in Reason}
+    first = [s for s in before["certmon_source_errors_total"] if s.labels["source"] == "clusterconfig"]
+    assert {s.labels["reason"] for s in first} == {str(r) for r in Reason} and not any(s.value for s in first)
     # The last good configuration is still exported (stale), so references do not vanish.
     refs = [s for s in later["certmon_expected_cert_info"] if "ClusterConfig.json" in s.labels["reference"]]
     assert refs

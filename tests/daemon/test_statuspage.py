@@ -107,7 +107,15 @@ def test_the_checklist_renders_in_chromium(lab_copy: Lab, now: datetime, tmp_pat
         "agentshare",
         "credentials",
     }
+    action = document["next_action"]
+    (shown,) = dom.having("data-next-kind")
+    assert (shown["data-next-kind"], shown["data-next-step"]) == (action["kind"], action["step"])
+    assert action["kind"] == "critical-finding" and action["what"] in "".join(dom.text), "the next action is said"
+    offered = [a["data-next-remediation"] for a in dom.having("data-next-remediation")]
+    assert offered == [r["name"] for r in action["remediations"]]
+    assert all(f"certmon remediate {name}" in "".join(dom.text) for name in offered), "with its dry-run command"
     assert [a["id"] for a in dom.tags("section")] == [
+        "next",
         "checklist",
         "findings",
         "certificates",
@@ -145,7 +153,7 @@ def test_the_page_is_self_contained_and_locked_down(lab: Lab, now: datetime) -> 
     dom = Dom(page.body.decode())
     assert dom.tags("script") == [] and dom.tags("link") == [] and dom.tags("img") == []
     links = [a["href"] for a in dom.tags("a")]
-    assert links and all(href.startswith("#") or href == "api/status" for href in links), links
+    assert links and all(href.startswith("#") or href in ("api/status", "api/evidence") for href in links), links
     assert head.status == 200 and head.body == b""
     assert int(head.headers["Content-Length"]) == len(page.body)
 
@@ -177,6 +185,7 @@ def test_a_daemon_without_the_api_serves_no_page(lab: Lab, now: datetime) -> Non
         daemon.collect_once()
         daemon.start(schedule=False)
         assert daemon.api is None and daemon.http is not None
-        assert call(daemon.http.url + "/").status == 404
+        landing = call(daemon.http.url + "/")  # the exporter's landing page, which says the page is off
+        assert landing.status == 200 and b"Status page: off" in landing.body and b"checklist" not in landing.body
     finally:
         daemon.stop()

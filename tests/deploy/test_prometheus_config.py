@@ -45,8 +45,10 @@ def _pki() -> tuple[Issued, Issued, Issued]:
 
 
 def _layout(folder: Path, ca: Issued, client: Issued) -> Path:
-    """The shipped configuration with the files it names, in `folder`."""
-    shutil.copy(DEPLOY / "prometheus.yml", folder / "prometheus.yml")
+    """The shipped configuration with scrape-mtls.yml pasted in and the files it names, in `folder`."""
+    config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text(encoding="utf-8"))
+    config["scrape_configs"] += yaml.safe_load((DEPLOY / "scrape-mtls.yml").read_text(encoding="utf-8"))
+    (folder / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
     shutil.copy(DEPLOY / "rules.yml", folder / "rules.yml")
     shutil.copytree(DEPLOY / "targets", folder / "targets")
     secrets = folder / "certmon"
@@ -60,6 +62,11 @@ def _layout(folder: Path, ca: Issued, client: Issued) -> Path:
 
 @pytest.mark.skipif(PROMTOOL is None, reason="promtool (Debian package prometheus) is not installed")
 def test_promtool_accepts_the_shipped_configuration(tmp_path: Path) -> None:
+    assert PROMTOOL is not None
+    as_shipped = subprocess.run(
+        [PROMTOOL, "check", "config", str(DEPLOY / "prometheus.yml")], capture_output=True, text=True, check=False
+    )
+    assert as_shipped.returncode == 0, as_shipped.stdout + as_shipped.stderr
     ca, _server, client = _pki()
     config = _layout(tmp_path, ca, client)
     assert PROMTOOL is not None
@@ -78,7 +85,8 @@ def test_promtool_accepts_the_shipped_configuration(tmp_path: Path) -> None:
 
 def test_every_variant_relabels_to_job_certmon() -> None:
     config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text(encoding="utf-8"))
-    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    mtls = yaml.safe_load((DEPLOY / "scrape-mtls.yml").read_text(encoding="utf-8"))
+    jobs = {job["job_name"]: job for job in config["scrape_configs"] + mtls}
     assert set(jobs) == {"certmon-local", "certmon-mtls", "certmon-basic"}
     for job in jobs.values():
         assert job["honor_labels"] is True

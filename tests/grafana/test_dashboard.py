@@ -84,6 +84,21 @@ def _validate(checker: Path, path: Path) -> tuple[int, list[dict[str, Any]]]:
 def test_dashboard_matches_grafana_schema(checker: Path) -> None:
     code, (report,) = _validate(checker, DASHBOARD)
     assert report["errors"] == [] and code == 0
+    dashboard = _dashboard()
+    assert [i["name"] for i in dashboard["__inputs"]] == ["DS_PROMETHEUS"], "imports grafana.com style"
+    assert {link["url"] for link in dashboard["links"]} == {"${status_url}"}, "links to the status page"
+
+
+def test_the_validator_checks_the_import_header(checker: Path, tmp_path: Path) -> None:
+    dashboard = _dashboard()
+    dashboard["__requires"] = [r for r in dashboard["__requires"] if r["id"] != "table"]
+    dashboard["__inputs"][0]["pluginId"] = ""
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(dashboard))
+    code, (report,) = _validate(checker, broken)
+    assert code == 1
+    assert "__requires: panel type table missing" in report["errors"]
+    assert any("needs pluginId" in e for e in report["errors"])
     assert report["panels"] == 29
     assert set(report["panelTypes"]) == {"row", "stat", "table", "bargauge", "timeseries"}
 

@@ -60,9 +60,33 @@ function overlaps(a, b) {
   return a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
 }
 
+function importHeaderErrors(inputs, requires, dashboard) {
+  const errors = [];
+  for (const input of inputs) {
+    if (!input.name || !input.label || !["datasource", "constant"].includes(input.type)) errors.push(`__inputs ${input.name}: needs name, label and type datasource|constant`);
+    if (input.type === "datasource" && !input.pluginId) errors.push(`__inputs ${input.name}: a datasource input needs pluginId`);
+  }
+  for (const req of requires) {
+    if (!["grafana", "datasource", "panel"].includes(req.type) || !req.id || !req.name || typeof req.version !== "string") errors.push(`__requires ${req.id}: needs type, id, name and version`);
+  }
+  if (inputs.length || requires.length) {
+    const required = new Set(requires.filter((r) => r.type === "panel").map((r) => r.id));
+    for (const panel of panelsOf(dashboard)) if (panel.type !== "row" && !required.has(panel.type)) errors.push(`__requires: panel type ${panel.type} missing`);
+    const pluginIds = new Set(inputs.filter((i) => i.type === "datasource").map((i) => i.pluginId));
+    for (const variable of dashboard.templating?.list ?? []) {
+      if (variable.type === "datasource" && !pluginIds.has(variable.query)) errors.push(`__inputs: no datasource input for plugin ${variable.query}`);
+    }
+  }
+  return errors;
+}
+
 function check(file) {
   const errors = [];
-  const dashboard = JSON.parse(fs.readFileSync(file, "utf-8"));
+  const exported = JSON.parse(fs.readFileSync(file, "utf-8"));
+  // `__inputs`/`__requires` are the grafana.com import header: Grafana's import reads and drops them
+  // (provisioning ignores them), so the stored dashboard the schema describes is the rest.
+  const { __inputs: inputs = [], __requires: requires = [], ...dashboard } = exported;
+  errors.push(...importHeaderErrors(inputs, requires, dashboard));
   const validateDashboard = validator(path.join(types, "dashboard", "x", "types.gen.d.ts"), "Dashboard");
   if (!validateDashboard(dashboard)) errors.push(...describe(validateDashboard.errors).map((e) => `dashboard: ${e}`));
 

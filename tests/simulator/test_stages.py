@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from daemon.evaluator import Evaluation
+from daemon.nextaction import next_action
 from daemon.rotation.model import StepStatus
 from simulator.demo import Demo, DemoOptions
 from simulator.stages import REMOVED_EARLY_NODE, StageError, path_between
@@ -77,6 +78,17 @@ def test_each_stage_shows_the_runbook_steps_done_so_far(walk: Demo, stage: str) 
         # Until re-encryption is complete the old DataEncryption certificate must stay.
         old = {c.role: c for c in evaluation.checklist.old_certificates}
         assert not old["DataEncryption"].safe_to_remove
+    action = next_action(evaluation)
+    first_open = next(s for s in evaluation.checklist.steps if s.status is StepStatus.PENDING)
+    if stage == "before":  # certificates inside their critical window and no rotation yet: start one
+        assert (action["kind"], action["step"]) == ("critical-finding", "certs-generated"), action
+    elif action["kind"] == "pending-step":
+        assert action["step"] == first_open.step, action
+    else:  # mid-rotation, the old generation's expiry window is the checklist's business, not the next action
+        assert action["kind"] == "critical-finding" and not action["what"].startswith("cert-expiry"), action
+    # Each pending step names the remediations that complete it, with their dry-run commands.
+    for remediation in action["remediations"]:
+        assert remediation["dry_run"] == f"certmon remediate {remediation['name']}"
 
 
 def test_removed_early_raises_the_critical_finding_on_the_node(walk: Demo) -> None:
@@ -86,6 +98,9 @@ def test_removed_early_raises_the_critical_finding_on_the_node(walk: Demo) -> No
     removed = [f for f in evaluation.findings if f.rule == "data-encryption-old-cert-removed-early"]
     assert [(f.severity.value, f.node, f.thumbprint) for f in removed] == [("critical", REMOVED_EARLY_NODE, old)]
     assert _statuses(evaluation)["reencryption-complete"] is StepStatus.PENDING
+    action = next_action(evaluation)
+    assert (action["kind"], action["step"]) == ("critical-finding", "reencryption-complete")
+    assert action["what"].startswith("data-encryption-old-cert-removed-early: "), "the damage comes first"
     # The batch job cannot decrypt on that node: its runs end in error until the certificate is back.
     assert walk.rotation is not None and walk.rotation.job is not None
     assert walk.rotation.job.blocker() == f"the old DataEncryption certificate is missing on {REMOVED_EARLY_NODE}"
@@ -108,6 +123,10 @@ def test_done_completes_the_checklist(walk: Demo) -> None:
     assert "sf-secondary-lingering" not in rules and "reencryption-not-enabled" not in rules
     assert walk.rotation is not None and walk.rotation.job is not None
     assert walk.rotation.job.remaining() == 0
+    # Every step is done; what is left is the lab's deliberately expired TLS endpoint, outside the rotation.
+    action = next_action(evaluation)
+    assert (action["kind"], action["step"]) == ("critical-finding", "certs-generated"), action
+    assert action["what"].startswith("cert-expired: certificate expired.contoso.lab"), action
     assert walk.lab is not None
     assert not list(walk.lab.certs_dir.glob("*/*-old.pfx"))
 

@@ -237,7 +237,9 @@ def test_a_fast_pace_finishes_in_time(lab_copy: Lab, now: datetime, axdb: AxdbWr
         daemon.stop()
     eta = now + timedelta(hours=1200 / (1800 / 48))
     assert sample(text, "certmon_reencryption_eta_timestamp_seconds", probe="lab-encrypted-fields") == eta.timestamp()
-    assert sample(text, "certmon_reencryption_rate_per_hour", probe="lab-encrypted-fields") == 1800 / 48
+    assert sample(text, "certmon_reencryption_rate_per_second", probe="lab-encrypted-fields") == pytest.approx(
+        1800 / 48 / 3600
+    )
 
 
 def test_without_probes_the_job_is_the_signal(lab_copy: Lab, now: datetime, axdb: AxdbWriter) -> None:

@@ -25,6 +25,7 @@ def test_secondary_left_over_after_the_rotation(scenario: Scenario) -> None:
     old = scenario.lab.cert("ServiceFabric", "old").thumbprint
     assert (finding.thumbprint, finding.role, finding.severity) == (old, "ServiceFabric", Severity.WARNING)
     assert (finding.source, finding.target, finding.step) == ("clusterconfig", "ClusterConfig.json", "sf-cleaned")
+    assert finding.remediation == "sf-cleanup-old-certs", "the finding names the remediation that fixes it"
     assert "cluster, server, reverse_proxy" in finding.message and "refuses the next rotation" in finding.message
 
 

@@ -191,6 +191,21 @@ def test_a_failing_endpoint_keeps_its_certificate_and_reports_probe_failure(
     assert [f.rule for f in view.evaluation.findings if f.source == "tls"] == ["source-down"]
 
 
+def test_a_name_that_never_resolves_reads_probe_success_zero(lab: Lab, now: datetime, tmp_path: Path) -> None:
+    """blackbox_exporter's probe_success is 0 on a DNS failure; certmon's is 0 too, never absent."""
+    settings = Settings(data_dir=tmp_path / "data", environment="lab")
+    endpoint = Endpoint("nowhere", "certmon-does-not-exist.invalid", 443)
+    collector = TlsCollector([endpoint], lab.ca_bundle, clock=lambda: now, timeout=5)
+    daemon = Daemon(settings, collectors=[collector], clock=lambda: now)
+    try:
+        daemon.collect_once()
+        samples = _samples(daemon)
+    finally:
+        daemon.stop()
+    assert _value(samples, "certmon_source_up", source="tls", target="nowhere") == [0.0]
+    assert _value(samples, "certmon_tls_probe_success", target="nowhere", node="", kind="") == [0.0]
+
+
 def test_check_config_names_a_missing_ca_bundle(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
     config = _write(
         tmp_path / "certmon.yaml",

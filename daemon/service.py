@@ -1,0 +1,85 @@
+"""`certmon run` as a service: the daemon until a stop signal, and a configuration reload on SIGHUP.
+
+A reload re-reads the configuration (file, environment, flags); when it is invalid, or the
+daemon cannot start with it (a port in use), the running configuration stays, with one log
+line naming why. Windows has no SIGHUP: restart the service (deploy/windows/README.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+
+from daemon.app import Daemon
+from daemon.settings import ConfigError, Settings
+
+log = logging.getLogger("certmon.service")
+
+STOP_SIGNALS = ("SIGTERM", "SIGINT", "SIGBREAK")
+
+
+class Service:
+    """Runs one Daemon at a time; SIGHUP swaps it for one built from the re-read configuration."""
+
+    def __init__(self, load: Callable[[], Settings], settings: Settings | None = None) -> None:
+        self._load = load
+        self._settings = settings
+        self._wake = threading.Event()
+        self._stop = False
+        self._reload = False
+        self.reloads = 0
+
+    def request_stop(self, signum: int = 0, frame: FrameType | None = None) -> None:
+        """Signal handler: stop after the current work."""
+        log.info("stopping (signal %s)", signum)
+        self._stop = True
+        self._wake.set()
+
+    def request_reload(self, signum: int = 0, frame: FrameType | None = None) -> None:
+        """Signal handler: re-read the configuration."""
+        self._reload = True
+        self._wake.set()
+
+    def run(self) -> None:
+        """Start the daemon and serve until a stop signal, reloading on SIGHUP."""
+        settings = self._settings or self._load()
+        # Handlers first: a stop signal while the daemon starts is honoured once it has started.
+        for name in STOP_SIGNALS:
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), self.request_stop)
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, self.request_reload)
+        daemon = Daemon(settings)
+        try:
+            daemon.start()
+            while not self._stop:
+                # A timeout, not a bare wait: on Windows a blocked wait never lets Ctrl+C's handler run.
+                self._wake.wait(1.0)
+                self._wake.clear()
+                if self._reload and not self._stop:
+                    self._reload = False
+                    daemon, settings = self._reloaded(daemon, settings)
+        finally:
+            daemon.stop()
+
+    def _reloaded(self, daemon: Daemon, settings: Settings) -> tuple[Daemon, Settings]:
+        try:
+            new = self._load()
+        except ConfigError as err:
+            log.error("configuration reload refused, keeping the running configuration: %s", err)
+            return daemon, settings
+        daemon.stop()
+        try:
+            replacement = Daemon(new)
+            replacement.start()
+        except (ConfigError, OSError) as err:
+            log.error("configuration reload failed to start, back to the running configuration: %s", err)
+            daemon = Daemon(settings)
+            daemon.start()
+            return daemon, settings
+        self.reloads += 1
+        log.info("configuration reloaded (environment %s)", new.environment)
+        return replacement, new
