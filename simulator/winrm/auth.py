@@ -3,7 +3,9 @@
 NTLM goes through pyspnego's acceptor, which validates against an NTLM user file (lines of
 `DOMAIN:user:password`) named by the NTLM_USER_FILE environment variable. Each simulated node has
 its own user file, like each Windows server has its own accounts, so the variable is set under a
-lock around every acceptor step.
+lock around every acceptor step. Kerberos (raw or inside SPNEGO) goes through the same acceptor,
+which then uses GSSAPI with the node's keytab (KRB5_KTNAME, set under the same lock when the node
+has a keytab), as a domain member decrypts service tickets with its own key.
 """
 
 from __future__ import annotations
@@ -61,20 +63,23 @@ def write_user_file(path: Path, accounts: list[Account]) -> None:
 
 
 @contextlib.contextmanager
-def _user_file(path: Path) -> Iterator[None]:
-    # The variable is only ever overwritten, never removed: other threads of the process may be
+def _user_file(path: Path, keytab: Path | None = None) -> Iterator[None]:
+    # The variables are only ever overwritten, never removed: other threads of the process may be
     # iterating os.environ, and a change of its size would break them.
     with _USER_FILE_LOCK:
         os.environ["NTLM_USER_FILE"] = str(path)
+        if keytab is not None:
+            os.environ["KRB5_KTNAME"] = f"FILE:{keytab}"
         yield
 
 
 class NtlmLogon:
-    """One NTLM (raw or SPNEGO-wrapped) logon on one connection, then its sealing context."""
+    """One NTLM or Kerberos (raw or SPNEGO-wrapped) logon on one connection, then its sealing context."""
 
-    def __init__(self, user_file: Path) -> None:
+    def __init__(self, user_file: Path, keytab: Path | None = None) -> None:
         self._user_file = user_file
-        with _user_file(user_file):
+        self._keytab = keytab
+        with _user_file(user_file, keytab):
             self._context = spnego.server(service="http", protocol="negotiate")
 
     @property
@@ -90,15 +95,17 @@ class NtlmLogon:
     def step(self, token: bytes) -> bytes | None:
         """Feed a client token; returns the reply token (the challenge) or None when done."""
         try:
-            with _user_file(self._user_file):
+            with _user_file(self._user_file, self._keytab):
                 return self._context.step(token)
         except spnego.exceptions.SpnegoError as err:
             raise AuthError(str(err)) from err
 
     def seal(self, message: bytes) -> bytes:
         """A multipart/encrypted body carrying `message`, as MS-WSMV 2.2.9.1.1 lays it out."""
-        wrapped = self._context.wrap(message, encrypt=True).data
-        signature, sealed = wrapped[:16], wrapped[16:]
+        # NTLM: the 16-byte signature, then the sealed message; Kerberos: the wrap token's header
+        # (IOV wrap, SECBUFFER_TOKEN), then the sealed message.
+        wrapped = self._context.wrap_winrm(message)
+        signature, sealed = wrapped.header, wrapped.data
         return (
             BOUNDARY + b"\r\n"
             b"\tContent-Type: " + ENCRYPTED_PROTOCOL.encode() + b"\r\n"
@@ -128,7 +135,7 @@ class NtlmLogon:
         signature = payload[4 : 4 + signature_length]
         sealed = payload[4 + signature_length :]
         try:
-            message = self._context.unwrap(signature + sealed).data
+            message = self._context.unwrap_winrm(signature, sealed)
         except spnego.exceptions.SpnegoError as err:
             raise DecryptError(f"cannot unseal: {err}") from err
         if len(message) != int(match.group(1)):
