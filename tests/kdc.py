@@ -106,6 +106,10 @@ class MitKdc:
         """Put a ticket for the service account from its keytab into `ccache` (as `kinit -k` does)."""
         self._run("kinit", "-l", lifetime, "-c", f"FILE:{ccache}", "-k", "-t", str(self.client_keytab), SERVICE_ACCOUNT)
 
+    def list_tickets(self, ccache: Path) -> str:
+        """`klist` of a credential cache: the principals it holds tickets for."""
+        return self._run("klist", "-c", f"FILE:{ccache}")
+
     def ticket_valid(self, ccache: Path) -> bool:
         """True while `ccache` holds an unexpired ticket (`klist -s`)."""
         klist = shutil.which("klist", path=_SBIN)

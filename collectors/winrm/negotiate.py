@@ -57,7 +57,10 @@ def unavailable_reason() -> str | None:
 def _hint(text: str) -> str:
     """An operator's reading of a GSSAPI/SSPI failure (the library's words follow it)."""
     lowered = text.lower()
-    if "server not found in kerberos database" in lowered or "target principal name is incorrect" in lowered:
+    if re.search(r"client\b.*not found in kerberos database", lowered):
+        return "the account is not known to the KDC (on Linux name it as user@REALM)"
+    unknown_spn = re.search(r"server\b.*not found in kerberos database", lowered)
+    if unknown_spn or "target principal name is incorrect" in lowered:
         return "the node's SPN is not known to the KDC (register HTTP/<node host> with setspn; connect by that name)"
     if "clock skew" in lowered or "time skew" in lowered:
         return "clock skew between this host, the KDC and the node is too large (5 minutes by default)"
@@ -78,17 +81,39 @@ def _hint(text: str) -> str:
 
 
 def _describe(err: BaseException) -> str:
-    """Hint plus the library's own message, on one line, bounded."""
+    """Hint plus the library's own message (its GSSAPI minor message first), on one line, bounded."""
     text = " ".join(str(err).split())
-    if len(text) > 240:
-        text = text[:237] + "..."
-    return f"{_hint(text)}: {text}" if text else _hint(text)
+    hint = _hint(text)
+    minor = text.rpartition("Minor (")[2].partition("): ")[2] if "Minor (" in text else ""
+    detail = minor or text
+    if len(detail) > 160:
+        detail = detail[:157] + "..."
+    return f"{hint}: {detail}" if detail else hint
+
+
+def _library_errors() -> tuple[type[BaseException], ...]:
+    """What pyspnego and the Kerberos bindings under it raise for a failed logon."""
+    import spnego.exceptions
+
+    errors: list[type[BaseException]] = [spnego.exceptions.SpnegoError, ValueError]
+    try:
+        from krb5 import Krb5Error  # kinit with an explicit password
+
+        errors.append(Krb5Error)
+    except ImportError:
+        pass
+    try:
+        from gssapi.raw.misc import GSSError
+
+        errors.append(GSSError)
+    except ImportError:
+        pass
+    return tuple(errors)
 
 
 def client_context(endpoint: Any, channel_bindings: Any = None) -> Any:
     """A pyspnego client context for the node's SPN with the service's (or the named account's) credentials."""
     import spnego
-    import spnego.exceptions
 
     protocol = "negotiate" if endpoint.allow_ntlm else "kerberos"
     flags = (
@@ -108,14 +133,12 @@ def client_context(endpoint: Any, channel_bindings: Any = None) -> Any:
             context_req=flags,
             protocol=protocol,
         )
-    except (spnego.exceptions.SpnegoError, ValueError, OSError) as err:
+    except _library_errors() as err:
         raise NegotiateAuthError(_describe(err)) from None
 
 
 def log_on(session: requests.Session, endpoint: Any, timeout: float) -> NegotiateEncryption | None:
     """Authenticate the session's keep-alive connection; the sealing context over HTTP, None over HTTPS."""
-    import spnego.exceptions
-
     https = endpoint.url.startswith("https://")
     bindings = _channel_bindings(session, endpoint.url, timeout) if https else None
     context = client_context(endpoint, bindings)
@@ -146,7 +169,7 @@ def log_on(session: requests.Session, endpoint: Any, timeout: float) -> Negotiat
             token = context.step(reply)
         else:
             raise NegotiateAuthError(f"the Negotiate logon did not finish within {MAX_LEGS} legs")
-    except spnego.exceptions.SpnegoError as err:
+    except _library_errors() as err:
         raise NegotiateAuthError(_describe(err)) from None
     if not endpoint.allow_ntlm and context.negotiated_protocol != "kerberos":
         raise NegotiateAuthError(f"the logon used {context.negotiated_protocol}, not Kerberos, and allow_ntlm is off")

@@ -99,6 +99,10 @@ class NtlmLogon:
                 return self._context.step(token)
         except spnego.exceptions.SpnegoError as err:
             raise AuthError(str(err)) from err
+        except AttributeError as err:
+            # pyspnego's GSSAPI acceptor reads the flags of a context that failed to establish (a ticket
+            # for a key the node lacks); a Windows node answers such a logon with 401, so do we.
+            raise AuthError(f"Kerberos acceptor failed: {err}") from err
 
     def seal(self, message: bytes) -> bytes:
         """A multipart/encrypted body carrying `message`, as MS-WSMV 2.2.9.1.1 lays it out."""
