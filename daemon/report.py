@@ -312,6 +312,13 @@ def _api_problems(settings: Settings) -> list[str]:
     return []
 
 
+def _auth(settings: Settings, source: str) -> dict[str, str]:
+    """How a source authenticates, for sources that say (never a secret)."""
+    section = getattr(settings.sources, source, None)
+    summary = getattr(section, "auth_summary", None)
+    return {"auth": summary()} if callable(summary) else {}
+
+
 def check_config(settings: Settings, fmt: str) -> int:
     """Validate settings, open secrets, and list what each source would read."""
     problems: list[str] = []
@@ -329,6 +336,7 @@ def check_config(settings: Settings, fmt: str) -> int:
                 "interval_seconds": collector.interval,
                 "timeout_seconds": collector.timeout,
                 "targets": targets,
+                **_auth(settings, collector.name),
             }
         )
     sources = settings.sources
@@ -372,6 +380,9 @@ def check_config(settings: Settings, fmt: str) -> int:
             ("SOURCE", "INTERVAL", "TIMEOUT", "TARGETS"),
             [(r["source"], r["interval_seconds"], r["timeout_seconds"], ", ".join(r["targets"])) for r in rows],
         )
+        for row in rows:
+            if row.get("auth"):
+                print(f"auth {row['source']}: {row['auth']}")
         for problem in problems:
             print(f"problem: {problem}", file=sys.stderr)
     return 2 if problems else EXIT_OK

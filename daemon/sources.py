@@ -100,7 +100,7 @@ def _winrm(settings: Settings) -> Collector | None:
     if not section.enabled or (section.config_template is None and not section.nodes):
         return None
     password = section.password_text()
-    if section.transport != "kerberos" and not (section.username and password):
+    if section.transport not in ("kerberos", "negotiate", "https-negotiate") and not (section.username and password):
         raise ConfigError(
             f"sources.winrm: transport {section.transport} needs username and a password "
             "(CERTMON_SOURCES__WINRM__PASSWORD or password_file)"
@@ -114,6 +114,8 @@ def _winrm(settings: Settings) -> Collector | None:
         server_thumbprint=section.server_thumbprint,
         operation_timeout=section.operation_timeout_seconds,
         stores=tuple(section.stores),
+        allow_ntlm=section.allow_ntlm,
+        spn_service=section.spn_service,
     )
     return WinRMCollector(
         options,

@@ -20,7 +20,7 @@ CREDENTIALS_RELATIVE = ("Credentials", "Credentials.json")
 
 def database_spec(name: str, section: DatabaseSettings) -> DatabaseSpec:
     """How to reach one database, with its password read now."""
-    url = f"{SQLITE_PREFIX}{section.database_file}" if section.database_file is not None else section.connection_string
+    url = f"{SQLITE_PREFIX}{section.database_file}" if section.database_file is not None else section.odbc_url()
     return DatabaseSpec(
         name=name,
         url=url,

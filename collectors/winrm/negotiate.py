@@ -54,6 +54,26 @@ def unavailable_reason() -> str | None:
     return None
 
 
+def describe_winrm_auth(transport: str, username: str, has_password: bool, allow_ntlm: bool, spn_service: str) -> str:
+    """One line for check-config: whose credentials, which protocol, what protects the messages."""
+    if transport not in NEGOTIATE_TRANSPORTS:
+        protection = "TLS" if transport.startswith("https-") else "message encryption"
+        who = f"{username} with a password" if has_password else (username or "the current Kerberos ticket")
+        return f"{transport} as {who}; {protection}"
+    if username and has_password:
+        who = f"{username} with a password"
+    elif username:
+        who = f"{username}'s Kerberos ticket (no password)"
+    else:
+        who = (
+            "the service's own logon, no password (Windows: SSPI, a gMSA works; "
+            "Linux: KRB5CCNAME ccache or KRB5_CLIENT_KTNAME keytab)"
+        )
+    fallback = "NTLM fallback allowed" if allow_ntlm else "Kerberos only"
+    protection = "TLS with channel binding" if transport == "https-negotiate" else "message encryption"
+    return f"{transport} ({fallback}) as {who}; SPN {spn_service}/<node host>; {protection}"
+
+
 def _hint(text: str) -> str:
     """An operator's reading of a GSSAPI/SSPI failure (the library's words follow it)."""
     lowered = text.lower()
