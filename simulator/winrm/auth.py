@@ -23,6 +23,9 @@ from pathlib import Path
 
 import spnego
 import spnego.exceptions
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from spnego.channel_bindings import GssChannelBindings
 
 _USER_FILE_LOCK = threading.Lock()
 ENCRYPTED_PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"
@@ -62,6 +65,16 @@ def write_user_file(path: Path, accounts: list[Account]) -> None:
     path.write_text("".join(f"{a.domain}:{a.user}:{a.password}\n" for a in accounts), encoding="utf-8")
 
 
+def end_point_hash(der: bytes) -> bytes:
+    """RFC 5929 tls-server-end-point: the certificate hashed with its signature hash (SHA-256 for MD5/SHA-1)."""
+    algorithm = x509.load_der_x509_certificate(der).signature_hash_algorithm
+    if algorithm is None or algorithm.name in ("md5", "sha1"):
+        algorithm = hashes.SHA256()
+    digest = hashes.Hash(algorithm)
+    digest.update(der)
+    return digest.finalize()
+
+
 @contextlib.contextmanager
 def _user_file(path: Path, keytab: Path | None = None) -> Iterator[None]:
     # The variables are only ever overwritten, never removed: other threads of the process may be
@@ -76,11 +89,16 @@ def _user_file(path: Path, keytab: Path | None = None) -> Iterator[None]:
 class NtlmLogon:
     """One NTLM or Kerberos (raw or SPNEGO-wrapped) logon on one connection, then its sealing context."""
 
-    def __init__(self, user_file: Path, keytab: Path | None = None) -> None:
+    def __init__(self, user_file: Path, keytab: Path | None = None, server_certificate: bytes | None = None) -> None:
         self._user_file = user_file
         self._keytab = keytab
+        # Over HTTPS the logon is bound to the listener's certificate (CbtHardeningLevel Strict).
+        bindings = None
+        if server_certificate is not None:
+            application_data = b"tls-server-end-point:" + end_point_hash(server_certificate)
+            bindings = GssChannelBindings(application_data=application_data)
         with _user_file(user_file, keytab):
-            self._context = spnego.server(service="http", protocol="negotiate")
+            self._context = spnego.server(service="http", protocol="negotiate", channel_bindings=bindings)
 
     @property
     def complete(self) -> bool:

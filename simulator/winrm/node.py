@@ -56,8 +56,11 @@ class SimulatedNode:
         host: str = "127.0.0.1",
         port: int = 0,
         keytab: Path | None = None,
+        certificate: bytes | None = None,
     ) -> None:
         self.fleet = fleet
+        #: DER of the HTTPS listener's certificate, for channel binding of Negotiate logons over TLS
+        self.certificate = certificate
         #: the node's Kerberos keys (HTTP/<host> principals); None: NTLM and Basic only
         self.keytab = keytab
         self.name = name
@@ -249,7 +252,8 @@ class SimulatedNode:
         logon = connection.state.get("logon")
         if not isinstance(logon, NtlmLogon) or logon.complete or token.startswith(_NTLM_NEGOTIATE):
             connection.state.clear()
-            logon = NtlmLogon(self._accounts_file(), self.keytab)
+            bound = self.certificate if connection.tls else None
+            logon = NtlmLogon(self._accounts_file(), self.keytab, bound)
             connection.state["logon"] = logon
             self.counters.add("handshakes")
         try:
@@ -294,6 +298,7 @@ class SimulatedFleet:
                         lab.ntlm_user_file,
                         pfx_password=lab.password.encode(),
                         tls=context,
+                        certificate=tls.der if tls is not None else None,
                         host=host,
                     )
         except BaseException:

@@ -20,6 +20,7 @@ from collectors.errors import CollectorError, Reason
 from collectors.winrm import WinRMCollector, WinRMOptions
 from collectors.winrm.negotiate import unavailable_reason
 from simulator.lab import Lab
+from simulator.pki import Issued, days, make_certificate
 from simulator.winrm import SimulatedFleet
 from tests.kdc import NODE_HOST, REALM, SERVICE_ACCOUNT, MitKdc, missing_tools
 
@@ -175,3 +176,46 @@ def test_ntlm_fallback_only_when_allowed(shared_lab: Lab, ccache: Path, node_fle
         assert collector.collect(NODE, Deadline.after(15)).certificates
     finally:
         collector.close()
+
+
+@pytest.fixture(scope="module")
+def server_cert(shared_lab: Lab) -> Issued:
+    """AOS1's WinRM HTTPS certificate."""
+    return make_certificate(
+        "aos1.contoso.lab",
+        not_before=days(shared_lab.now, -10),
+        not_after=days(shared_lab.now, 300),
+        issuer=shared_lab.ca,
+        dns_names=("aos1.contoso.lab", NODE_HOST),
+    )
+
+
+@pytest.fixture
+def https_node(shared_lab: Lab, kdc: MitKdc, server_cert: Issued) -> Iterator[SimulatedFleet]:
+    """AOS1 on HTTPS with its keytab; it binds Negotiate logons to its certificate."""
+    with SimulatedFleet.from_lab(shared_lab, tls=server_cert, names=[NODE]) as fleet:
+        fleet[NODE].keytab = kdc.node_keytab
+        yield fleet
+
+
+def test_https_negotiate_binds_the_logon_to_the_server_certificate(
+    ccache: Path, https_node: SimulatedFleet, server_cert: Issued
+) -> None:
+    collector = collector_for(https_node, transport="https-negotiate", server_thumbprint=server_cert.thumbprint)
+    try:
+        for _ in range(2):
+            assert collector.collect(NODE, Deadline.after(15)).certificates
+    finally:
+        collector.close()
+    counters = https_node[NODE].counters.snapshot()
+    assert counters["logons"] == 1 and counters["auth_failures"] == 0 and counters["encrypted"] == 0
+
+
+def test_https_negotiate_refused_when_the_binding_differs(
+    shared_lab: Lab, ccache: Path, https_node: SimulatedFleet, server_cert: Issued
+) -> None:
+    # The node expects bindings of another certificate, as when a relay terminates TLS in between.
+    https_node[NODE].certificate = shared_lab.ca.der
+    error = auth_failure(https_node, transport="https-negotiate", server_thumbprint=server_cert.thumbprint)
+    assert error.reason is Reason.AUTH_FAILED
+    assert https_node[NODE].counters.snapshot()["auth_failures"] == 1
