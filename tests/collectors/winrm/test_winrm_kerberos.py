@@ -219,3 +219,26 @@ def test_https_negotiate_refused_when_the_binding_differs(
     error = auth_failure(https_node, transport="https-negotiate", server_thumbprint=server_cert.thumbprint)
     assert error.reason is Reason.AUTH_FAILED
     assert https_node[NODE].counters.snapshot()["auth_failures"] == 1
+
+
+def test_configuration_without_password_reaches_the_node(
+    ccache: Path, node_fleet: SimulatedFleet, tmp_path: Path
+) -> None:
+    from daemon.settings import load_settings
+    from daemon.sources import build_collectors
+
+    port = node_fleet[NODE].address.rsplit(":", 1)[1]
+    config = tmp_path / "certmon.yaml"
+    config.write_text(
+        f"data_dir: {tmp_path / 'data'}\n"
+        "sources:\n"
+        f"  winrm: {{transport: negotiate, nodes: [{NODE}], addresses: {{{NODE}: '{NODE_HOST}:{port}'}}}}\n",
+        encoding="utf-8",
+    )
+    (collector,) = [c for c in build_collectors(load_settings(config)) if c.name == "winrm"]
+    assert isinstance(collector, WinRMCollector)
+    try:
+        assert collector.collect(NODE, Deadline.after(15)).certificates
+    finally:
+        collector.close()
+    assert node_fleet[NODE].counters.snapshot()["logons"] == 1
