@@ -74,14 +74,14 @@ def describe_winrm_auth(transport: str, username: str, has_password: bool, allow
     return f"{transport} ({fallback}) as {who}; SPN {spn_service}/<node host>; {protection}"
 
 
-def _hint(text: str) -> str:
+def _hint(text: str, spn: str) -> str:
     """An operator's reading of a GSSAPI/SSPI failure (the library's words follow it)."""
     lowered = text.lower()
     if re.search(r"client\b.*not found in kerberos database", lowered):
         return "the account is not known to the KDC (on Linux name it as user@REALM)"
     unknown_spn = re.search(r"server\b.*not found in kerberos database", lowered)
-    if unknown_spn or "target principal name is incorrect" in lowered:
-        return "the node's SPN is not known to the KDC (register HTTP/<node host> with setspn; connect by that name)"
+    if unknown_spn or "target principal name is incorrect" in lowered or "target is unknown" in lowered:
+        return f"the node's SPN {spn} is not known to the KDC (check with setspn -Q {spn}; connect by that name)"
     if "clock skew" in lowered or "time skew" in lowered:
         return "clock skew between this host, the KDC and the node is too large (5 minutes by default)"
     if "expired" in lowered:
@@ -100,10 +100,10 @@ def _hint(text: str) -> str:
     return "Kerberos/Negotiate logon failed"
 
 
-def _describe(err: BaseException) -> str:
+def _describe(err: BaseException, endpoint: Any) -> str:
     """Hint plus the library's own message (its GSSAPI minor message first), on one line, bounded."""
     text = " ".join(str(err).split())
-    hint = _hint(text)
+    hint = _hint(text, f"{endpoint.spn_service}/{endpoint.spn_host or endpoint.host}")
     minor = text.rpartition("Minor (")[2].partition("): ")[2] if "Minor (" in text else ""
     detail = minor or text
     if len(detail) > 160:
@@ -154,7 +154,7 @@ def client_context(endpoint: Any, channel_bindings: Any = None) -> Any:
             protocol=protocol,
         )
     except _library_errors() as err:
-        raise NegotiateAuthError(_describe(err)) from None
+        raise NegotiateAuthError(_describe(err, endpoint)) from None
 
 
 def log_on(session: requests.Session, endpoint: Any, timeout: float) -> NegotiateEncryption | None:
@@ -190,7 +190,7 @@ def log_on(session: requests.Session, endpoint: Any, timeout: float) -> Negotiat
         else:
             raise NegotiateAuthError(f"the Negotiate logon did not finish within {MAX_LEGS} legs")
     except _library_errors() as err:
-        raise NegotiateAuthError(_describe(err)) from None
+        raise NegotiateAuthError(_describe(err, endpoint)) from None
     if not endpoint.allow_ntlm and context.negotiated_protocol != "kerberos":
         raise NegotiateAuthError(f"the logon used {context.negotiated_protocol}, not Kerberos, and allow_ntlm is off")
     return None if https else NegotiateEncryption(context)

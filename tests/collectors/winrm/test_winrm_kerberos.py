@@ -116,7 +116,7 @@ def test_clear_text_answer_after_kerberos_logon_is_refused(ccache: Path, node_fl
 def test_spn_unknown_to_the_kdc_is_auth_failed(ccache: Path, node_fleet: SimulatedFleet) -> None:
     error = auth_failure(node_fleet, spn_service="HOST")
     assert error.reason is Reason.AUTH_FAILED
-    assert "SPN is not known to the KDC" in str(error)
+    assert f"SPN HOST/{NODE_HOST} is not known to the KDC" in str(error)
 
 
 def test_node_without_the_key_of_its_spn_rejects_the_ticket(
