@@ -82,6 +82,9 @@ def _hint(text: str, spn: str) -> str:
     unknown_spn = re.search(r"server\b.*not found in kerberos database", lowered)
     if unknown_spn or "target principal name is incorrect" in lowered or "target is unknown" in lowered:
         return f"the node's SPN {spn} is not known to the KDC (check with setspn -Q {spn}; connect by that name)"
+    wrong_password = ("preauthentication failed", "password incorrect", "logon attempt failed", "decrypt integrity")
+    if any(words in lowered for words in wrong_password):
+        return "the KDC refused the account's password"
     if "clock skew" in lowered or "time skew" in lowered:
         return "clock skew between this host, the KDC and the node is too large (5 minutes by default)"
     if "expired" in lowered:

@@ -242,3 +242,21 @@ def test_configuration_without_password_reaches_the_node(
     finally:
         collector.close()
     assert node_fleet[NODE].counters.snapshot()["logons"] == 1
+
+
+def test_explicit_principal_and_password_log_on_with_kerberos(
+    kdc: MitKdc, ccache: Path, node_fleet: SimulatedFleet, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # No keytab and no ticket: only the configured password can get one, and NTLM stays off.
+    monkeypatch.setenv("KRB5_CLIENT_KTNAME", f"FILE:{tmp_path / 'absent.keytab'}")
+    password = "Kerberos-Pa55-" + tmp_path.name
+    kdc.admin(f"addprinc +requires_preauth -pw {password} svc-explicit")  # as Active Directory requires
+    collector = collector_for(node_fleet, username=f"svc-explicit@{REALM}", password=password)
+    try:
+        assert collector.collect(NODE, Deadline.after(15)).certificates
+    finally:
+        collector.close()
+    assert node_fleet[NODE].counters.snapshot()["logons"] == 1
+    wrong = auth_failure(node_fleet, username=f"svc-explicit@{REALM}", password=password + "-wrong")
+    assert wrong.reason is Reason.AUTH_FAILED and password not in str(wrong)
+    assert "the KDC refused the account's password" in str(wrong)
