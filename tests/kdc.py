@@ -37,8 +37,10 @@ def _free_port() -> int:
 class MitKdc:
     """A KDC process with principals for the service account and the node's HTTP/ and WSMAN/ SPNs."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, clock_offset: str = "") -> None:
         self.dir = directory
+        #: run krb5kdc this far from the real time (`faketime` offset such as "+1h"): a skewed KDC
+        self.clock_offset = clock_offset
         self.port = _free_port()
         self.krb5_conf = directory / "krb5.conf"
         self.kdc_conf = directory / "kdc.conf"
@@ -67,6 +69,8 @@ class MitKdc:
             " dns_lookup_kdc = false\n dns_lookup_realm = false\n"
             " rdns = false\n dns_canonicalize_hostname = false\n"
             " udp_preference_limit = 1\n forwardable = false\n"
+            # Windows clients do not move their clock to the KDC's; neither does this one.
+            " kdc_timesync = 0\n"
             f"[realms]\n {REALM} = {{\n  kdc = 127.0.0.1:{self.port}\n }}\n"
             f"[domain_realm]\n {NODE_HOST} = {REALM}\n .certmon.test = {REALM}\n",
             encoding="utf-8",
@@ -89,8 +93,9 @@ class MitKdc:
             self.admin(f"addprinc -randkey {principal}")
         self.admin(f"ktadd -k {self.node_keytab} HTTP/{NODE_HOST} WSMAN/{NODE_HOST}")
         self.admin(f"ktadd -k {self.client_keytab} {SERVICE_ACCOUNT}")
+        launcher = [str(shutil.which("faketime")), "-f", self.clock_offset] if self.clock_offset else []
         self._process = subprocess.Popen(
-            [str(shutil.which("krb5kdc", path=_SBIN)), "-n", "-r", REALM],
+            [*launcher, str(shutil.which("krb5kdc", path=_SBIN)), "-n", "-r", REALM],
             env=self.env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

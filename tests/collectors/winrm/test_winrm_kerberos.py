@@ -8,6 +8,7 @@ into a credential cache (KRB5CCNAME), as a Linux service account does. The node 
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -260,3 +261,18 @@ def test_explicit_principal_and_password_log_on_with_kerberos(
     wrong = auth_failure(node_fleet, username=f"svc-explicit@{REALM}", password=password + "-wrong")
     assert wrong.reason is Reason.AUTH_FAILED and password not in str(wrong)
     assert "the KDC refused the account's password" in str(wrong)
+
+
+@pytest.mark.skipif(shutil.which("faketime") is None, reason="faketime (Debian package faketime) is missing")
+def test_clock_skew_with_the_kdc_is_auth_failed(
+    node_fleet: SimulatedFleet, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A KDC whose clock runs an hour ahead (libfaketime): the service's ticket request is refused.
+    with MitKdc(tmp_path / "skewed", clock_offset="+1h") as skewed:
+        monkeypatch.setenv("KRB5_CONFIG", str(skewed.krb5_conf))
+        monkeypatch.setenv("KRB5CCNAME", f"FILE:{tmp_path / 'ccache'}")
+        monkeypatch.setenv("KRB5_CLIENT_KTNAME", f"FILE:{skewed.client_keytab}")
+        node_fleet[NODE].keytab = skewed.node_keytab
+        error = auth_failure(node_fleet)
+    assert error.reason is Reason.AUTH_FAILED
+    assert "clock skew between this host, the KDC and the node is too large" in str(error)
