@@ -233,9 +233,13 @@ def _short(err: BaseException | str, limit: int = 200) -> str:
 def _protocol_options(endpoint: Endpoint) -> dict[str, Any]:
     """pywinrm Protocol arguments; timeouts are re-armed per request from the deadline."""
     # negotiate: pywinrm's kerberos Transport needs no user name; its session and encryption are ours.
-    auth = {"ntlm": "ntlm", "kerberos": "kerberos", "https-basic": "basic", "negotiate": "kerberos"}.get(
-        endpoint.transport, "kerberos" if endpoint.transport == "https-negotiate" else None
-    )
+    auth = {
+        "ntlm": "ntlm",
+        "kerberos": "kerberos",
+        "https-basic": "basic",
+        "negotiate": "kerberos",
+        "https-negotiate": "kerberos",
+    }.get(endpoint.transport)
     if auth is None or (auth == "basic" and not endpoint.url.startswith("https://")):
         # Never plain HTTP without message encryption: Basic credentials and the inventory in clear text.
         raise ValueError(f"WinRM transport {endpoint.transport!r} would send credentials unencrypted")
