@@ -359,6 +359,8 @@ def check_config(settings: Settings, fmt: str) -> int:
         if _exists(path) == "missing":
             problems.append(f"{label}: {path} does not exist")
     problems += _gateway_certificate_problems(settings)
+    if (winrm_problem := settings.sources.winrm.auth_problem()) is not None:
+        problems.append(winrm_problem)
     if settings.exporter.web_config_file is not None:
         from daemon.webconfig import load_web_config
 

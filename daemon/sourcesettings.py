@@ -205,6 +205,13 @@ class WinRMSource(SourceSettings):
         """True when a password is configured (environment or file), without reading it."""
         return self.password is not None or self.password_file is not None
 
+    def auth_problem(self) -> str | None:
+        """Why the configured logon cannot work in this installation (check-config), None when it can."""
+        from collectors.winrm.negotiate import NEGOTIATE_TRANSPORTS, unavailable_reason
+
+        missing = unavailable_reason() if self.enabled and self.transport in NEGOTIATE_TRANSPORTS else None
+        return f"sources.winrm: {missing}" if missing else None
+
     def password_text(self) -> str:
         """The WinRM password from the environment or its file ('' when neither is set)."""
         secret = _secret_bytes(self.password, self.password_file)

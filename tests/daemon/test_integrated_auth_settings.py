@@ -8,6 +8,8 @@ no Windows authentication), so the SQL part stops at the connection string the d
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -152,3 +154,21 @@ sources:
     text = run_cli("--config", str(path), "check-config")
     assert "auth winrm: negotiate (Kerberos only)" in text.stdout
     assert "auth sql: axdb: Windows integrated authentication" in text.stdout
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows uses SSPI: nothing to install")
+def test_check_config_fails_when_kerberos_is_not_installed(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    # An installation without the 'kerberos' extra: `import gssapi` fails, as on a plain Linux install.
+    blocked = tmp_path / "blocked" / "gssapi"
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text("raise ImportError('gssapi is not installed')\n", encoding="utf-8")
+    path = _write(tmp_path, f"data_dir: {tmp_path / 'data'}\nsources:\n  winrm: {{transport: negotiate, {NODES}}}\n")
+    from tests.conftest import ROOT
+
+    env = {"PYTHONPATH": f"{blocked.parent}{os.pathsep}{ROOT}"}
+    done = run_cli("--config", str(path), "check-config", env=env)
+    assert done.returncode == 2
+    assert "sources.winrm: transport negotiate needs Kerberos (GSSAPI) on Linux" in done.stderr
+    assert "certmon[kerberos]" in done.stderr
+    installed = run_cli("--config", str(path), "check-config")
+    assert installed.returncode == 0, installed.stderr
