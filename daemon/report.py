@@ -208,6 +208,13 @@ def _api_problems(settings: Settings) -> list[str]:
     return []
 
 
+def _auth(settings: Settings, source: str) -> dict[str, str]:
+    """How a source authenticates, for sources that say (never a secret)."""
+    section = getattr(settings.sources, source, None)
+    summary = getattr(section, "auth_summary", None)
+    return {"auth": summary()} if callable(summary) else {}
+
+
 def check_config(settings: Settings, fmt: str) -> int:
     """Validate settings, open secrets, and list what each source would read."""
     problems: list[str] = []
@@ -225,6 +232,7 @@ def check_config(settings: Settings, fmt: str) -> int:
                 "interval_seconds": collector.interval,
                 "timeout_seconds": collector.timeout,
                 "targets": targets,
+                **_auth(settings, collector.name),
             }
         )
     for label, path in (
@@ -234,6 +242,8 @@ def check_config(settings: Settings, fmt: str) -> int:
         if _exists(path) == "missing":
             problems.append(f"{label}: {path} does not exist")
     problems += certificate_problems(settings.sources.servicefabric)
+    if (winrm_problem := settings.sources.winrm.auth_problem()) is not None:
+        problems.append(winrm_problem)
     if settings.exporter.web_config_file is not None:
         from daemon.webconfig import load_web_config
 
@@ -262,6 +272,9 @@ def check_config(settings: Settings, fmt: str) -> int:
             ("SOURCE", "INTERVAL", "TIMEOUT", "TARGETS"),
             [(r["source"], r["interval_seconds"], r["timeout_seconds"], ", ".join(r["targets"])) for r in rows],
         )
+        for row in rows:
+            if row.get("auth"):
+                print(f"auth {row['source']}: {row['auth']}")
         for name in ignored:
             print(f"ignored: environment variable {name} is not a certmon setting", file=sys.stderr)
         for problem in problems:

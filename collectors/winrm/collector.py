@@ -48,6 +48,10 @@ class WinRMOptions:
     server_thumbprint: str | None = None
     operation_timeout: float = 20.0
     stores: tuple[str, ...] = (DEFAULT_STORE,)
+    #: negotiate: NTLM when Kerberos is not possible (off: Kerberos only)
+    allow_ntlm: bool = False
+    #: negotiate: the service class of the nodes' SPNs (SERVICE/<node host>)
+    spn_service: str = "HTTP"
 
     def __post_init__(self) -> None:
         # Only transports that encrypt everything: NTLM/Kerberos message encryption, or TLS.
@@ -197,6 +201,8 @@ class WinRMCollector(Collector):
             ca_bundle=options.ca_bundle,
             server_thumbprint=options.server_thumbprint,
             operation_timeout=options.operation_timeout,
+            allow_ntlm=options.allow_ntlm,
+            spn_service=options.spn_service,
             # The server closes a shell idle this long: a few cycles, so a dead daemon leaves none behind.
             shell_idle_timeout=min(7200.0, max(600.0, 3 * self.interval)),
         )

@@ -18,11 +18,12 @@ from winrm.exceptions import (
 from winrm.protocol import Protocol
 
 from collectors.errors import Reason
-from collectors.winrm import soap
+from collectors.winrm import negotiate, soap
 
-Transport = Literal["ntlm", "https-basic", "kerberos"]
-TRANSPORTS: tuple[Transport, ...] = ("ntlm", "https-basic", "kerberos")
-DEFAULT_PORTS = {"ntlm": 5985, "https-basic": 5986, "kerberos": 5985}
+Transport = Literal["ntlm", "https-basic", "kerberos", "negotiate", "https-negotiate"]
+TRANSPORTS: tuple[Transport, ...] = ("ntlm", "https-basic", "kerberos", "negotiate", "https-negotiate")
+DEFAULT_PORTS = {"ntlm": 5985, "https-basic": 5986, "kerberos": 5985, "negotiate": 5985, "https-negotiate": 5986}
+HTTPS_TRANSPORTS = ("https-basic", "https-negotiate")
 
 
 @dataclass(frozen=True)
@@ -41,11 +42,16 @@ class Endpoint:
     max_envelope_size: int = 512000
     shell_idle_timeout: float = 7200.0
     codepage: int = 65001
+    #: negotiate: fall back to NTLM when Kerberos is not possible (off: Kerberos or nothing)
+    allow_ntlm: bool = False
+    #: negotiate: the SPN is SERVICE/HOST; HOST defaults to `host` (set it when connecting by address)
+    spn_service: str = "HTTP"
+    spn_host: str = ""
 
     @property
     def url(self) -> str:
         """The WS-Management URL."""
-        scheme = "https" if self.transport == "https-basic" else "http"
+        scheme = "https" if self.transport in HTTPS_TRANSPORTS else "http"
         host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
         return f"{scheme}://{host}:{self.port}/wsman"
 
@@ -70,6 +76,8 @@ def open_protocol(endpoint: Endpoint, timeout: float) -> Protocol:
     """
     if endpoint.transport == "kerberos" and not winrm_transport.HAVE_KERBEROS:
         raise ValueError("transport kerberos needs the pykerberos (Linux) or winkerberos (Windows) package")
+    if endpoint.transport in negotiate.NEGOTIATE_TRANSPORTS and (missing := negotiate.unavailable_reason()):
+        raise ValueError(missing)
     try:
         protocol = Protocol(endpoint.url, **_protocol_options(endpoint))
     except WinRMError as err:
@@ -84,8 +92,9 @@ def open_protocol(endpoint: Endpoint, timeout: float) -> Protocol:
     session = requests.Session()
     session.trust_env = False
     session.headers.update(transport.default_headers)
-    session.auth = _authentication(endpoint)
-    if endpoint.transport == "https-basic":
+    if endpoint.transport not in negotiate.NEGOTIATE_TRANSPORTS:
+        session.auth = _authentication(endpoint)
+    if endpoint.transport in HTTPS_TRANSPORTS:
         # With only a pin, the pin is the trust: chain and host name are not checked.
         session.verify = endpoint.ca_bundle or not endpoint.server_thumbprint
         if endpoint.server_thumbprint:
@@ -95,6 +104,11 @@ def open_protocol(endpoint: Endpoint, timeout: float) -> Protocol:
         if endpoint.transport in ("ntlm", "kerberos"):
             transport.setup_encryption(session)  # the logon: NTLM or Kerberos handshake
             _require_encrypted_answers(transport)
+        elif endpoint.transport in negotiate.NEGOTIATE_TRANSPORTS:
+            # pywinrm's Encryption only knows its own auth objects; ours has the same two methods.
+            transport.encryption = negotiate.log_on(session, endpoint, timeout)  # type: ignore[assignment]
+            if transport.encryption is not None:
+                _require_encrypted_answers(transport)
     except BaseException:
         transport.close_session()
         raise
@@ -145,7 +159,7 @@ def _authentication(endpoint: Endpoint) -> requests.auth.AuthBase:
 def connection_alive(protocol: Protocol, endpoint: Endpoint) -> bool:
     """True when the authenticated keep-alive connection is still open (Basic needs no such thing)."""
     if endpoint.transport == "https-basic":
-        return True
+        return True  # Basic authenticates every request
     session = protocol.transport.session
     if session is None:
         return False
@@ -218,7 +232,14 @@ def _short(err: BaseException | str, limit: int = 200) -> str:
 
 def _protocol_options(endpoint: Endpoint) -> dict[str, Any]:
     """pywinrm Protocol arguments; timeouts are re-armed per request from the deadline."""
-    auth = {"ntlm": "ntlm", "kerberos": "kerberos", "https-basic": "basic"}.get(endpoint.transport)
+    # negotiate: pywinrm's kerberos Transport needs no user name; its session and encryption are ours.
+    auth = {
+        "ntlm": "ntlm",
+        "kerberos": "kerberos",
+        "https-basic": "basic",
+        "negotiate": "kerberos",
+        "https-negotiate": "kerberos",
+    }.get(endpoint.transport)
     if auth is None or (auth == "basic" and not endpoint.url.startswith("https://")):
         # Never plain HTTP without message encryption: Basic credentials and the inventory in clear text.
         raise ValueError(f"WinRM transport {endpoint.transport!r} would send credentials unencrypted")
@@ -226,7 +247,7 @@ def _protocol_options(endpoint: Endpoint) -> dict[str, Any]:
         "transport": auth,
         "username": endpoint.username or None,
         "password": endpoint.password,
-        "message_encryption": "never" if endpoint.transport == "https-basic" else "always",
+        "message_encryption": "always" if endpoint.transport in ("ntlm", "kerberos") else "never",
         "read_timeout_sec": 30,
         "operation_timeout_sec": 20,
     }

@@ -26,8 +26,9 @@ _READ_ONLY_START = re.compile(r"^\s*(SELECT|WITH)\b", re.IGNORECASE)
 class DatabaseSettings(Strict):
     """One database: an ODBC connection string (SQL Server), or an embedded SQLite file (the demo).
 
-    Windows authentication: `Trusted_Connection=yes` in the string. SQL authentication: `UID=` in
-    the string and the password from CERTMON_SOURCES__SQL__<DB>__PASSWORD or `password_file`.
+    Windows authentication: `integrated_auth: true` (or `Trusted_Connection=yes` in the string): the
+    service's own logon, no password. SQL authentication: `UID=` in the string and the password
+    from CERTMON_SOURCES__SQL__<DB>__PASSWORD or `password_file`.
     """
 
     connection_string: str = ""
@@ -39,6 +40,9 @@ class DatabaseSettings(Strict):
     #: ApplicationIntent=ReadOnly for the collector's reads (an availability-group listener may route
     #: them to a readable secondary, whose msdb does not hold the primary's backup history)
     read_only_intent: bool = True
+    #: Windows integrated authentication (adds Trusted_Connection=yes): the service's own logon
+    #: through SSPI on Windows (a gMSA works), Kerberos ccache/keytab with the Linux driver
+    integrated_auth: bool = False
 
     def password_text(self) -> str:
         """The SQL authentication password ('' for Windows authentication)."""
@@ -64,7 +68,33 @@ class DatabaseSettings(Strict):
                     f"connection_string: {leaked[0]}= does not belong in the configuration; "
                     "use password_file or the CERTMON_SOURCES__SQL__<DATABASE>__PASSWORD variable"
                 )
+        if self.integrated_auth:
+            from collectors.sql.sqlauth import integrated_auth_conflict
+
+            if self.database_file is not None:
+                raise ValueError("integrated_auth applies to connection_string (SQL Server), not database_file")
+            conflict = integrated_auth_conflict(self.connection_string, self.has_password())
+            if conflict:
+                raise ValueError(conflict)
         return self
+
+    def has_password(self) -> bool:
+        """True when a password is configured (environment or file), without reading it."""
+        return self.password is not None or self.password_file is not None
+
+    def odbc_url(self) -> str:
+        """The connection string as it is used (Trusted_Connection=yes added for integrated_auth)."""
+        from collectors.sql.sqlauth import with_integrated_auth
+
+        return with_integrated_auth(self.connection_string) if self.integrated_auth else self.connection_string
+
+    def auth_summary(self) -> str:
+        """Whose credentials the database sees, for check-config (never the secret)."""
+        from collectors.sql.sqlauth import describe_sql_auth
+
+        if self.database_file is not None:
+            return f"embedded SQLite file {self.database_file}"
+        return describe_sql_auth(self.odbc_url(), self.has_password())
 
 
 class ProbeSettings(Strict):
@@ -117,10 +147,15 @@ class SqlSource(SourceSettings):
             raise ValueError("min_rate_span_hours must fit in rate_window_days")
         return self
 
+    def auth_summary(self) -> str:
+        """Whose credentials each database sees, for check-config."""
+        found = (("axdb", self.axdb), ("orchestrator_data", self.orchestrator_data))
+        return "; ".join(f"{name}: {db.auth_summary()}" for name, db in found if db is not None)
+
 
 def database_spec(name: str, section: DatabaseSettings) -> DatabaseSpec:
     """How to reach one database, with its password read now."""
-    url = f"{SQLITE_PREFIX}{section.database_file}" if section.database_file is not None else section.connection_string
+    url = f"{SQLITE_PREFIX}{section.database_file}" if section.database_file is not None else section.odbc_url()
     return DatabaseSpec(
         name=name,
         url=url,

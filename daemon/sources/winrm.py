@@ -24,15 +24,18 @@ class WinRMSource(SourceSettings):
     with message encryption), `https-basic` (HTTPS 5986, Basic over TLS validated against `ca_bundle`
     and/or pinned to `server_thumbprint`), `kerberos` (HTTP 5985, Kerberos with message encryption:
     needs the pykerberos package on Linux or winkerberos on Windows and a ticket from kinit or the
-    Windows logon; `username` optionally names the principal). The password comes from
-    CERTMON_SOURCES__WINRM__PASSWORD or `password_file`, never from this file.
+    Windows logon; `username` optionally names the principal), `negotiate` (HTTP 5985) and
+    `https-negotiate` (HTTPS 5986, channel binding): Kerberos as the service's own identity (a gMSA
+    through SSPI; on Linux the ccache or KRB5_CLIENT_KTNAME keytab), no password needed, NTLM only
+    with `allow_ntlm`. The password comes from CERTMON_SOURCES__WINRM__PASSWORD or `password_file`,
+    never from this file.
     """
 
     config_template: Path | None = None
     use_template_addresses: bool = False
     nodes: list[str] = Field(default_factory=list)
     addresses: dict[str, str] = Field(default_factory=dict)
-    transport: Literal["ntlm", "https-basic", "kerberos"] = "ntlm"
+    transport: Literal["ntlm", "https-basic", "kerberos", "negotiate", "https-negotiate"] = "ntlm"
     port: int | None = Field(None, ge=1, le=65535)
     ca_bundle: Path | None = None
     server_thumbprint: str | None = None
@@ -42,6 +45,10 @@ class WinRMSource(SourceSettings):
     stores: list[str] = Field(default_factory=lambda: ["LocalMachine\\My"])
     concurrency: int = Field(16, ge=1, le=512)
     operation_timeout_seconds: float = Field(20.0, gt=0)
+    #: negotiate: fall back to NTLM when Kerberos is impossible (needs username and password)
+    allow_ntlm: bool = False
+    #: negotiate: service class of the nodes' SPNs, SERVICE/<node host>
+    spn_service: Literal["HTTP", "WSMAN"] = "HTTP"
 
     @model_validator(mode="after")
     def _check(self) -> WinRMSource:
@@ -53,11 +60,29 @@ class WinRMSource(SourceSettings):
                 raise ValueError(f"addresses.{node}: {err}") from None
         if self.server_thumbprint is not None:
             self.server_thumbprint = normalize_thumbprint(self.server_thumbprint)
-            if self.transport != "https-basic":
-                raise ValueError("server_thumbprint pins an HTTPS certificate: use it with transport https-basic")
-        if self.ca_bundle is not None and self.transport != "https-basic":
-            raise ValueError("ca_bundle validates an HTTPS certificate: use it with transport https-basic")
-        return self
+            if not self.transport.startswith("https-"):
+                raise ValueError("server_thumbprint pins an HTTPS certificate: use it with an https- transport")
+        if self.ca_bundle is not None and not self.transport.startswith("https-"):
+            raise ValueError("ca_bundle validates an HTTPS certificate: use it with an https- transport")
+        return _check_negotiate(self)
+
+    def auth_summary(self) -> str:
+        """Which credentials and protection the nodes see, for check-config (never the secret)."""
+        from collectors.winrm.negotiate import describe_winrm_auth
+
+        password = self.has_password()
+        return describe_winrm_auth(self.transport, self.username, password, self.allow_ntlm, self.spn_service)
+
+    def has_password(self) -> bool:
+        """True when a password is configured (environment or file), without reading it."""
+        return self.password is not None or self.password_file is not None
+
+    def auth_problem(self) -> str | None:
+        """Why the configured logon cannot work in this installation (check-config), None when it can."""
+        from collectors.winrm.negotiate import NEGOTIATE_TRANSPORTS, unavailable_reason
+
+        missing = unavailable_reason() if self.enabled and self.transport in NEGOTIATE_TRANSPORTS else None
+        return f"sources.winrm: {missing}" if missing else None
 
     def password_text(self) -> str:
         """The WinRM password from the environment or its file ('' when neither is set)."""
@@ -65,12 +90,21 @@ class WinRMSource(SourceSettings):
         return secret.decode() if secret is not None else ""
 
 
+def _check_negotiate(section: WinRMSource) -> WinRMSource:
+    negotiate = section.transport in ("negotiate", "https-negotiate")
+    if section.allow_ntlm and not negotiate:
+        raise ValueError("allow_ntlm chooses NTLM fallback for transport negotiate or https-negotiate")
+    if negotiate and section.has_password() and not section.username:
+        raise ValueError("a password without username: name the account, or drop the password to log on as the service")
+    return section
+
+
 def collector(section: WinRMSource) -> Collector | None:
     """The collector, when nodes are configured; ConfigError when the transport lacks its credentials."""
     if not section.enabled or (section.config_template is None and not section.nodes):
         return None
     password = section.password_text()
-    if section.transport != "kerberos" and not (section.username and password):
+    if section.transport not in ("kerberos", "negotiate", "https-negotiate") and not (section.username and password):
         raise ConfigError(
             f"sources.winrm: transport {section.transport} needs username and a password "
             "(CERTMON_SOURCES__WINRM__PASSWORD or password_file)"
@@ -83,6 +117,8 @@ def collector(section: WinRMSource) -> Collector | None:
         ca_bundle=str(section.ca_bundle) if section.ca_bundle else None,
         server_thumbprint=section.server_thumbprint,
         operation_timeout=section.operation_timeout_seconds,
+        allow_ntlm=section.allow_ntlm,
+        spn_service=section.spn_service,
         stores=tuple(section.stores),
     )
     return WinRMCollector(

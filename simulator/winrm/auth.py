@@ -3,7 +3,9 @@
 NTLM goes through pyspnego's acceptor, which validates against an NTLM user file (lines of
 `DOMAIN:user:password`) named by the NTLM_USER_FILE environment variable. Each simulated node has
 its own user file, like each Windows server has its own accounts, so the variable is set under a
-lock around every acceptor step.
+lock around every acceptor step. Kerberos (raw or inside SPNEGO) goes through the same acceptor,
+which then uses GSSAPI with the node's keytab (KRB5_KTNAME, set under the same lock when the node
+has a keytab), as a domain member decrypts service tickets with its own key.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from pathlib import Path
 
 import spnego
 import spnego.exceptions
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from spnego.channel_bindings import GssChannelBindings
 
 _USER_FILE_LOCK = threading.Lock()
 ENCRYPTED_PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"
@@ -60,22 +65,40 @@ def write_user_file(path: Path, accounts: list[Account]) -> None:
     path.write_text("".join(f"{a.domain}:{a.user}:{a.password}\n" for a in accounts), encoding="utf-8")
 
 
+def end_point_hash(der: bytes) -> bytes:
+    """RFC 5929 tls-server-end-point: the certificate hashed with its signature hash (SHA-256 for MD5/SHA-1)."""
+    algorithm = x509.load_der_x509_certificate(der).signature_hash_algorithm
+    if algorithm is None or algorithm.name in ("md5", "sha1"):
+        algorithm = hashes.SHA256()
+    digest = hashes.Hash(algorithm)
+    digest.update(der)
+    return digest.finalize()
+
+
 @contextlib.contextmanager
-def _user_file(path: Path) -> Iterator[None]:
-    # The variable is only ever overwritten, never removed: other threads of the process may be
+def _user_file(path: Path, keytab: Path | None = None) -> Iterator[None]:
+    # The variables are only ever overwritten, never removed: other threads of the process may be
     # iterating os.environ, and a change of its size would break them.
     with _USER_FILE_LOCK:
         os.environ["NTLM_USER_FILE"] = str(path)
+        if keytab is not None:
+            os.environ["KRB5_KTNAME"] = f"FILE:{keytab}"
         yield
 
 
 class NtlmLogon:
-    """One NTLM (raw or SPNEGO-wrapped) logon on one connection, then its sealing context."""
+    """One NTLM or Kerberos (raw or SPNEGO-wrapped) logon on one connection, then its sealing context."""
 
-    def __init__(self, user_file: Path) -> None:
+    def __init__(self, user_file: Path, keytab: Path | None = None, server_certificate: bytes | None = None) -> None:
         self._user_file = user_file
-        with _user_file(user_file):
-            self._context = spnego.server(service="http", protocol="negotiate")
+        self._keytab = keytab
+        # Over HTTPS the logon is bound to the listener's certificate (CbtHardeningLevel Strict).
+        bindings = None
+        if server_certificate is not None:
+            application_data = b"tls-server-end-point:" + end_point_hash(server_certificate)
+            bindings = GssChannelBindings(application_data=application_data)
+        with _user_file(user_file, keytab):
+            self._context = spnego.server(service="http", protocol="negotiate", channel_bindings=bindings)
 
     @property
     def complete(self) -> bool:
@@ -90,15 +113,21 @@ class NtlmLogon:
     def step(self, token: bytes) -> bytes | None:
         """Feed a client token; returns the reply token (the challenge) or None when done."""
         try:
-            with _user_file(self._user_file):
+            with _user_file(self._user_file, self._keytab):
                 return self._context.step(token)
         except spnego.exceptions.SpnegoError as err:
             raise AuthError(str(err)) from err
+        except AttributeError as err:
+            # pyspnego's GSSAPI acceptor reads the flags of a context that failed to establish (a ticket
+            # for a key the node lacks); a Windows node answers such a logon with 401, so do we.
+            raise AuthError(f"Kerberos acceptor failed: {err}") from err
 
     def seal(self, message: bytes) -> bytes:
         """A multipart/encrypted body carrying `message`, as MS-WSMV 2.2.9.1.1 lays it out."""
-        wrapped = self._context.wrap(message, encrypt=True).data
-        signature, sealed = wrapped[:16], wrapped[16:]
+        # NTLM: the 16-byte signature, then the sealed message; Kerberos: the wrap token's header
+        # (IOV wrap, SECBUFFER_TOKEN), then the sealed message.
+        wrapped = self._context.wrap_winrm(message)
+        signature, sealed = wrapped.header, wrapped.data
         return (
             BOUNDARY + b"\r\n"
             b"\tContent-Type: " + ENCRYPTED_PROTOCOL.encode() + b"\r\n"
@@ -128,7 +157,7 @@ class NtlmLogon:
         signature = payload[4 : 4 + signature_length]
         sealed = payload[4 + signature_length :]
         try:
-            message = self._context.unwrap(signature + sealed).data
+            message = self._context.unwrap_winrm(signature, sealed)
         except spnego.exceptions.SpnegoError as err:
             raise DecryptError(f"cannot unseal: {err}") from err
         if len(message) != int(match.group(1)):

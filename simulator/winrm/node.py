@@ -55,8 +55,14 @@ class SimulatedNode:
         tls: ssl.SSLContext | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        keytab: Path | None = None,
+        certificate: bytes | None = None,
     ) -> None:
         self.fleet = fleet
+        #: DER of the HTTPS listener's certificate, for channel binding of Negotiate logons over TLS
+        self.certificate = certificate
+        #: the node's Kerberos keys (HTTP/<host> principals); None: NTLM and Basic only
+        self.keytab = keytab
         self.name = name
         self.host = host
         self.port = port
@@ -191,7 +197,13 @@ class SimulatedNode:
         else:
             envelope = request.body
             if not envelope.strip():
-                return Response(200)  # the empty request that carries the last logon leg
+                # The empty request that carries the last logon leg; Kerberos answers with its AP-REP
+                # (mutual authentication) in WWW-Authenticate, as HTTP.sys does on a 200.
+                final = connection.state.pop("final_token", None)
+                if isinstance(final, bytes):
+                    offer = f"Negotiate {base64.b64encode(final).decode()}"
+                    return Response(200, headers=[("WWW-Authenticate", offer)])
+                return Response(200)
             if not connection.tls:
                 # AllowUnencrypted is false on Windows: plain SOAP is only accepted over HTTPS.
                 return Response(400, b"unencrypted traffic is disabled")
@@ -240,7 +252,8 @@ class SimulatedNode:
         logon = connection.state.get("logon")
         if not isinstance(logon, NtlmLogon) or logon.complete or token.startswith(_NTLM_NEGOTIATE):
             connection.state.clear()
-            logon = NtlmLogon(self._accounts_file())
+            bound = self.certificate if connection.tls else None
+            logon = NtlmLogon(self._accounts_file(), self.keytab, bound)
             connection.state["logon"] = logon
             self.counters.add("handshakes")
         try:
@@ -252,6 +265,8 @@ class SimulatedNode:
         if not logon.complete:
             return self._challenge(connection, reply, scheme)
         connection.state["user"] = logon.user
+        if reply:
+            connection.state["final_token"] = reply
         self.counters.add("logons")
         return logon.user
 
@@ -283,6 +298,7 @@ class SimulatedFleet:
                         lab.ntlm_user_file,
                         pfx_password=lab.password.encode(),
                         tls=context,
+                        certificate=tls.der if tls is not None else None,
                         host=host,
                     )
         except BaseException:
