@@ -89,8 +89,12 @@ class AxdbFacts:
 
     @property
     def flight_enabled(self) -> bool:
-        """SYSFLIGHTING has the flight with ENABLED = 1 and FLIGHTSERVICEID = 0."""
-        return any(row.enabled and row.service_id == q.FLIGHT_SERVICE_ID for row in self.flight)
+        """SYSFLIGHTING has the flight and every row of it has ENABLED = 1, whatever its FLIGHTSERVICEID.
+
+        That is the state Microsoft's runbook leaves: it updates every row with the flight name and
+        inserts one (FLIGHTSERVICEID 0) only when there is none.
+        """
+        return bool(self.flight) and all(row.enabled for row in self.flight)
 
     @property
     def config_enabled(self) -> bool:

@@ -112,7 +112,7 @@ def _runs(facts: Any, target: str) -> Samples:
 SQL_METRICS = (
     MetricSpec(
         "certmon_reencryption_flight_enabled",
-        "1 when SYSFLIGHTING enables EnableEncryptedDataCrawlerRotationTask (ENABLED = 1, FLIGHTSERVICEID = 0).",
+        "1 when every SYSFLIGHTING row of EnableEncryptedDataCrawlerRotationTask has ENABLED = 1 (any service id).",
         (),
         _flag(lambda f: f.flight_enabled),
     ),
