@@ -88,6 +88,8 @@ class SqlSource(SourceSettings):
     job_caption: str = JOB_CAPTION
     #: database_name in msdb.dbo.backupset; default: the connection string's database
     backup_database: str = ""
+    #: availability-group replicas whose own msdb records AXDB backups taken there (Database=msdb)
+    backup_replicas: dict[str, DatabaseSettings] = Field(default_factory=dict)
     probes: list[ProbeSettings] = Field(default_factory=list)
     rate_window_days: float = Field(7.0, gt=0)
     min_rate_span_hours: float = Field(24.0, gt=0)

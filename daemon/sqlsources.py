@@ -48,6 +48,7 @@ def sql(settings: Settings) -> Collector | None:
         job_caption=section.job_caption,
         probes=tuple(Probe(p.name, p.sql) for p in section.probes),
         backup_database=section.backup_database,
+        backup_replicas=tuple(database_spec(name, db) for name, db in section.backup_replicas.items()),
         policy=RatePolicy(
             rate_window=timedelta(days=section.rate_window_days),
             min_rate_span=timedelta(hours=section.min_rate_span_hours),

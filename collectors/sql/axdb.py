@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from collectors.errors import CollectorError, Reason
 from collectors.model import Problem
@@ -86,6 +87,9 @@ class AxdbFacts:
     backup_error: str
     probes: tuple[ProbeResult, ...]
     collected_at: datetime
+    #: the newest full backup each listed availability-group replica records (collectors/sql/backups.py);
+    #: last_full_backup is already the newest across them and the AXDB connection's own msdb
+    replica_backups: tuple[Any, ...] = ()
 
     @property
     def flight_enabled(self) -> bool:
