@@ -24,7 +24,9 @@ def sql_remediation_options(daemon: Daemon) -> dict[str, Any]:
         DATABASES_OPTION: database_specs(settings),
         AGENT_SHARE_OPTION: agent_share(settings),
         CREDENTIALS_PATH_OPTION: credentials_path(settings),
-        ROTATE_OPTION: RotateTarget(rotate.node, rotate.script, rotate.configuration_file, rotate.timeout_seconds),
+        ROTATE_OPTION: RotateTarget(
+            rotate.node, rotate.script, rotate.configuration_file, rotate.timeout_seconds, rotate.second_hop
+        ),
     }
     winrm = daemon.collectors.get("winrm")
     if isinstance(winrm, WinRMCollector):

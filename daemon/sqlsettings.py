@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -126,6 +127,8 @@ class CredentialsRotateSettings(Strict):
     script: str = "C:\\D365\\Infrastructure\\Configure-CredentialsJson.ps1"
     configuration_file: str = "C:\\D365\\Infrastructure\\ConfigTemplate.xml"
     timeout_seconds: float = Field(600.0, gt=0)
+    #: the script reaches Credentials.json on the agent share: a WinRM second hop (docs/credentials-rotate.md)
+    second_hop: Literal["refuse", "delegation"] = "refuse"
 
     @model_validator(mode="after")
     def _paths(self) -> CredentialsRotateSettings:
