@@ -19,7 +19,8 @@ from typing import Any
 from collectors.agentconfig import agent_references, load_agent_config
 from collectors.base import Collector, Deadline
 from collectors.errors import CollectorError, Reason
-from collectors.model import Observation
+from collectors.model import Observation, Problem
+from collectors.sharelocation import SHARE_METRICS, ShareConfig, choose
 
 SOURCE = "agentshare"
 CONFIG_JSON = "config.json"
@@ -66,14 +67,20 @@ class AgentShare:
             location, Reason.CONFIG_ERROR, f"refused: not inside the agent share {prefix or self.root}"
         )
 
-    def resolve(self, location: str, file_name: str = CONFIG_JSON) -> Path:
-        """The local path of a share location; OutsideShareError unless it is `file_name` inside the share."""
+    def resolve(self, location: str, file_name: str = CONFIG_JSON, *, folder: bool = False) -> Path:
+        """The local path of a share location; OutsideShareError unless it is `file_name` inside the share.
+
+        With `folder`, a location naming a folder (OrchestratorData may store the StandaloneSetup-NNN
+        folder) means the `file_name` in it.
+        """
         if not location.strip():
             raise OutsideShareError("(empty)", Reason.CONFIG_ERROR, "refused: empty location")
         parts = self._relative_parts(location)
         for part in parts:
             if part in ("", ".", "..") or _FORBIDDEN.search(part) or part != part.rstrip(". "):
                 raise OutsideShareError(location, Reason.CONFIG_ERROR, f"refused: path component {part!r}")
+        if folder and parts[-1].lower() != file_name.lower():
+            parts.append(file_name)
         if parts[-1].lower() != file_name.lower():
             raise OutsideShareError(location, Reason.CONFIG_ERROR, f"refused: expected a file named {file_name}")
         candidate = self.root.joinpath(*parts)
@@ -92,6 +99,7 @@ class AgentShareCollector(Collector):
     """config.json on the agent share, found through OrchestratorData or configured directly."""
 
     name = SOURCE
+    metrics = SHARE_METRICS
 
     def __init__(
         self,
@@ -130,15 +138,22 @@ class AgentShareCollector(Collector):
         return found
 
     def collect(self, target: str, deadline: Deadline) -> Observation:
-        """Resolve the location inside the share and read the file: AgentConfig facts, like localagent-config.json."""
+        """Resolve the location inside the share and read the file: AgentConfig facts, like localagent-config.json.
+
+        Several OrchestratorData rows (one per servicing run), or a row naming the StandaloneSetup
+        folder: the newest existing config.json is read, and the facts say which (sharelocation.py).
+        """
         locations = self.locations(deadline)
-        if len(locations) > 1:
-            raise CollectorError(
-                SOURCE,
-                Reason.CONFIG_ERROR,
-                f"OrchestratorData lists {len(locations)} config.json locations for environment "
-                f"{self.environment_id or '(unset)'} ({'; '.join(locations)}); set sources.agentshare.config_json "
-                "to the one the environment uses",
-            )
-        config = load_agent_config(self.share.resolve(locations[0]))
-        return Observation(references=agent_references(config, SOURCE, CONFIG_JSON), facts=config)
+        chosen, skipped = choose(locations, lambda loc: self.share.resolve(loc, folder=True), SOURCE)
+        config = load_agent_config(chosen.path)
+        facts = ShareConfig(
+            config.path,
+            config.connection_endpoint,
+            config.cluster_id,
+            config.server_thumbprint,
+            config.client_thumbprint,
+            location=chosen.location,
+            candidates=locations,
+        )
+        problems = tuple(Problem(reason, f"{SOURCE}: skipped {text}") for reason, text in skipped)
+        return Observation(references=agent_references(config, SOURCE, CONFIG_JSON), facts=facts, problems=problems)

@@ -59,6 +59,9 @@ class TemplateNodeType:
     name_prefix: str
     purpose: str
     vms: tuple[TemplateVM, ...]
+    # disabled="true": Microsoft's template ships node types that are not deployed (AOSNodeType when
+    # batch/interactive AOS types are used, and the reverse), their VMs placeholders.
+    disabled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +78,10 @@ class ConfigTemplate:
     file_shares: tuple[tuple[str, str], ...]
 
     def vms(self) -> Iterator[TemplateVM]:
-        """Every VM of every node type."""
+        """Every VM of every deployed node type (a disabled="true" node type's VMs are placeholders)."""
         for node_type in self.node_types:
-            yield from node_type.vms
+            if not node_type.disabled:
+                yield from node_type.vms
 
     def active_certificates(self) -> Iterator[TemplateCertificate]:
         """Certificates that are not disabled."""
@@ -172,6 +176,7 @@ def parse_config_template(data: bytes, path: str, generation: Generation) -> Con
                 name_prefix=element.get("namePrefix", ""),
                 purpose=purpose,
                 vms=vms,
+                disabled=_flag(element, "disabled"),
             )
         )
     sql = _child(root, "SQLCluster")

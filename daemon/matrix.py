@@ -18,10 +18,10 @@ from collectors.model import CertObservation, Generation
 from daemon.context import Context
 from daemon.evaluator import Evaluation
 from daemon.inventory import NODE_STORE_SOURCES, node_inventory, template_pair
-from daemon.settings import DEFAULT_NODE_ROLES, Settings
+from daemon.settings import DEFAULT_NODE_ROLES, SF_NODE_ROLES, Settings
 
 # Column order: the Service Fabric roles first, then the AOS roles, then the others by name.
-_ROLE_ORDER = tuple(dict.fromkeys(role for roles in DEFAULT_NODE_ROLES.values() for role in roles))
+_ROLE_ORDER = tuple(dict.fromkeys([*SF_NODE_ROLES, *(role for roles in DEFAULT_NODE_ROLES.values() for role in roles)]))
 
 
 class CellState:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from daemon.configcheck import unknown_environment, unknown_key_hint, unreadable_files
+from daemon.noderoles import DEFAULT_NODE_ROLES
 from daemon.sources.base import ConfigError, SourceSettings, Strict
 from daemon.sources.registry import Sources
 from daemon.sources.servicefabric import GatewayCertificateSettings
@@ -44,27 +45,8 @@ DEFAULT_EXPIRY = {
 }
 
 
-# Which certificate roles each node purpose (ConfigTemplate NodeType@purpose; "SQL" for the
-# SQLCluster VMs) must hold in LocalMachine\My, as the Infrastructure scripts install them.
-# A purpose not listed takes the "default" entry (every Service Fabric node holds the cluster,
-# client and encipherment certificates).
+# Roles whose key must be CAPI by default; the node roles table is daemon/noderoles.py.
 SF_NODE_ROLES = ("ServiceFabric", "ServiceFabricClient", "ServiceFabricEncryption")
-DEFAULT_NODE_ROLES: dict[str, tuple[str, ...]] = {
-    "default": SF_NODE_ROLES,
-    "AOS": (
-        *SF_NODE_ROLES,
-        "SessionAuthentication",
-        "DataEncryption",
-        "DataSigning",
-        "FinancialReporting",
-        "ReportingService",
-        "RSAT",
-    ),
-    "Orchestrator": (*SF_NODE_ROLES, "Orchestrator"),
-    "ReportServer": (*SF_NODE_ROLES, "ReportingService", "SSRSHTTPS"),
-    "MR": (*SF_NODE_ROLES, "FinancialReporting"),
-    "SQL": ("SQLCluster",),
-}
 
 
 class RuleSettings(Strict):

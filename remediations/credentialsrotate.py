@@ -7,6 +7,13 @@ private key must still be on that node) and encrypts it to the encipherment cert
 template names. certmon runs exactly that command over WinRM (an `ApprovedCommand`, shown in
 the plan), keeps a backup of the file it can reach on the share, then reads the recipients
 back: every value must now be encrypted to the new certificate, or the backup is restored.
+
+The double hop: the script reads and writes Credentials.json on the agent share, a second machine.
+Over WinRM with NTLM (or Kerberos without delegation) the remote session has no credentials for
+that second hop and the share answers "Access to the path ... is denied". certmon runs the command
+only when the operator declares (`sources.credentials.rotate.second_hop: delegation`) that the hop
+works (CredSSP enabled for the WinRM account, or Kerberos constrained delegation from the node to
+the file server); otherwise it refuses with that reason (docs/credentials-rotate.md).
 """
 
 from __future__ import annotations
@@ -52,6 +59,8 @@ class RotateTarget:
     script: str
     configuration_file: str
     timeout_seconds: float = 600.0
+    #: "delegation": the operator declares the WinRM session can reach the agent share; "refuse" otherwise
+    second_hop: str = "refuse"
 
     def command(self) -> ApprovedCommand:
         """The exact command the operator approves."""
@@ -95,6 +104,22 @@ def _remote(ctx: RemediationContext) -> RemoteRunner:
     return runner
 
 
+def _second_hop(ctx: RemediationContext) -> str:
+    target, path = _target(ctx), _path(ctx)
+    if target.second_hop == "delegation":
+        return (
+            f"declared (sources.credentials.rotate.second_hop: delegation): the WinRM session on {target.node} "
+            "can reach the agent share through CredSSP or Kerberos delegation"
+        )
+    raise RemediationError(
+        f"Configure-CredentialsJson.ps1 on {target.node} reads and writes {path.name} on the agent share, a second "
+        "hop from the WinRM session: with NTLM, or Kerberos without delegation, the share denies it. Enable "
+        "CredSSP or Kerberos constrained delegation for the WinRM account and set "
+        "sources.credentials.rotate.second_hop: delegation, or run the runbook step on the node yourself "
+        "(docs/credentials-rotate.md)"
+    )
+
+
 def _remote_described(ctx: RemediationContext) -> str:
     _remote(ctx)
     return "the command runs with the winrm source's transport and account"
@@ -115,6 +140,7 @@ class CredentialsJsonRotate(Remediation):
             ("Credentials.json configured", lambda: str(_path(ctx))),
             ("AOS node configured", lambda: _target(ctx).node),
             ("WinRM configured", lambda: _remote_described(ctx)),
+            ("second hop to the agent share", lambda: _second_hop(ctx)),
             ("new encipherment certificate named", lambda: new_encipherment(ctx)),
         ):
             try:

@@ -3,9 +3,10 @@
 Microsoft's instructions for the data encryption certificate: after rotation, the batch job
 "Encrypted data rotation system job" re-encrypts data with the new certificate, two hours a
 day, once `SYSFLIGHTING` enables `EnableEncryptedDataCrawlerRotationTask` and `SECURITYCONFIG`
-sets `EnableEncryptedDataRotation` to True, and the AOS nodes have restarted. Each row is
-updated when present and inserted otherwise (the insert guarded by NOT EXISTS, so a second
-apply, or a concurrent one, never duplicates it). Both statements commit together or not at all;
+sets `EnableEncryptedDataRotation` to True, and the AOS nodes have restarted. As the runbook's
+SQL does, every existing row with the flight name is updated whatever its FLIGHTSERVICEID, and a
+row (FLIGHTSERVICEID 0) is inserted only when none exists (the insert guarded by NOT EXISTS on the
+name, so a second apply, or a concurrent one, never adds a second row). Both statements commit together or not at all;
 a compensation that restores the rows as they were is registered before the commit.
 """
 
@@ -33,13 +34,13 @@ SQL_SECONDS = 60.0
 PARTITION_RECID = Statement("PARTITIONS initial", "SELECT P.RECID FROM PARTITIONS AS P WHERE P.PARTITIONKEY = ?")
 UPDATE_FLIGHT = Statement(
     "enable flight",
-    "UPDATE SYSFLIGHTING SET ENABLED = ? WHERE FLIGHTNAME = ? AND FLIGHTSERVICEID = ? AND PARTITION = ?",
+    "UPDATE SYSFLIGHTING SET ENABLED = ? WHERE FLIGHTNAME = ? AND PARTITION = ?",
 )
 INSERT_FLIGHT = Statement(
     "insert flight",
     "INSERT INTO SYSFLIGHTING (FLIGHTNAME, ENABLED, FLIGHTSERVICEID, PARTITION)"
     " SELECT ?, ?, ?, P.RECID FROM PARTITIONS AS P WHERE P.PARTITIONKEY = ? AND NOT EXISTS"
-    " (SELECT 1 FROM SYSFLIGHTING AS F WHERE F.FLIGHTNAME = ? AND F.FLIGHTSERVICEID = ? AND F.PARTITION = P.RECID)",
+    " (SELECT 1 FROM SYSFLIGHTING AS F WHERE F.FLIGHTNAME = ? AND F.PARTITION = P.RECID)",
 )
 RESTORE_FLIGHT = Statement(
     "restore flight",
@@ -136,20 +137,20 @@ class EnableReencryption(Remediation):
         spec = axdb_spec(ctx)
         partition, flight, values = _read(spec)
         statements, rows = [], []
-        mine = [enabled for enabled, service in flight if service == q.FLIGHT_SERVICE_ID]
-        flight_row = {"table": "SYSFLIGHTING", "FLIGHTNAME": q.FLIGHT_NAME, "FLIGHTSERVICEID": q.FLIGHT_SERVICE_ID}
-        flight_row["PARTITION"] = partition
-        if not mine:
+        flight_row = {"table": "SYSFLIGHTING", "FLIGHTNAME": q.FLIGHT_NAME, "PARTITION": partition}
+        if not flight:
             statements.append(
                 SqlStatement(
                     INSERT_FLIGHT.text,
-                    (q.FLIGHT_NAME, 1, q.FLIGHT_SERVICE_ID, q.PARTITION_KEY, q.FLIGHT_NAME, q.FLIGHT_SERVICE_ID),
+                    (q.FLIGHT_NAME, 1, q.FLIGHT_SERVICE_ID, q.PARTITION_KEY, q.FLIGHT_NAME),
                 )
             )
-            rows.append({**flight_row, "ENABLED": "(no row: inserted)"})
-        elif not any(mine):
-            statements.append(SqlStatement(UPDATE_FLIGHT.text, (1, q.FLIGHT_NAME, q.FLIGHT_SERVICE_ID, partition)))
-            rows.append({**flight_row, "ENABLED": 0})
+            rows.append({**flight_row, "FLIGHTSERVICEID": q.FLIGHT_SERVICE_ID, "ENABLED": "(no row: inserted)"})
+        elif not all(enabled for enabled, _service in flight):
+            statements.append(SqlStatement(UPDATE_FLIGHT.text, (1, q.FLIGHT_NAME, partition)))
+            rows += [
+                {**flight_row, "FLIGHTSERVICEID": service, "ENABLED": 0} for enabled, service in flight if not enabled
+            ]
         enabled_value = q.CONFIG_ENABLED.lower()
         if not values:
             statements.append(SqlStatement(INSERT_KEY.text, (q.CONFIG_KEY, q.CONFIG_ENABLED, q.CONFIG_KEY)))
@@ -203,7 +204,7 @@ class EnableReencryption(Remediation):
                 values = read_config_values(db)
             except CollectorError as err:
                 raise VerificationError(f"after the commit: {err}") from err
-        if not any(row.enabled and row.service_id == q.FLIGHT_SERVICE_ID for row in flight):
+        if not flight or not all(row.enabled for row in flight):
             raise VerificationError(f"{spec.label}: the flight does not read as enabled after the commit")
         if not any(v.strip().lower() == q.CONFIG_ENABLED.lower() for v in values):
             raise VerificationError(f"{spec.label}: the config key does not read as True after the commit")
@@ -221,11 +222,15 @@ def _undo(db: Database, statements: list[Statement]) -> Undo:
     except (CollectorError, IndexError) as err:
         raise RemediationError(f"cannot read the rows before changing them: {err}") from err
     undo: Undo = []
-    flight_key = (q.FLIGHT_NAME, q.FLIGHT_SERVICE_ID, partition)
     if UPDATE_FLIGHT in statements:
-        undo.append((RESTORE_FLIGHT, (int(flight.get(q.FLIGHT_SERVICE_ID, False)), *flight_key, 1)))
+        # Only the rows the update turns on go back to 0, each by its FLIGHTSERVICEID.
+        undo += [
+            (RESTORE_FLIGHT, (0, q.FLIGHT_NAME, service, partition, 1))
+            for service, enabled in sorted(flight.items())
+            if not enabled
+        ]
     if INSERT_FLIGHT in statements:
-        undo.append((DELETE_FLIGHT, flight_key))
+        undo.append((DELETE_FLIGHT, (q.FLIGHT_NAME, q.FLIGHT_SERVICE_ID, partition)))
     if UPDATE_KEY in statements:
         undo.append((RESTORE_KEY, (values[0] if values else "", q.CONFIG_KEY, q.CONFIG_ENABLED)))
     if INSERT_KEY in statements:

@@ -14,7 +14,8 @@ from types import TracebackType
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from simulator.pki import Issued
 from simulator.tls import server_context
@@ -28,6 +29,8 @@ XSI = "http://www.w3.org/2001/XMLSchema-instance"
 METADATA_PATH = "/FederationMetadata/2007-06/FederationMetadata.xml"
 OPENID_PATH = "/adfs/.well-known/openid-configuration"
 KEYS_PATH = "/adfs/discovery/keys"
+EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
+RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 
 
 def _b64(der: bytes) -> str:
@@ -44,8 +47,36 @@ def _key_descriptor(parent: ET.Element, use: str, cert: Issued) -> None:
     ET.SubElement(ET.SubElement(info, f"{{{DS}}}X509Data"), f"{{{DS}}}X509Certificate").text = _b64(cert.der)
 
 
-def federation_metadata(host: str, signing: Sequence[Issued], encryption: Sequence[Issued]) -> bytes:
-    """FederationMetadata.xml as AD FS publishes it: WS-Fed role descriptors, then SAML SP and IdP."""
+def _signature(root: ET.Element, signer: Issued) -> None:
+    """An enveloped ds:Signature as AD FS puts first in the document, KeyInfo = the token-signing certificate.
+
+    The element layout follows a published AD FS document (tests/samples/adfs); the digest and the RSA
+    signature are computed over this serialisation, not over exclusive C14N, so an XML-DSig validator
+    would reject them: certmon reads only which certificate signed, never verifies the signature.
+    """
+    signature = ET.SubElement(root, f"{{{DS}}}Signature")
+    signed_info = ET.SubElement(signature, f"{{{DS}}}SignedInfo")
+    ET.SubElement(signed_info, f"{{{DS}}}CanonicalizationMethod", {"Algorithm": EXC_C14N})
+    ET.SubElement(signed_info, f"{{{DS}}}SignatureMethod", {"Algorithm": RSA_SHA256})
+    reference = ET.SubElement(signed_info, f"{{{DS}}}Reference", {"URI": "#" + root.get("ID", "")})
+    transforms = ET.SubElement(reference, f"{{{DS}}}Transforms")
+    ET.SubElement(transforms, f"{{{DS}}}Transform", {"Algorithm": f"{DS}enveloped-signature"})
+    ET.SubElement(transforms, f"{{{DS}}}Transform", {"Algorithm": EXC_C14N})
+    ET.SubElement(reference, f"{{{DS}}}DigestMethod", {"Algorithm": "http://www.w3.org/2001/04/xmlenc#sha256"})
+    digest = ET.SubElement(reference, f"{{{DS}}}DigestValue")
+    digest.text = _b64(hashlib.sha256(ET.tostring(root)).digest())
+    value = ET.SubElement(signature, f"{{{DS}}}SignatureValue")
+    key = signer.key
+    assert isinstance(key, rsa.RSAPrivateKey), "AD FS token-signing keys are RSA"
+    value.text = _b64(key.sign(ET.tostring(signed_info), padding.PKCS1v15(), hashes.SHA256()))
+    info = ET.SubElement(signature, f"{{{DS}}}KeyInfo")
+    ET.SubElement(ET.SubElement(info, f"{{{DS}}}X509Data"), f"{{{DS}}}X509Certificate").text = _b64(signer.der)
+
+
+def federation_metadata(
+    host: str, signing: Sequence[Issued], encryption: Sequence[Issued], signer: Issued | None = None
+) -> bytes:
+    """FederationMetadata.xml as AD FS publishes it: signed, then WS-Fed role descriptors, then SAML SP and IdP."""
     ET.register_namespace("", MD)
     ET.register_namespace("ds", DS)
     ET.register_namespace("fed", FED)
@@ -53,6 +84,8 @@ def federation_metadata(host: str, signing: Sequence[Issued], encryption: Sequen
     root = ET.Element(
         f"{{{MD}}}EntityDescriptor", {"ID": "_certmon-lab", "entityID": f"http://{host}/adfs/services/trust"}
     )
+    if signer is not None:
+        _signature(root, signer)
     for kind, uses in (
         ("fed:ApplicationServiceType", ("encryption", "signing")),
         ("fed:SecurityTokenServiceType", ("signing",)),
@@ -145,7 +178,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(owner.failing[path], b"<html><body>Service Unavailable</body></html>", "text/html")
             return
         if path == METADATA_PATH:
-            body = owner.metadata_override or federation_metadata(owner.host_name, owner.signing, owner.encryption)
+            body = owner.metadata_override or federation_metadata(
+                owner.host_name, owner.signing, owner.encryption, owner.primary_signing
+            )
             content_type = "application/samlmetadata+xml"
         elif path == OPENID_PATH:
             document = openid_configuration(origin)
@@ -209,10 +244,15 @@ class AdfsServer:
         failing: dict[str, int] | None = None,
         metadata_override: bytes | None = None,
         jwks_uri: str | None = None,
+        primary_signing: Issued | None = None,
     ) -> None:
         self.context = server_context(ssl_cert, chain)
         self.signing = tuple(signing)
         self.encryption = tuple(encryption)
+        # The token-signing certificate in use signs the metadata: by default the newest (promoted).
+        self.primary_signing = primary_signing or max(
+            self.signing, key=lambda c: c.cert.not_valid_before_utc, default=None
+        )
         self.host_name = host_name
         self.failing = dict(failing or {})
         self.metadata_override = metadata_override

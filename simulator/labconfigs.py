@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from xml.etree import ElementTree as ET
 
-from simulator.labmodel import DOMAIN, NODE_TYPES, ROLES, SQL_NODES, Lab
+from simulator.labmodel import DISABLED_NODE_TYPES, DOMAIN, NODE_TYPES, ROLES, SQL_NODES, Lab
 
 
 def _template(lab: Lab, generation: str, schema: str) -> bytes:
@@ -48,7 +48,13 @@ def _template(lab: Lab, generation: str, schema: str) -> bytes:
         node_type = ET.SubElement(
             cluster,
             "NodeType",
-            {"name": type_name, "primary": str(primary).lower(), "namePrefix": prefix, "purpose": purpose},
+            {
+                "name": type_name,
+                "primary": str(primary).lower(),
+                "namePrefix": prefix,
+                "purpose": purpose,
+                "disabled": "false",
+            },
         )
         vm_list = ET.SubElement(node_type, "VMList")
         for index, name in enumerate(names):
@@ -63,6 +69,17 @@ def _template(lab: Lab, generation: str, schema: str) -> bytes:
                     "updateDomain": f"ud{index}",
                 },
             )
+    # As in Microsoft's template: a node type left disabled, its VMs placeholders with no address.
+    for type_name, purpose, prefix, names in DISABLED_NODE_TYPES:
+        node_type = ET.SubElement(
+            cluster,
+            "NodeType",
+            {"name": type_name, "primary": "false", "namePrefix": prefix, "purpose": purpose, "disabled": "true"},
+        )
+        vm_list = ET.SubElement(node_type, "VMList")
+        for index, name in enumerate(names):
+            attributes = {"name": name, "ipAddress": "", "faultDomain": f"fd:/fd{index}", "updateDomain": f"ud{index}"}
+            ET.SubElement(vm_list, "VM", {**attributes, "hasSSIS": "false"})
     sql = ET.SubElement(config, "SQLCluster")
     ET.SubElement(sql, "ListenerName").text = f"sql1.{DOMAIN}"
     sql_list = ET.SubElement(sql, "SQLVMList")

@@ -88,6 +88,8 @@ def write_node_facts(lab: Lab) -> None:
     facts = {
         "script": CREDENTIALS_SCRIPT,
         "paths": {"C:\\D365\\Infrastructure": "../../Infrastructure", SHARE_UNC: "../../agent-share"},
+        # The lab's AOS nodes are set up for the second hop to the share (CredSSP or Kerberos delegation).
+        "delegation": True,
     }
     for node in lab.nodes:
         if node.purpose == "AOS":
@@ -113,6 +115,11 @@ def config_sections(lab: Lab) -> dict[str, Any]:
         "agentshare": {"path": str(lab.agent_share.relative_to(root)), "unc": SHARE_UNC, "interval_seconds": 60},
         "credentials": {
             "interval_seconds": 60,
-            "rotate": {"node": "AOS1", "script": CREDENTIALS_SCRIPT, "configuration_file": CONFIGURATION_FILE},
+            "rotate": {
+                "node": "AOS1",
+                "script": CREDENTIALS_SCRIPT,
+                "configuration_file": CONFIGURATION_FILE,
+                "second_hop": "delegation",
+            },
         },
     }

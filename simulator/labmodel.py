@@ -39,19 +39,17 @@ ROLES: tuple[RoleSpec, ...] = (
         "ServiceFabric",
         "Star",
         f"*.{DOMAIN}",
-        ("AOS", "Orchestrator", "ReportServer", "MR"),
+        ("AOS", "Orchestrator", "BI", "MR"),
         True,
         12,
         dns=(f"*.{DOMAIN}", f"sf.d365ffo.onprem.{DOMAIN}", f"ax.d365ffo.onprem.{DOMAIN}"),
     ),
-    RoleSpec(
-        "ServiceFabricClient", "Client", f"client.{DOMAIN}", ("AOS", "Orchestrator", "ReportServer", "MR"), True, 40
-    ),
+    RoleSpec("ServiceFabricClient", "Client", f"client.{DOMAIN}", ("AOS", "Orchestrator", "BI", "MR"), True, 40),
     RoleSpec(
         "ServiceFabricEncryption",
         "axdataencipherment",
         "axdataencipherment.d365ffo.onprem",
-        ("AOS", "Orchestrator", "ReportServer", "MR"),
+        ("AOS", "Orchestrator", "BI", "MR"),
         False,
         75,
     ),
@@ -59,9 +57,9 @@ ROLES: tuple[RoleSpec, ...] = (
     RoleSpec("DataEncryption", "DataEncryption", "DataEncryption.d365ffo.onprem", ("AOS",), False, 25),
     RoleSpec("DataSigning", "DataSigning", "DataSigning.d365ffo.onprem", ("AOS",), False, 60),
     RoleSpec("FinancialReporting", "FinancialReporting", f"FinancialReporting.{DOMAIN}", ("AOS", "MR"), True, 50),
-    RoleSpec("ReportingService", "ReportingService", f"ReportingService.{DOMAIN}", ("AOS", "ReportServer"), True, 50),
+    RoleSpec("ReportingService", "ReportingService", f"ReportingService.{DOMAIN}", ("AOS", "BI"), True, 50),
     RoleSpec("Orchestrator", "LocalAgent", f"OnPremLocalAgent.{DOMAIN}", ("Orchestrator",), True, 45),
-    RoleSpec("SSRSHTTPS", "SSRSHTTPS", f"bi1.{DOMAIN}", ("ReportServer",), True, 55, dns=(f"bi1.{DOMAIN}",)),
+    RoleSpec("SSRSHTTPS", "SSRSHTTPS", f"bi1.{DOMAIN}", ("BI",), True, 55, dns=(f"bi1.{DOMAIN}",)),
     RoleSpec("SQLCluster", "SQL1", f"sql1.{DOMAIN}", ("SQL",), True, 90, dns=(f"sql1.{DOMAIN}", "sql1")),
     RoleSpec("RSAT", "RSAT", f"rsat.{DOMAIN}", ("AOS",), False, 100, new_days_left=25),
 )
@@ -80,8 +78,12 @@ class LabNode:
 NODE_TYPES: tuple[tuple[str, str, str, bool, tuple[str, ...]], ...] = (
     ("OrchestratorNodeType", "Orchestrator", "ORCH", True, ("ORCH1", "ORCH2", "ORCH3")),
     ("AOSNodeType", "AOS", "AOS", False, ("AOS1", "AOS2", "AOS3")),
-    ("ReportServerType", "ReportServer", "BI", False, ("BI1",)),
+    ("ReportServerType", "BI", "Rep", False, ("BI1",)),
     ("MRType", "MR", "MR", False, ("MR1",)),
+)
+# Node types the lab's ConfigTemplate.xml lists with disabled="true" (not deployed, never probed).
+DISABLED_NODE_TYPES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    ("BatchOnlyAOSNodeType", "AOS", "AOS", ("batchaos1", "batchaos2")),
 )
 SQL_NODES = ("SQL1",)
 

@@ -31,6 +31,7 @@ from collectors.tls.tds import (
 )
 from collectors.transport import SocketChannel
 from simulator.pki import Issued
+from simulator.tdslogin import answer_login
 from simulator.tls import Listener, drain, server_context
 
 TLS_HANDSHAKE_BYTE = 0x16
@@ -54,6 +55,9 @@ class TdsServer:
     ) -> None:
         self.accept = tuple(accept)
         self.encryption = encryption
+        #: TDS 7 TLS handshakes completed, and the users of the LOGIN7 messages received over them (all refused)
+        self.handshakes = 0
+        self.logins: list[str] = []
         self.version = version
         self.garbage = garbage
         self.present(issued, chain)
@@ -152,7 +156,10 @@ class TdsServer:
             if flight:
                 conn.sendall(encode_packets(PRELOGIN, flight))
             if done:
-                # From here on the client would send LOGIN7 over TLS directly on TCP.
+                # From here on the client sends LOGIN7 over TLS directly on TCP: refuse it as SQL Server
+                # refuses an unknown login (a probe sends nothing and just closes).
+                self.handshakes += 1
+                answer_login(conn, tls, incoming, outgoing, self.logins.append)
                 drain(conn)
                 return
 

@@ -17,6 +17,7 @@ from cryptography import x509
 from OpenSSL import SSL
 
 from collectors.adfs.metadata import parse_federation_metadata, parse_jwks, parse_openid_configuration
+from collectors.adfs.rollover import TokenCertificate, rollover_metrics, rollover_states
 from collectors.base import Collector, Deadline
 from collectors.certificate import Certificate, certificate_from_der
 from collectors.errors import CertificateError, CollectorError, Reason
@@ -91,12 +92,15 @@ class AdfsFacts:
     metadata_signer: str = ""
     jwks_signing: tuple[str, ...] = ()
     documents: dict[str, str] = field(default_factory=dict)
+    #: each published token certificate: primary, secondary (next) or superseded (collectors/adfs/rollover.py)
+    token_certificates: tuple[TokenCertificate, ...] = ()
 
 
 class AdfsCollector(Collector):
     """Reads AD FS metadata, discovery document and keys; source `adfs`, node = the AD FS host name."""
 
     name = "adfs"
+    metrics = rollover_metrics()
 
     def __init__(
         self,
@@ -297,6 +301,7 @@ class _Run:
             )
         self.facts.signing = tuple(self.by_role[ROLE_SIGNING])
         self.facts.decrypting = tuple(self.by_role[ROLE_DECRYPTING])
+        self.facts.token_certificates = rollover_states(self.by_role, self.facts.metadata_signer)
         return Observation(
             certificates=tuple(self.certificates),
             references=tuple(references),

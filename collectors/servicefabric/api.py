@@ -47,6 +47,8 @@ DEFAULT_PARAMETER_ROLES: dict[str, str] = {
     "SessionAuthenticationCertificateThumbprint": "SessionAuthentication",
     "SharedAccessThumbprint": "SharedAccessSMB",
     "ServicePrincipalThumbprint": "Orchestrator",
+    # ReportingBootstrapperPkg, section ReportingServices (public tooling: D365FOLBDAdmin Get-D365LBDConfig)
+    "ReportingClientCertificateThumbprint": "ReportingService",
     "ServiceFabric_ClientCertificate": "ServiceFabricClient",
     "ServiceFabric_ServerCertificate": "ServiceFabric",
 }

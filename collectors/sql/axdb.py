@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from collectors.errors import CollectorError, Reason
 from collectors.model import Problem
@@ -86,11 +87,18 @@ class AxdbFacts:
     backup_error: str
     probes: tuple[ProbeResult, ...]
     collected_at: datetime
+    #: the newest full backup each listed availability-group replica records (collectors/sql/backups.py);
+    #: last_full_backup is already the newest across them and the AXDB connection's own msdb
+    replica_backups: tuple[Any, ...] = ()
 
     @property
     def flight_enabled(self) -> bool:
-        """SYSFLIGHTING has the flight with ENABLED = 1 and FLIGHTSERVICEID = 0."""
-        return any(row.enabled and row.service_id == q.FLIGHT_SERVICE_ID for row in self.flight)
+        """SYSFLIGHTING has the flight and every row of it has ENABLED = 1, whatever its FLIGHTSERVICEID.
+
+        That is the state Microsoft's runbook leaves: it updates every row with the flight name and
+        inserts one (FLIGHTSERVICEID 0) only when there is none.
+        """
+        return bool(self.flight) and all(row.enabled for row in self.flight)
 
     @property
     def config_enabled(self) -> bool:

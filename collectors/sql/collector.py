@@ -22,6 +22,7 @@ from collectors.sql.axdb import (
     read_probe,
     read_runs,
 )
+from collectors.sql.backups import REPLICA_METRICS, newest, read_replica_backups
 from collectors.sql.connection import Database, DatabaseSpec, connect
 from collectors.sql.orchestrator import OrchestratorFacts, read_config_json_locations
 from collectors.sql.progress import MemoryProgressHistory, ProgressHistory, RatePolicy, estimate
@@ -57,6 +58,8 @@ class AxdbOptions:
     probes: tuple[Probe, ...] = ()
     #: database_name in msdb.dbo.backupset ('' = the connection's database)
     backup_database: str = ""
+    #: availability-group replicas whose own msdb is read for AXDB's backups (collectors/sql/backups.py)
+    backup_replicas: tuple[DatabaseSpec, ...] = ()
     policy: RatePolicy = field(default_factory=RatePolicy)
 
 
@@ -112,7 +115,7 @@ def _runs(facts: Any, target: str) -> Samples:
 SQL_METRICS = (
     MetricSpec(
         "certmon_reencryption_flight_enabled",
-        "1 when SYSFLIGHTING enables EnableEncryptedDataCrawlerRotationTask (ENABLED = 1, FLIGHTSERVICEID = 0).",
+        "1 when every SYSFLIGHTING row of EnableEncryptedDataCrawlerRotationTask has ENABLED = 1 (any service id).",
         (),
         _flag(lambda f: f.flight_enabled),
     ),
@@ -177,7 +180,7 @@ class SqlCollector(Collector):
     """AXDB and OrchestratorData over pyodbc (or SQLite for the demo); one connection per collection."""
 
     name = SOURCE
-    metrics = SQL_METRICS
+    metrics = (*SQL_METRICS, *REPLICA_METRICS)
 
     def __init__(
         self,
@@ -227,7 +230,10 @@ class SqlCollector(Collector):
         config_values = read_config_values(db)
         job = read_job(db, self.options.job_caption)
         runs = read_runs(db, self.options.job_caption)
-        backup, backup_error = optional_reads(problems, db, self.options.backup_database or spec.database_name)
+        backup_name = self.options.backup_database or spec.database_name
+        backup, backup_error = optional_reads(problems, db, backup_name)
+        replicas = read_replica_backups(self.options.backup_replicas, backup_name, self._connector, deadline, problems)
+        backup = newest(backup, replicas)
         now = self.clock()
         probes = tuple(self._probes(db, spec, now, problems, deadline))
         facts = AxdbFacts(
@@ -240,6 +246,7 @@ class SqlCollector(Collector):
             backup_error=backup_error,
             probes=probes,
             collected_at=now,
+            replica_backups=replicas,
         )
         return Observation(facts=facts, problems=tuple(problems))
 

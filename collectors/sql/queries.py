@@ -12,6 +12,7 @@ from __future__ import annotations
 from collectors.sql.connection import Statement
 
 FLIGHT_NAME = "EnableEncryptedDataCrawlerRotationTask"
+# What the runbook inserts when no row of the flight exists; an existing row is updated whatever its id.
 FLIGHT_SERVICE_ID = 0
 CONFIG_KEY = "EnableEncryptedDataRotation"
 CONFIG_ENABLED = "True"

@@ -7,31 +7,40 @@
 $ProgressPreference = 'SilentlyContinue'
 $ErrorActionPreference = 'Stop'
 trap { [Console]::Error.WriteLine('certmon-inventory: ' + $_.Exception.Message); exit 1 }
-function Get-KeyKind($Cert) {
-    # Service Fabric (and anything using CryptoAPI) cannot use a key held by a CNG provider.
-    # .NET Framework returns RSACryptoServiceProvider for CAPI keys and RSACng/ECDsaCng for CNG keys.
-    if (-not $Cert.HasPrivateKey) { return @('', '') }
-    $key = $null
+# Service Fabric (and anything using CryptoAPI) cannot use a key held by a CNG provider. The kind is read
+# from the certificate's CERT_KEY_PROV_INFO_PROP_ID (2) property, a CRYPT_KEY_PROV_INFO: its second field
+# pwszProvName names the provider, its third dwProvType is 0 for a CNG key storage provider (Win32 docs).
+# Not from the .NET wrapper type: .NET Framework's GetRSAPrivateKey() opens CAPI keys through CNG
+# (CRYPT_ACQUIRE_ONLY_NCRYPT_KEY_FLAG) and returns RSACng for them. Reading the property does not
+# open the key, so a key the account may not use is still classified.
+$Crypt = $null
+$NoInfo = ''
+try {
+    $Crypt = Add-Type -PassThru -Namespace Certmon -Name Crypt32 -MemberDefinition '[DllImport("crypt32.dll")]public static extern bool CertGetCertificateContextProperty(IntPtr c,int p,IntPtr b,ref int n);'
+} catch {
+    $NoInfo = 'Add-Type: ' + $_.Exception.Message
+}
+$M = [Runtime.InteropServices.Marshal]
+function Get-KeyInfo($Cert) {
+    # @(provider type, provider name); type -1: no private key, or the property could not be read (name = why).
+    if (-not $Cert.HasPrivateKey) { return @(-1, '') }
+    if ($null -eq $Crypt) { return @(-1, $NoInfo) }
+    $size = 0
+    if (-not $Crypt::CertGetCertificateContextProperty($Cert.Handle, 2, [IntPtr]::Zero, [ref]$size)) {
+        return @(-1, 'no CERT_KEY_PROV_INFO property')
+    }
+    $info = $M::AllocHGlobal($size)
     try {
-        $key = [Security.Cryptography.X509Certificates.RSACertificateExtensions]::GetRSAPrivateKey($Cert)
-        if ($null -eq $key) {
-            $key = [Security.Cryptography.X509Certificates.ECDsaCertificateExtensions]::GetECDsaPrivateKey($Cert)
+        if (-not $Crypt::CertGetCertificateContextProperty($Cert.Handle, 2, $info, [ref]$size)) {
+            return @(-1, 'no CERT_KEY_PROV_INFO property')
         }
-        if ($key -is [Security.Cryptography.ICspAsymmetricAlgorithm]) {
-            return @('capi', $key.CspKeyContainerInfo.ProviderName)
-        }
-        if ($key -is [Security.Cryptography.RSACng] -or $key -is [Security.Cryptography.ECDsaCng]) {
-            return @('cng', $key.Key.Provider.Provider)
-        }
-        return @('unknown', '')
-    } catch {
-        # Typically "Keyset does not exist": the account may not read the key.
-        return @('unknown', $_.Exception.Message)
+        $ptr = [IntPtr]::Size
+        return @($M::ReadInt32($info, 2 * $ptr), $M::PtrToStringUni($M::ReadIntPtr($info, $ptr)))
     } finally {
-        if ($null -ne $key) { $key.Dispose() }
+        $M::FreeHGlobal($info)
     }
 }
-$result = @{ v = 1; stores = @(); sql = @(); n = 0 }
+$result = @{ v = 2; stores = @(); sql = @(); n = 0 }
 foreach ($name in $Stores) {
     $entry = @{ s = $name; c = @() }
     $store = $null
@@ -40,8 +49,8 @@ foreach ($name in $Stores) {
         $store = New-Object Security.Cryptography.X509Certificates.X509Store($storeName, $location)
         $store.Open('ReadOnly, OpenExistingOnly')
         $entry.c = @(foreach ($cert in $store.Certificates) {
-            $kind = Get-KeyKind $cert
-            @{ d = [Convert]::ToBase64String($cert.RawData); h = $cert.HasPrivateKey; k = $kind[0]; p = $kind[1] }
+            $key = Get-KeyInfo $cert
+            @{ d = [Convert]::ToBase64String($cert.RawData); h = $cert.HasPrivateKey; t = $key[0]; p = $key[1] }
         })
     } catch {
         $entry.e = $_.Exception.Message

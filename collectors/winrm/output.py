@@ -14,8 +14,12 @@ from defusedxml import ElementTree as SafeET
 
 from collectors.errors import CollectorError, Reason
 
-SCRIPT_VERSION = 1
-KEY_KINDS = frozenset({"", "capi", "cng", "unknown"})
+SCRIPT_VERSION = 2
+# dwProvType of CRYPT_KEY_PROV_INFO: 0 is a CNG key storage provider, a positive value a CryptoAPI
+# provider type (PROV_RSA_FULL 1, PROV_RSA_AES 24, ...); the script reports -1 when it has no value.
+CNG_PROVIDER_TYPE = 0
+NO_PROVIDER_TYPE = -1
+MAX_PROVIDER_TYPE = 0xFFFFFFFF
 CLIXML_HEADER = "#< CLIXML"
 _OBJS = re.compile(r"<Objs\b.*?</Objs>", re.S)
 _CLIXML_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
@@ -30,6 +34,16 @@ class StoreCertificate:
     has_private_key: bool
     key_kind: str
     provider: str
+    provider_type: int = NO_PROVIDER_TYPE
+
+
+def key_kind(has_private_key: bool, provider_type: int) -> str:
+    """`cng`, `capi`, `unknown`, or "" without a private key: from CRYPT_KEY_PROV_INFO's dwProvType."""
+    if not has_private_key:
+        return ""
+    if provider_type == CNG_PROVIDER_TYPE:
+        return "cng"
+    return "capi" if provider_type > 0 else "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,33 +161,30 @@ def _json_line(node: str, stdout: bytes) -> Any:
 def _certificate(node: str, item: Any, where: str) -> StoreCertificate:
     # The common case in one step: this runs for every certificate of every node on every cycle.
     if type(item) is dict and len(item) == 4:
-        encoded, has_key, kind, provider = item.get("d"), item.get("h"), item.get("k"), item.get("p")
-        # `kind` is tested as a str before the set lookup: a list or dict there is unhashable.
+        encoded, has_key, ptype, provider = item.get("d"), item.get("h"), item.get("t"), item.get("p")
         if (
             type(encoded) is str
             and type(has_key) is bool
-            and type(kind) is str
+            and type(ptype) is int
             and type(provider) is str
-            and kind in KEY_KINDS
+            and NO_PROVIDER_TYPE <= ptype <= MAX_PROVIDER_TYPE
         ):
             try:
-                return StoreCertificate(binascii.a2b_base64(encoded, strict_mode=True), has_key, kind, provider)
+                der = binascii.a2b_base64(encoded, strict_mode=True)
             except ValueError:
                 pass  # not base64, or not even ASCII: the slow path below names the problem
+            else:
+                return StoreCertificate(der, has_key, key_kind(has_key, ptype), provider, ptype)
     encoded = _field(node, item, "d", str, where)
     try:
         der = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError) as err:
         raise _fail(node, f"inventory output field {where}.d is not base64") from err
-    kind = _field(node, item, "k", str, where)
-    if kind not in KEY_KINDS:
-        raise _fail(node, f"inventory output field {where}.k has an unknown key kind {kind!r}")
-    return StoreCertificate(
-        der=der,
-        has_private_key=_field(node, item, "h", bool, where),
-        key_kind=kind,
-        provider=_field(node, item, "p", str, where),
-    )
+    has_key = _field(node, item, "h", bool, where)
+    ptype = _field(node, item, "t", int, where)
+    if not NO_PROVIDER_TYPE <= ptype <= MAX_PROVIDER_TYPE:
+        raise _fail(node, f"inventory output field {where}.t is not a provider type ({ptype})")
+    return StoreCertificate(der, has_key, key_kind(has_key, ptype), _field(node, item, "p", str, where), ptype)
 
 
 def parse_inventory(node: str, stdout: bytes) -> Inventory:

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from collectors.model import CertObservation, Finding, Generation, Severity
 from daemon.context import Context, listing, live_references
 from daemon.inventory import NODE_STORE_SOURCES, certificates, label, node_inventory, node_key
+from daemon.rules.adfsrollover import SELF_SIGNED_BY_DESIGN
 
 
 def _role_names(ctx: Context) -> dict[str, set[str]]:
@@ -98,7 +99,7 @@ def self_signed_findings(ctx: Context) -> Iterable[Finding]:
     """In production, a certificate of a role that needs a CA is self-signed."""
     if not ctx.settings.production:
         return
-    allowed = set(ctx.settings.rules.self_signed_roles)
+    allowed = set(ctx.settings.rules.self_signed_roles) | SELF_SIGNED_BY_DESIGN
     generations: dict[tuple[str, str], set[Generation]] = defaultdict(set)
     for ref in ctx.references:
         if ref.thumbprint and ref.role not in allowed:

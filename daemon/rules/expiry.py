@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 
 from collectors.model import CertObservation, Finding, Severity
 from daemon.context import Context
+from daemon.rules.adfsrollover import superseded_token_certificates
 
 
 def by_thumbprint(certs: Iterable[CertObservation]) -> dict[str, list[CertObservation]]:
@@ -26,7 +27,12 @@ def where(observations: Sequence[CertObservation]) -> str:
 
 
 def expiry_findings(ctx: Context) -> Iterable[Finding]:
-    """Expired, not yet valid, and inside the role's warning or critical window."""
+    """Expired, not yet valid, and inside the role's warning or critical window.
+
+    An AD FS token certificate that a newer one of its role has replaced (still published until it
+    expires) gets no warning or critical window: the expiry that matters is the new one's.
+    """
+    superseded = superseded_token_certificates(ctx)
     for thumbprint, observations in by_thumbprint(ctx.snapshot.certificates()).items():
         cert = observations[0].certificate
         roles = ctx.roles.get(thumbprint, ())
@@ -54,6 +60,8 @@ def expiry_findings(ctx: Context) -> Iterable[Finding]:
                     f"{role_text} {label} ({thumbprint}) expired on {cert.not_after:%Y-%m-%d}; seen on {seen}",
                     **common,
                 )
+                continue
+            if (role, thumbprint) in superseded:
                 continue
             window = ctx.settings.expiry_window(role)
             if days <= window.critical_days:

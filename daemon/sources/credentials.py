@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -26,6 +26,8 @@ class CredentialsRotateSettings(Strict):
     script: str = "C:\\D365\\Infrastructure\\Configure-CredentialsJson.ps1"
     configuration_file: str = "C:\\D365\\Infrastructure\\ConfigTemplate.xml"
     timeout_seconds: float = Field(600.0, gt=0)
+    #: the script reaches Credentials.json on the agent share: a WinRM second hop (docs/credentials-rotate.md)
+    second_hop: Literal["refuse", "delegation"] = "refuse"
 
     @model_validator(mode="after")
     def _paths(self) -> CredentialsRotateSettings:
@@ -70,7 +72,9 @@ def remediation_options(
     rotate = section.rotate
     options: dict[str, Any] = {
         CREDENTIALS_PATH_OPTION: credentials_path(section, agentshare),
-        ROTATE_OPTION: RotateTarget(rotate.node, rotate.script, rotate.configuration_file, rotate.timeout_seconds),
+        ROTATE_OPTION: RotateTarget(
+            rotate.node, rotate.script, rotate.configuration_file, rotate.timeout_seconds, rotate.second_hop
+        ),
     }
     winrm = collectors.get("winrm")
     if isinstance(winrm, WinRMCollector):

@@ -130,6 +130,8 @@ class SqlSource(SourceSettings):
     job_caption: str = JOB_CAPTION
     #: database_name in msdb.dbo.backupset; default: the connection string's database
     backup_database: str = ""
+    #: availability-group replicas whose own msdb records AXDB backups taken there (Database=msdb)
+    backup_replicas: dict[str, DatabaseSettings] = Field(default_factory=dict)
     probes: list[ProbeSettings] = Field(default_factory=list)
     rate_window_days: float = Field(7.0, gt=0)
     min_rate_span_hours: float = Field(24.0, gt=0)
@@ -181,6 +183,7 @@ def collector(section: SqlSource) -> Collector | None:
         job_caption=section.job_caption,
         probes=tuple(Probe(p.name, p.sql) for p in section.probes),
         backup_database=section.backup_database,
+        backup_replicas=tuple(database_spec(name, db) for name, db in section.backup_replicas.items()),
         policy=RatePolicy(
             rate_window=timedelta(days=section.rate_window_days),
             min_rate_span=timedelta(hours=section.min_rate_span_hours),

@@ -8,7 +8,10 @@ re-encrypts it to the new certificate; when a value cannot be decrypted nothing 
 
 node.json: `{"credentials_json": {"script": "C:\\\\D365\\\\Infrastructure\\\\Configure-CredentialsJson.ps1",
 "paths": {"C:\\\\D365\\\\Infrastructure": "../../Infrastructure", "\\\\\\\\DC1\\\\...\\\\agent": "../../agent-share"}}}`
-maps Windows paths onto lab folders (relative to the node folder).
+maps Windows paths onto lab folders (relative to the node folder). A UNC path is another machine:
+over WinRM that is a second hop, which only works when the node's facts say the account's
+credentials can be delegated (`"delegation": true`: CredSSP or Kerberos delegation configured);
+otherwise the share refuses it as Windows does ("Access to the path '...' is denied.").
 """
 
 from __future__ import annotations
@@ -56,7 +59,10 @@ def match(script: str, node_facts: dict[str, Any]) -> tuple[str, str] | None:
 
 
 def _local(node_root: Path, windows_path: str, facts: dict[str, Any]) -> Path:
-    paths = dict(dict(facts.get("credentials_json") or {}).get("paths") or {})
+    settings = dict(facts.get("credentials_json") or {})
+    if windows_path.startswith("\\\\") and settings.get("delegation") is not True:
+        raise ScriptFailure(f"Access to the path '{windows_path}' is denied.")
+    paths = dict(settings.get("paths") or {})
     lowered = windows_path.lower()
     for prefix, folder in sorted(paths.items(), key=lambda item: -len(item[0])):
         if lowered == prefix.lower() or lowered.startswith(prefix.lower().rstrip("\\") + "\\"):

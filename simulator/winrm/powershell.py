@@ -23,20 +23,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from collectors.winrm.script import script_body
-from simulator.winrm.nodefile import CAPI_DEFAULT, CNG_DEFAULT, read_node_facts
+from simulator.winrm.nodefile import CAPI_DEFAULT, CNG_DEFAULT, key_provider, read_node_facts
 from simulator.winrm.pfx import PfxError, read_pfx
 
 # The script this emulation was written against. A changed inventory.ps1 is an unknown script
 # to the simulator until this emulation (and this hash) are updated with it.
-INVENTORY_SCRIPT_SHA256 = "438957a6d33cc0c8b59bf60ae735280e6e322e2425f1ad43a9b277174216285f"
-CNG_PROVIDERS = frozenset(
-    {
-        CNG_DEFAULT.lower(),
-        "microsoft platform crypto provider",
-        "microsoft smart card key storage provider",
-        "microsoft passport key storage provider",
-    }
-)
+INVENTORY_SCRIPT_SHA256 = "87c376d7520f7e04ce97747e44c28b75c91a7d4acd8be9207473fc26627d1ca4"
+# What inventory.ps1 reports when a key's CRYPT_KEY_PROV_INFO cannot be read (no such property).
+NO_PROVIDER_INFO = "no CERT_KEY_PROV_INFO property"
 CERT_SUFFIXES = frozenset({".pfx", ".p12", ".cer", ".crt", ".der", ".pem"})
 _PROLOGUE = re.compile(r"\$Stores=@\(('(?:[^']|'')*'(?:,'(?:[^']|'')*')*)\)")
 _QUOTED = re.compile(r"'((?:[^']|'')*)'")
@@ -280,7 +274,7 @@ class PowerShellHost:
 
     def _inventory(self, stores: list[str]) -> str:
         facts = self.folder.facts()
-        providers = {str(k).upper(): str(v) for k, v in dict(facts.get("key_providers") or {}).items()}
+        providers = {str(k).upper(): v for k, v in dict(facts.get("key_providers") or {}).items()}
         entries = []
         count = 0
         for store in stores:
@@ -294,15 +288,20 @@ class PowerShellHost:
             count += len(entry["c"])
             entries.append(entry)
         sql = [{"i": str(name), "t": str(value)} for name, value in dict(facts.get("sql_instances") or {}).items()]
-        document = {"v": 1, "stores": entries, "sql": sql, "n": count}
+        document = {"v": 2, "stores": entries, "sql": sql, "n": count}
         return json.dumps(document, separators=(",", ":")) + "\r\n"
 
 
-def _certificate_entry(item: StoredCertificate, providers: dict[str, str]) -> dict[str, Any]:
-    kind, provider = "", ""
+def _certificate_entry(item: StoredCertificate, providers: dict[str, Any]) -> dict[str, Any]:
+    # The script's Get-KeyInfo: CRYPT_KEY_PROV_INFO's dwProvType and pwszProvName, -1 and why when unread.
+    provider_type, provider = -1, ""
     if item.has_key:
         thumbprint = hashlib.sha1(item.der, usedforsecurity=False).hexdigest().upper()
         # CryptoAPI cannot hold an ECDSA key, so such keys are always CNG.
-        provider = providers.get(thumbprint) or (CNG_DEFAULT if item.ec_key else CAPI_DEFAULT)
-        kind = "cng" if provider.lower() in CNG_PROVIDERS else "capi"
-    return {"d": base64.b64encode(item.der).decode("ascii"), "h": item.has_key, "k": kind, "p": provider}
+        default = CNG_DEFAULT if item.ec_key else CAPI_DEFAULT
+        found = key_provider(providers.get(thumbprint, default))
+        if found is None:
+            provider = NO_PROVIDER_INFO
+        else:
+            provider, provider_type = found
+    return {"d": base64.b64encode(item.der).decode("ascii"), "h": item.has_key, "t": provider_type, "p": provider}

@@ -11,6 +11,7 @@ from collectors.agentconfig import AgentConfig
 from collectors.agentshare import AgentShare, AgentShareCollector, OutsideShareError
 from collectors.base import Deadline
 from collectors.errors import CollectorError, Reason
+from collectors.sharelocation import ShareConfig
 from collectors.sql import DatabaseSpec
 from collectors.sql.orchestrator import config_json_locations
 from simulator.agentshare import deployment_config, write_json
@@ -99,7 +100,12 @@ def test_collects_the_located_file(share: AgentShare) -> None:
         ((), Reason.NOT_FOUND, "no config.json artifact for environment env"),
         (("\\\\EVIL\\share\\config.json",), Reason.CONFIG_ERROR, "refused"),
         ((UNC + "\\wp\\missing\\config.json",), Reason.NOT_FOUND, "file not found"),
-        ((LOCATION, UNC + "\\wp\\Other\\config.json"), Reason.CONFIG_ERROR, "lists 2 config.json locations"),
+        (
+            (UNC + "\\wp\\Gone\\config.json", UNC + "\\wp\\Other"),
+            Reason.NOT_FOUND,
+            "no config.json at any OrchestratorData location",
+        ),
+        (("\\\\EVIL\\a\\config.json", "\\\\EVIL\\b"), Reason.CONFIG_ERROR, "refused"),
     ],
 )
 def test_collection_fails_with_a_reason(
@@ -109,6 +115,43 @@ def test_collection_fails_with_a_reason(
     with pytest.raises(CollectorError) as caught:
         collector.collect("config.json", Deadline.after(5))
     assert caught.value.reason is reason and words in str(caught.value)
+
+
+def test_regression_a_location_naming_the_setup_folder_means_its_config_json(share: AgentShare) -> None:
+    folder = UNC + "\\wp\\Contoso\\StandaloneSetup-123456"
+    collector = AgentShareCollector(share, locate=lambda deadline: (folder,), environment_id="env")
+    config = collector.collect("config.json", Deadline.after(5)).facts
+    assert isinstance(config, ShareConfig)
+    assert config.path == str(share.resolve(LOCATION)) and config.location == folder
+    assert (config.server_thumbprint, config.client_thumbprint) == (SERVER, CLIENT)
+
+
+def test_regression_several_rows_read_the_newest_and_say_which(share: AgentShare) -> None:
+    # One row per servicing run: the newest existing config.json wins; the others are listed.
+    older = UNC + "\\wp\\Contoso\\StandaloneSetup-123456"
+    newer = UNC + "\\wp\\Contoso\\StandaloneSetup-234567\\config.json"
+    gone = UNC + "\\wp\\Contoso\\StandaloneSetup-999999"
+    new_path = share.root / "wp" / "Contoso" / "StandaloneSetup-234567" / "config.json"
+    write_json(new_path, deployment_config("C" * 40, "D" * 40, "x"))
+    old_path = share.resolve(LOCATION)
+    os.utime(old_path, (1_700_000_000, 1_700_000_000))
+    os.utime(new_path, (1_700_086_400, 1_700_086_400))
+    locations = (older, newer, gone)
+    collector = AgentShareCollector(share, locate=lambda deadline: locations, environment_id="env")
+    observation = collector.collect("config.json", Deadline.after(5))
+    config = observation.facts
+    assert isinstance(config, ShareConfig)
+    assert (config.location, config.server_thumbprint) == (newer, "C" * 40)
+    assert config.candidates == locations
+    assert [(p.reason, "StandaloneSetup-999999" in p.message) for p in observation.problems] == [
+        (Reason.NOT_FOUND, True)
+    ]
+    samples = dict(AgentShareCollector.metrics[0].samples(config, "config.json"))
+    assert samples == {(newer, str(new_path.resolve())): 3.0}
+    # Same write time: the later StandaloneSetup number.
+    os.utime(old_path, (1_700_086_400, 1_700_086_400))
+    again = collector.collect("config.json", Deadline.after(5)).facts
+    assert isinstance(again, ShareConfig) and again.location == newer
 
 
 def test_broken_json_names_the_file(share: AgentShare) -> None:

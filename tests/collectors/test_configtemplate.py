@@ -38,6 +38,8 @@ def test_lab_pair_gives_new_and_old_thumbprints_per_role(lab: Lab) -> None:
     star = next(c for c in new.certificates if c.role == "ServiceFabric")
     assert star.name == "Star" and star.dns_names[0] == "*.contoso.lab" and not star.disabled
     assert [vm.name for vm in new.vms()] == ["ORCH1", "ORCH2", "ORCH3", "AOS1", "AOS2", "AOS3", "BI1", "MR1"]
+    batch = next(t for t in new.node_types if t.name == "BatchOnlyAOSNodeType")
+    assert batch.disabled and [vm.name for vm in batch.vms] == ["batchaos1", "batchaos2"]
     aos = next(t for t in new.node_types if t.name == "AOSNodeType")
     assert aos.purpose == "AOS" and not aos.primary and aos.vms[0].ip_address == "10.0.1.11"
     assert new.sql_vms == ("SQL1",) and new.sql_listener == "sql1.contoso.lab"

@@ -142,11 +142,11 @@ def _samples(lab: Lab) -> dict[str, bytes]:
     cert = lab.cert("ServiceFabric", "new").issued
     signing = [lab.service_certs["ADFSTokenSigning-new"]]
     inventory = {
-        "v": 1,
+        "v": 2,
         "stores": [
             {
                 "s": "LocalMachine\\My",
-                "c": [{"d": base64.b64encode(cert.der).decode(), "h": True, "k": "capi", "p": "Microsoft RSA"}],
+                "c": [{"d": base64.b64encode(cert.der).decode(), "h": True, "t": 24, "p": "Microsoft RSA"}],
             }
         ],
         "sql": [{"i": "MSSQLSERVER", "t": cert.thumbprint}],
@@ -414,11 +414,11 @@ def test_regression_durations_out_of_range_are_unknown(value: Any) -> None:
     assert parse_duration_seconds(value) is None
 
 
-@pytest.mark.parametrize("kind", [[], {}, ["capi"]])
-def test_regression_an_unhashable_key_kind_is_bad_output(kind: Any) -> None:
-    # The fast path looked the kind up in a set before checking its type: TypeError on a list.
+@pytest.mark.parametrize("kind", [[], {}, ["capi"], True, 1.5])
+def test_regression_a_provider_type_of_the_wrong_type_is_bad_output(kind: Any) -> None:
+    # The fast path once looked the key kind up in a set before checking its type: TypeError on a list.
     document = json.loads(SAMPLES["inventory"])
-    document["stores"][0]["c"][0]["k"] = kind
-    with pytest.raises(CollectorError, match=r"stores\[0\]\.c\[0\]\.k has the wrong type") as caught:
+    document["stores"][0]["c"][0]["t"] = kind
+    with pytest.raises(CollectorError, match=r"stores\[0\]\.c\[0\]\.t has the wrong type") as caught:
         parse_inventory("AOS1", _json(document))
     assert caught.value.reason == "bad_output"

@@ -65,6 +65,7 @@ def test_dry_run_shows_the_exact_command(aos_lab: Lab, now: datetime) -> None:
         "Credentials.json configured",
         "AOS node configured",
         "WinRM configured",
+        "second hop to the agent share",
         "new encipherment certificate named",
         "Credentials.json collected",
         "node holds the certificates",
@@ -150,3 +151,33 @@ def test_refused_without_winrm(lab_copy: Lab, now: datetime) -> None:
         daemon.stop()
     assert result.outcome is Outcome.REFUSED
     assert "WinRM configured: the winrm source is not configured" in result.message
+
+
+def test_regression_refused_when_the_second_hop_is_not_declared(aos_lab: Lab, now: datetime) -> None:
+    settings = load_settings(aos_lab.config_file)
+    settings.sources.winrm.config_template = None
+    settings.sources.winrm.nodes = ["AOS1"]
+    settings.sources.credentials.rotate.second_hop = "refuse"
+    before = aos_lab.credentials_json.read_bytes()
+    daemon = Daemon(settings, clock=lambda: now)
+    try:
+        daemon.collect_once()
+        result = remediation_engine(daemon, 0.2).apply(REMEDIATION, remediation_context(daemon))
+    finally:
+        daemon.stop()
+    assert result.outcome is Outcome.REFUSED
+    assert "second hop to the agent share: Configure-CredentialsJson.ps1 on AOS1" in result.message
+    assert "CredSSP or Kerberos constrained delegation" in result.message
+    assert aos_lab.credentials_json.read_bytes() == before
+
+
+def test_regression_without_delegation_the_share_denies_the_script(aos_lab: Lab, now: datetime) -> None:
+    # Declared, but the node is not actually set up for delegation: the script fails as Windows fails it.
+    facts = read_node_facts(aos_lab.certs_dir / "AOS1")["credentials_json"]
+    update_node_facts(aos_lab.certs_dir / "AOS1", credentials_json={**facts, "delegation": False})
+    before = aos_lab.credentials_json.read_bytes()
+    result = run(aos_lab, now)
+    assert result.outcome is Outcome.FAILED
+    assert "AOS1: Configure-CredentialsJson.ps1 exited 1:" in result.message
+    assert "Access to the path '\\\\" in result.message and "is denied" in result.message
+    assert aos_lab.credentials_json.read_bytes() == before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -14,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from collectors.base import Deadline
+from collectors.sql import connect
 from collectors.sql.queries import CONFIG_KEY, FLIGHT_NAME
 from daemon.app import Daemon
 from daemon.remediation import remediation_context, remediation_engine
@@ -21,7 +24,7 @@ from daemon.settings import load_settings
 from daemon.state import StateStore
 from remediations.outcome import Outcome
 from remediations.plan import SqlChange
-from remediations.reencryption import EnableReencryption
+from remediations.reencryption import RESTORE_FLIGHT, UPDATE_FLIGHT, EnableReencryption, _undo, axdb_spec
 from simulator.axdb import INITIAL_PARTITION
 from simulator.lab import Lab
 from simulator.postgres import PgEnvironment
@@ -281,3 +284,84 @@ def test_on_the_demos_sqlite_database(lab_copy: Lab, now: datetime) -> None:
     finally:
         daemon.stop()
     assert result.outcome is Outcome.APPLIED and result.cleared, result.message
+
+
+OTHER_SERVICE = 12719367
+
+
+def test_regression_a_row_of_another_flight_service_is_updated_not_duplicated(
+    pg_lab: Lab, pg: PgEnvironment, now: datetime
+) -> None:
+    # The runbook: UPDATE every row with the flight name whatever its FLIGHTSERVICEID; INSERT
+    # (FLIGHTSERVICEID 0) only when none exists. A second row for service 0 must not appear.
+    admin_sql(
+        pg,
+        "INSERT INTO SYSFLIGHTING (FLIGHTNAME, ENABLED, FLIGHTSERVICEID, PARTITION)"
+        f" VALUES ('{FLIGHT_NAME}', 0, {OTHER_SERVICE}, {INITIAL_PARTITION})",
+    )
+    daemon = Daemon(load_settings(pg_lab.config_file), clock=lambda: now)
+    try:
+        daemon.collect_once()
+        plan = EnableReencryption().plan(remediation_context(daemon))
+        (change,) = plan.changes
+        assert isinstance(change, SqlChange)
+        assert change.statements[0].sql.startswith("UPDATE SYSFLIGHTING")
+        assert dict(change.rows[0])["FLIGHTSERVICEID"] == OTHER_SERVICE
+        result = remediation_engine(daemon, 0.2).apply(EnableReencryption(), remediation_context(daemon))
+        assert result.outcome is Outcome.APPLIED and result.cleared, result.message
+        again = remediation_engine(daemon, 0.2).apply(EnableReencryption(), remediation_context(daemon))
+        assert again.outcome is Outcome.NOTHING_TO_DO
+    finally:
+        daemon.stop()
+    assert rows(pg) == ([(OTHER_SERVICE, 1, INITIAL_PARTITION), (0, 1, OTHER_PARTITION)], [("True",)])
+
+
+def test_regression_the_undo_turns_off_only_the_rows_it_turned_on(
+    pg_lab: Lab, pg: PgEnvironment, now: datetime
+) -> None:
+    admin_sql(
+        pg,
+        "INSERT INTO SYSFLIGHTING (FLIGHTNAME, ENABLED, FLIGHTSERVICEID, PARTITION)"
+        f" VALUES ('{FLIGHT_NAME}', 1, 0, {INITIAL_PARTITION}), ('{FLIGHT_NAME}', 0, {OTHER_SERVICE}, {INITIAL_PARTITION})",
+    )
+    daemon = Daemon(load_settings(pg_lab.config_file), clock=lambda: now)
+    try:
+        daemon.collect_once()
+        context = remediation_context(daemon)
+        spec = axdb_spec(context)
+        with connect(spec, Deadline.after(10), read_only=False, autocommit=False) as db:
+            undo = _undo(db, [UPDATE_FLIGHT])
+    finally:
+        daemon.stop()
+    assert undo == [(RESTORE_FLIGHT, (0, FLIGHT_NAME, OTHER_SERVICE, INITIAL_PARTITION, 1))]
+
+
+def test_regression_sqlite_row_of_another_flight_service(lab_copy: Lab, now: datetime) -> None:
+    settings = load_settings(lab_copy.config_file)
+    settings.sources.certfolder.enabled = False
+    path = lab_copy.axdb_file
+    connection = sqlite3.connect(path)
+    try:
+        connection.execute("DELETE FROM SYSFLIGHTING WHERE FLIGHTNAME = ?", (FLIGHT_NAME,))
+        connection.execute(
+            "INSERT INTO SYSFLIGHTING (FLIGHTNAME, ENABLED, FLIGHTSERVICEID, PARTITION) VALUES (?, 0, ?, ?)",
+            (FLIGHT_NAME, OTHER_SERVICE, INITIAL_PARTITION),
+        )
+        connection.commit()
+    finally:
+        connection.close()
+    daemon = Daemon(settings, clock=lambda: now)
+    try:
+        daemon.collect_once()
+        result = remediation_engine(daemon, 0.2).apply(EnableReencryption(), remediation_context(daemon))
+    finally:
+        daemon.stop()
+    assert result.outcome is Outcome.APPLIED and result.cleared, result.message
+    connection = sqlite3.connect(path)
+    try:
+        found = connection.execute(
+            "SELECT FLIGHTSERVICEID, ENABLED FROM SYSFLIGHTING WHERE FLIGHTNAME = ?", (FLIGHT_NAME,)
+        ).fetchall()
+    finally:
+        connection.close()
+    assert found == [(OTHER_SERVICE, 1)]

@@ -41,10 +41,13 @@ def test_nothing_set_yet(databases: Databases) -> None:
     [
         ([(0, 0)], False),
         ([(1, 0)], True),
-        # Enabled for another flight service only: the on-premises AOS reads FLIGHTSERVICEID 0.
-        ([(1, 12719367)], False),
+        # The runbook updates every row with the name whatever its FLIGHTSERVICEID and inserts
+        # none then: a row of another service id, enabled, is the state it leaves.
+        ([(1, 12719367)], True),
+        ([(0, 12719367)], False),
+        ([(1, 0), (1, 12719367)], True),
         ([(0, 0), (1, 12719367)], False),
-        ([(1, 0), (0, 12719367)], True),
+        ([(1, 0), (0, 12719367)], False),
     ],
 )
 def test_flight_states(databases: Databases, rows: list[tuple[int, int]], enabled: bool) -> None:

@@ -160,6 +160,28 @@ def test_cng_key_is_reported_as_cng(tmp_path: Path) -> None:
     assert any(labels[6] == "cng" and labels[3] == extra.thumbprint for labels in samples)
 
 
+def test_regression_key_kind_follows_the_provider_type_not_the_name(tmp_path: Path) -> None:
+    # dwProvType 0 is CNG whatever the provider is called; a CryptoAPI provider type is CAPI.
+    lab = build_lab(tmp_path / "lab", port=0)
+    sf = lab.cert("ServiceFabric", "new")
+    encipherment = lab.cert("ServiceFabricEncryption", "new")
+    set_key_provider(lab.certs_dir / "AOS1", sf.thumbprint, "Contoso HSM Cryptographic Provider", 1)
+    set_key_provider(lab.certs_dir / "AOS1", encipherment.thumbprint, "Contoso HSM Key Storage", 0)
+    with SimulatedFleet.from_lab(lab, names=["AOS1"]) as fleet:
+        collector = WinRMCollector(options_for(lab), nodes=["AOS1"], addresses=fleet.addresses())
+        try:
+            observation = collector.collect("AOS1", Deadline.after(10))
+        finally:
+            collector.close()
+    kinds = {o.thumbprint: o.key_provider for o in observation.certificates}
+    assert kinds[sf.thumbprint] == "capi"
+    assert kinds[encipherment.thumbprint] == "cng"
+    assert kinds[lab.cert("DataEncryption", "new").thumbprint] == "capi"  # the lab's default CAPI provider
+    assert isinstance(observation.facts, NodeFacts)
+    providers = {k.thumbprint: k.provider for k in observation.facts.key_providers}
+    assert providers[sf.thumbprint] == "Contoso HSM Cryptographic Provider"
+
+
 def test_nodes_come_from_the_config_template(shared_lab: Lab) -> None:
     collector = WinRMCollector(options_for(shared_lab), nodes=["JUMP1"], config_template=shared_lab.infrastructure)
     assert list(collector.targets()) == ["JUMP1", *[n.name for n in shared_lab.nodes]]

@@ -16,13 +16,14 @@ from simulator.pki import days, make_certificate
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
 DER = make_certificate("node.contoso.lab", not_before=days(NOW, -1), not_after=days(NOW, 30)).der
 B64 = base64.b64encode(DER).decode()
+CAPI = "Microsoft Enhanced RSA and AES Cryptographic Provider"
 
 
 def document(**changes: Any) -> dict[str, Any]:
     """A well-formed inventory document."""
     doc: dict[str, Any] = {
-        "v": 1,
-        "stores": [{"s": "LocalMachine\\My", "c": [{"d": B64, "h": True, "k": "capi", "p": "Microsoft RSA"}]}],
+        "v": 2,
+        "stores": [{"s": "LocalMachine\\My", "c": [{"d": B64, "h": True, "t": 24, "p": CAPI}]}],
         "sql": [{"i": "MSSQLSERVER", "t": "ab cd"}],
         "n": 1,
     }
@@ -44,10 +45,44 @@ def test_parses_the_inventory() -> None:
     assert [(s.instance, s.thumbprint) for s in inventory.sql] == [("MSSQLSERVER", "ab cd")]
 
 
+@pytest.mark.parametrize(
+    ("provider_type", "provider", "kind"),
+    [
+        # dwProvType of CRYPT_KEY_PROV_INFO decides, whatever the name says.
+        (24, CAPI, "capi"),
+        (1, "Microsoft Strong Cryptographic Provider", "capi"),
+        (12, "Microsoft RSA SChannel Cryptographic Provider", "capi"),
+        (0, "Microsoft Software Key Storage Provider", "cng"),
+        (0, "Microsoft Platform Crypto Provider", "cng"),
+        (0, "Contoso HSM Key Storage Provider", "cng"),
+        (1, "Contoso HSM Cryptographic Provider", "capi"),
+        (-1, "no CERT_KEY_PROV_INFO property", "unknown"),
+    ],
+)
+def test_key_kind_comes_from_the_provider_type(provider_type: int, provider: str, kind: str) -> None:
+    entry = {"d": B64, "h": True, "t": provider_type, "p": provider}
+    [cert] = (
+        parse_inventory("AOS1", dumps(document(stores=[{"s": "LocalMachine\\My", "c": [entry]}])))
+        .stores[0]
+        .certificates
+    )
+    assert (cert.key_kind, cert.provider, cert.provider_type) == (kind, provider, provider_type)
+
+
+def test_a_certificate_without_a_private_key_has_no_key_kind() -> None:
+    entry = {"d": B64, "h": False, "t": -1, "p": ""}
+    [cert] = (
+        parse_inventory("AOS1", dumps(document(stores=[{"s": "LocalMachine\\My", "c": [entry]}])))
+        .stores[0]
+        .certificates
+    )
+    assert cert.key_kind == "" and not cert.has_private_key
+
+
 def test_accepts_what_windows_powershell_writes() -> None:
     # ConvertTo-Json in PowerShell 5.1: hashtable keys in any order, <>&' escaped as \u00XX.
     text = (
-        '{"sql":[],"n":1,"v":1,"stores":[{"c":[{"p":"","k":"","h":false,"d":"' + B64 + '"}],'
+        '{"sql":[],"n":1,"v":2,"stores":[{"c":[{"p":"","t":-1,"h":false,"d":"' + B64 + '"}],'
         '"s":"LocalMachine\\\\Root","e":"caf\\u00e9 \\u003cok\\u003e"}]}'
     )
     inventory = parse_inventory("AOS1", b"\xef\xbb\xbf" + text.encode() + b"\r\n")
@@ -67,18 +102,22 @@ def test_a_banner_before_the_json_line_is_ignored() -> None:
         (dumps(document())[:200], "truncated"),
         (b"{not json}", "invalid JSON"),
         (dumps([1, 2]), "JSON list"),
-        (dumps(document(v=2)), "version 2"),
+        (dumps(document(v=1)), "version 1"),
         (dumps(document(n=5)), "announces 5 certificates but holds 1"),
         (dumps(document(stores=[{"s": "LocalMachine\\My"}])), "stores[0].c"),
         (
-            dumps(document(stores=[{"s": "LocalMachine\\My", "c": [{"d": "%%%", "h": True, "k": "", "p": ""}]}])),
+            dumps(document(stores=[{"s": "LocalMachine\\My", "c": [{"d": "%%%", "h": True, "t": -1, "p": ""}]}])),
             "base64",
         ),
         (
-            dumps(document(stores=[{"s": "LocalMachine\\My", "c": [{"d": B64, "h": 1, "k": "", "p": ""}]}])),
+            dumps(document(stores=[{"s": "LocalMachine\\My", "c": [{"d": B64, "h": 1, "t": -1, "p": ""}]}])),
             "wrong type",
         ),
-        (dumps(document(stores=[{"s": "LocalMachine\\My", "c": [{"d": B64, "h": True, "k": "tpm", "p": ""}]}])), "tpm"),
+        (dumps(document(stores=[{"s": "LocalMachine\\My", "c": [{"d": B64, "h": True, "t": -2, "p": ""}]}])), ".t is"),
+        (
+            dumps(document(stores=[{"s": "LocalMachine\\My", "c": [{"d": B64, "h": True, "t": "0", "p": ""}]}])),
+            ".t has",
+        ),
         (dumps(document(sql=[{"i": "X"}])), "sql[0].t"),
         (b"[" * 100000 + b"]" * 100000, "nested too deeply"),
     ],

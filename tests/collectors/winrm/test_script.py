@@ -20,7 +20,24 @@ def test_body_has_no_comments_or_indentation() -> None:
     body = script_body()
     assert not any(line.startswith(("#", " ", "\t")) for line in body.splitlines())
     assert "$ProgressPreference = 'SilentlyContinue'" in body  # progress records would go to stderr
-    assert "SuperSocketNetLib" in body and "GetRSAPrivateKey" in body
+    assert "SuperSocketNetLib" in body
+
+
+def test_regression_key_kind_is_read_from_the_key_provider_information() -> None:
+    # .NET Framework's GetRSAPrivateKey() opens CAPI keys through CNG and returns RSACng for them,
+    # so the wrapper type called healthy CAPI keys CNG. The script reads CERT_KEY_PROV_INFO_PROP_ID (2)
+    # and reports dwProvType (third field, after two pointers) and pwszProvName (second field).
+    body = script_body()
+    assert "GetRSAPrivateKey" not in body and "RSACng" not in body and "ECDsaCng" not in body
+    assert 'DllImport("crypt32.dll")' in body and "CertGetCertificateContextProperty($Cert.Handle, 2," in body
+    assert "ReadInt32($info, 2 * $ptr)" in body and "ReadIntPtr($info, $ptr)" in body
+    assert "t = $key[0]; p = $key[1]" in body
+
+
+def test_longest_store_names_still_fit_cmd_exe() -> None:
+    stores = [f"CurrentUser\\{'S' * 63}{i}" for i in range(MAX_STORES)]
+    executable, arguments = inventory_command(stores)
+    assert len(executable) + sum(1 + len(a) for a in arguments) <= CMD_LINE_LIMIT
 
 
 def test_command_is_powershell_with_the_encoded_script() -> None:

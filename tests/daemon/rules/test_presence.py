@@ -87,3 +87,26 @@ def test_cng_key_on_a_role_outside_the_csp_list_is_fine(scenario: Scenario) -> N
     )
     evaluation = scenario.collect(extra=[static_source("winrm", {"BI1": Observation(certificates=certs)})])
     assert findings(evaluation, "cng-key-on-sf-cert") == []
+
+
+def test_regression_a_disabled_node_type_is_not_probed(scenario: Scenario) -> None:
+    # The lab's template lists BatchOnlyAOSNodeType disabled="true" with placeholder VMs, as
+    # Microsoft's does: its VMs hold nothing and are not nodes, so nothing is "missing" there.
+    evaluation = scenario.collect()
+    assert [f for f in findings(evaluation, "cert-missing-on-node") if f.node.lower().startswith("batchaos")] == []
+    assert not any(f.node.lower().startswith("batchaos") for f in evaluation.findings)
+
+
+def test_regression_report_servers_are_purpose_bi(scenario: Scenario) -> None:
+    # Microsoft's template names the report server purpose BI; the default node roles use it.
+    scenario.remove("BI1", "SSRSHTTPS", "new")
+    (missing,) = findings(scenario.collect(), "cert-missing-on-node")
+    assert (missing.node, missing.role) == ("BI1", "SSRSHTTPS")
+
+
+def test_regression_the_client_certificate_is_needed_on_orchestrator_nodes_only(scenario: Scenario) -> None:
+    # Not every Service Fabric node holds the client certificate (docs/node-roles.md).
+    scenario.remove("AOS1", "ServiceFabricClient", "new")
+    scenario.remove("ORCH1", "ServiceFabricClient", "new")
+    missing = findings(scenario.collect(), "cert-missing-on-node")
+    assert [(f.node, f.role) for f in missing] == [("ORCH1", "ServiceFabricClient")]

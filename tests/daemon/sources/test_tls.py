@@ -160,7 +160,13 @@ def test_the_lab_services_end_to_end(lab: Lab, lab_daemon: tuple[Daemon, LabServ
     assert ("tls-chain-invalid", "untrusted", lab.service_certs["tls-untrusted"].thumbprint) in findings
     assert not any(rule == "tls-chain-invalid" and target == "expired" for rule, target, _ in findings)
     assert ("cert-expired", "", lab.service_certs["tls-expired"].thumbprint) in findings
-    assert ("cert-expiry-warning", "", signing_old) in findings
+    # The old token-signing certificate expires in 15 days, but AD FS has promoted the new one (it signs
+    # the metadata): superseded, so no expiry warning, and self-signed by design, so no self-signed finding.
+    assert not any(thumbprint == signing_old for _rule, _target, thumbprint in findings)
+    signing_new = lab.service_certs["ADFSTokenSigning-new"].thumbprint
+    assert _value(samples, "certmon_adfs_token_certificate_info", thumbprint=signing_old, state="superseded")
+    assert _value(samples, "certmon_adfs_token_certificate_info", thumbprint=signing_new, state="primary")
+    assert _value(samples, "certmon_adfs_rollover_pending", role="ADFSTokenSigning") == [0.0]
     assert not any(rule == "tls-probe-failed" for rule, _, _ in findings)
     inconsistent = next(f for f in view.evaluation.findings if f.rule == "cert-inconsistent-across-nodes")
     assert "127.0.0.1" in inconsistent.message and "127.0.0.2" in inconsistent.message

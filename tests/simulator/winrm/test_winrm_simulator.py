@@ -70,7 +70,7 @@ def test_pywinrm_runs_the_inventory_script(sim_lab: Lab, fleet: SimulatedFleet) 
     executable, arguments = inventory_command(["LocalMachine\\My"])
     result = session(sim_lab, fleet).run_cmd(executable, arguments)
     assert result.status_code == 0 and result.std_err == b""
-    assert result.std_out.startswith(b'{"v":1,"stores":[{"s":"LocalMachine\\\\My"')
+    assert result.std_out.startswith(b'{"v":2,"stores":[{"s":"LocalMachine\\\\My"')
 
 
 def test_a_changed_script_is_not_run(sim_lab: Lab, fleet: SimulatedFleet) -> None:
