@@ -40,7 +40,10 @@ def test_key_file_acl_is_read_in_the_same_script() -> None:
     body = script_body()
     assert "PtrToStringUni($M::ReadIntPtr($info,0))" in body
     assert "RSA\\MachineKeys\\'+$C.PrivateKey.CspKeyContainerInfo.UniqueKeyContainerName" in body
-    assert "[Security.Cryptography.CngKey]::Open($K[2],[Security.Cryptography.CngProvider]$K[1],'MachineKey').UniqueName" in body
+    assert (
+        "[Security.Cryptography.CngKey]::Open($K[2],[Security.Cryptography.CngProvider]$K[1],'MachineKey').UniqueName"
+        in body
+    )
     assert "GetAccessRules(1,1,[Security.Principal.SecurityIdentifier])" in body
     assert "[int]$r.FileSystemRights,[int]$r.AccessControlType" in body
     assert "-Depth 9" in body  # item.k.a[rule] nests 8 levels below the root; deeper would be stringified
@@ -50,7 +53,7 @@ def test_tightening_keeps_string_literals() -> None:
     body = script_body()
     assert "'ReadOnly, OpenExistingOnly'" in body
     assert "'certmon-inventory: '" in body
-    assert "\"$Q\\Instance Names\\SQL\"" in body
+    assert '"$Q\\Instance Names\\SQL"' in body
 
 
 def test_longest_store_names_still_fit_cmd_exe() -> None:
