@@ -89,8 +89,31 @@ def parse_key_access(node: str, value: Any, where: str) -> KeyAccess:
         raise _fail(node, f"inventory output field {where}.a is not a list")
     if len(rules) > MAX_RULES:
         raise _fail(node, f"inventory output field {where}.a has {len(rules)} access rules, more than {MAX_RULES}")
+    file = value.get("f")
+    if type(file) is str and len(file) <= MAX_TEXT:
+        # The common case in one pass (every key of every node, each cycle its output changed).
+        fast = [_quick_rule(item) for item in rules]
+        if None not in fast:
+            return KeyAccess(file, tuple(r for r in fast if r is not None))
     parsed = tuple(_rule(node, item, f"{where}.a[{i}]") for i, item in enumerate(rules))
-    return KeyAccess(_text(node, value.get("f"), f"{where}.f"), parsed)
+    return KeyAccess(_text(node, file, f"{where}.f"), parsed)
+
+
+def _quick_rule(item: Any) -> AccessRule | None:
+    if type(item) is list and len(item) == 4:
+        sid, account, rights, kind = item
+        if (
+            type(sid) is str
+            and type(account) is str
+            and type(rights) is int
+            and type(kind) is int
+            and len(sid) <= MAX_TEXT
+            and len(account) <= MAX_TEXT
+            and -(2**31) <= rights < 2**32
+            and kind in (ALLOW, DENY)
+        ):
+            return AccessRule(sid, account, rights & 0xFFFFFFFF, kind == DENY)
+    return None
 
 
 @dataclass(frozen=True, slots=True)
