@@ -27,6 +27,7 @@ function Get-KeyInfo($Cert) {
     # @(provider type, provider name, container); type -1: no private key, or the property could not be read (name = why).
     if (-not $Cert.HasPrivateKey) { return @(-1, '') }
     if ($null -eq $X) { return @(-1, $W) }
+    # Pass 0 asks the size (null buffer), pass 1 reads; FreeHGlobal(IntPtr.Zero) does nothing (.NET docs).
     $size = 0
     $info = [IntPtr]::Zero
     try {
