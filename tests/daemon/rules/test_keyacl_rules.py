@@ -50,18 +50,31 @@ def revoke(scenario: Scenario, node: str, role: str, generation: str, account: s
     return thumbprint
 
 
+def step(evaluation: Evaluation, name: str) -> tuple[str, str, tuple[str, ...]]:
+    """(status, detail, evidence) of one checklist step."""
+    (state,) = [s for s in evaluation.checklist.steps if s.step == name]
+    return state.status.value, state.detail, tuple(state.evidence)
+
+
 def test_healthy_lab_has_no_key_acl_findings(scenario: Scenario, fleet: SimulatedFleet) -> None:
-    assert findings(collect(scenario, fleet), RULE) == []
+    evaluation = collect(scenario, fleet)
+    assert findings(evaluation, RULE) == []
+    assert step(evaluation, "certs-installed")[0] == "done"
 
 
 def test_gmsa_missing_on_the_new_data_encryption_key(scenario: Scenario, fleet: SimulatedFleet) -> None:
     thumbprint = revoke(scenario, "AOS2", "DataEncryption", "new", "CONTOSO\\svc-AXSF$")
-    (finding,) = findings(collect(scenario, fleet), RULE)
+    evaluation = collect(scenario, fleet)
+    (finding,) = findings(evaluation, RULE)
     assert (finding.node, finding.role, finding.thumbprint) == ("AOS2", "DataEncryption", thumbprint)
     assert finding.severity is Severity.CRITICAL, "DataEncryption is being rotated: the switch would break AXSF"
     assert (finding.source, finding.target, finding.step) == ("winrm", "AOS2", "certs-installed")
     assert "CONTOSO\\svc-AXSF$ cannot read the private key" in finding.message
     assert "Crypto\\RSA\\MachineKeys\\" in finding.message and "Keyset does not exist" in finding.message
+    # The certs-installed step is not done while a new key is unreadable for its service.
+    status, detail, evidence = step(evaluation, "certs-installed")
+    assert status == "pending" and detail == "1 new private keys the service accounts cannot read"
+    assert evidence == (f"AOS2: DataEncryption {thumbprint[:8]}: key not readable by CONTOSO\\svc-AXSF$",)
 
 
 def test_network_service_missing_on_the_cluster_certificate(scenario: Scenario, fleet: SimulatedFleet) -> None:
