@@ -65,6 +65,16 @@ class TemplateNodeType:
 
 
 @dataclass(frozen=True, slots=True)
+class ServiceAccount:
+    """An `ADServiceAccounts/ADServiceAccount` (gMSA or DomainUser) the deployment's services run as."""
+
+    ref_name: str
+    name: str
+    kind: str
+    disabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class ConfigTemplate:
     """Everything certmon reads from one ConfigTemplate.xml."""
 
@@ -76,6 +86,16 @@ class ConfigTemplate:
     sql_listener: str
     sql_vms: tuple[str, ...]
     file_shares: tuple[tuple[str, str], ...]
+    # ADServiceAccounts/DomainName: the NetBIOS domain name (Microsoft: "lab\\svc-LocalAgent$").
+    domain_name: str = ""
+    service_accounts: tuple[ServiceAccount, ...] = ()
+
+    def service_account(self, ref_name: str) -> str:
+        """`DOMAIN\\name` of the enabled service account with this refName (case-insensitive), or ''."""
+        for account in self.service_accounts:
+            if account.ref_name.lower() == ref_name.lower() and account.name and not account.disabled:
+                return f"{self.domain_name}\\{account.name}" if self.domain_name else account.name
+        return ""
 
     def vms(self) -> Iterator[TemplateVM]:
         """Every VM of every deployed node type (a disabled="true" node type's VMs are placeholders)."""
@@ -184,6 +204,11 @@ def parse_config_template(data: bytes, path: str, generation: Generation) -> Con
     shares = tuple(
         (share.get("refName", ""), _text(share, "Path")) for share in _children(_child(root, "FileShares"), "FileShare")
     )
+    accounts = _child(root, "ADServiceAccounts")
+    service_accounts = tuple(
+        ServiceAccount(a.get("refName", "").strip(), a.get("name", "").strip(), a.get("type", ""), _flag(a, "disabled"))
+        for a in _children(accounts, "ADServiceAccount")
+    )
     return ConfigTemplate(
         path=path,
         generation=generation,
@@ -193,6 +218,8 @@ def parse_config_template(data: bytes, path: str, generation: Generation) -> Con
         sql_listener=_text(sql, "ListenerName"),
         sql_vms=sql_vms,
         file_shares=shares,
+        domain_name=_text(accounts, "DomainName"),
+        service_accounts=service_accounts,
     )
 
 

@@ -49,6 +49,18 @@ DEFAULT_EXPIRY = {
 SF_NODE_ROLES = ("ServiceFabric", "ServiceFabricClient", "ServiceFabricEncryption")
 
 
+# Which service reads which key: Microsoft keeps this mapping in NodeTopologyDefinition.xml, which is not
+# public (UNVERIFIED defaults): AXSF runs as the gMSA of refName gmsaAXSF, the LocalAgent as gmsaLocalAgent,
+# Service Fabric (Fabric.exe) as NETWORK SERVICE (S-1-5-20).
+DEFAULT_KEY_READERS = {
+    "ServiceFabric": ("S-1-5-20",),
+    "DataEncryption": ("gmsaAXSF",),
+    "DataSigning": ("gmsaAXSF",),
+    "SessionAuthentication": ("gmsaAXSF",),
+    "Orchestrator": ("gmsaLocalAgent",),
+}
+
+
 class RuleSettings(Strict):
     """Knobs of the findings and the rotation checklist."""
 
@@ -59,6 +71,11 @@ class RuleSettings(Strict):
     csp_key_roles: list[str] = Field(
         default_factory=lambda: [*SF_NODE_ROLES, "DataEncryption", "DataSigning", "SessionAuthentication"],
         description="roles whose private key must live in a legacy CryptoAPI (CSP) provider, not CNG",
+    )
+    key_readers: dict[str, list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_KEY_READERS.items()},
+        description="role -> accounts that must be able to read its private key on the nodes that hold it: "
+        "a ConfigTemplate.xml ADServiceAccount refName (gmsaAXSF), DOMAIN\\account, or a SID (S-1-5-20)",
     )
     self_signed_roles: list[str] = Field(
         default_factory=lambda: [

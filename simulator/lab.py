@@ -19,8 +19,10 @@ from cryptography.x509.oid import NameOID
 from simulator.labmodel import (
     BUILT_STAGES,
     DOMAIN,
+    LAB_DOMAIN_SID,
     NODE_TYPES,
     ROLES,
+    SERVICE_ACCOUNTS,
     SQL_NODES,
     WINRM_DOMAIN,
     WINRM_USER,
@@ -172,11 +174,17 @@ def install_generation(lab: Lab, generation: str) -> list[Path]:
 
 def _write_node_facts(lab: Lab, cng_roles: tuple[str, ...]) -> None:
     """The WinRM account, and node.json: SQL Server's TLS thumbprint on SQL nodes, CNG keys where asked."""
-    from simulator.winrm.nodefile import CNG_DEFAULT, set_key_provider, set_sql_certificate
+    from simulator.winrm.keyfiles import IMPORTED, NETWORK_SERVICE, READ
+    from simulator.winrm.nodefile import CNG_DEFAULT, set_key_acl, set_key_provider, set_sql_certificate
+
+    # Configure-PreReqs has run: every key file also grants Read to NETWORK SERVICE and the gMSAs.
+    granted = [*IMPORTED, [*NETWORK_SERVICE, READ, 0]]
+    granted += [[f"{LAB_DOMAIN_SID}-{rid}", f"{WINRM_DOMAIN}\\{name}", READ, 0] for _, name, rid in SERVICE_ACCOUNTS]
 
     lab.winrm_password_file.write_text(lab.winrm_password + "\n", encoding="utf-8")
     lab.ntlm_user_file.write_text(f"{WINRM_DOMAIN}:{WINRM_USER}:{lab.winrm_password}\n", encoding="utf-8")
     for node in lab.nodes:
+        set_key_acl(lab.certs_dir / node.name, None, granted)
         if node.purpose == "SQL":
             set_sql_certificate(lab.certs_dir / node.name, "MSSQLSERVER", lab.current("SQLCluster").thumbprint)
     for role in cng_roles:

@@ -8,12 +8,27 @@ from __future__ import annotations
 import json
 from xml.etree import ElementTree as ET
 
-from simulator.labmodel import DISABLED_NODE_TYPES, DOMAIN, NODE_TYPES, ROLES, SQL_NODES, Lab
+from simulator.labmodel import (
+    DISABLED_NODE_TYPES,
+    DOMAIN,
+    NODE_TYPES,
+    ROLES,
+    SERVICE_ACCOUNTS,
+    SQL_NODES,
+    WINRM_DOMAIN,
+    Lab,
+)
 
 
 def _template(lab: Lab, generation: str, schema: str) -> bytes:
     config = ET.Element("Config")
     ET.SubElement(ET.SubElement(config, "Schema"), "Version").text = schema
+    accounts = ET.SubElement(config, "ADServiceAccounts")
+    ET.SubElement(accounts, "DomainName").text = WINRM_DOMAIN
+    for ref_name, name, _rid in SERVICE_ACCOUNTS:
+        attributes = {"type": "gMSA", "name": name, "refName": ref_name, "disabled": "false"}
+        account = ET.SubElement(accounts, "ADServiceAccount", attributes)
+        ET.SubElement(account, "DNSHostName").text = f"{name.rstrip('$')}.{DOMAIN}"
     certificates = ET.SubElement(config, "Certificates")
     for spec in ROLES:
         cert = lab.cert(spec.role, generation)

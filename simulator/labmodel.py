@@ -18,6 +18,9 @@ STAGES = ("before", "staged", "upgraded", "re-encrypting", "removed-early", "don
 BUILT_STAGES = ("before", "staged")
 # The account certmon uses on the (simulated) Windows nodes.
 WINRM_DOMAIN, WINRM_USER = "CONTOSO", "svc-certmon"
+# ConfigTemplate.xml ADServiceAccounts (refName, gMSA name) with made-up domain SIDs for the lab's key ACLs.
+LAB_DOMAIN_SID = "S-1-5-21-3623811015-3361044348-30300820"
+SERVICE_ACCOUNTS = (("gmsaLocalAgent", "svc-LocalAgent$", 1105), ("gmsaAXSF", "svc-AXSF$", 1106))
 
 
 @dataclass(frozen=True)

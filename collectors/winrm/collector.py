@@ -25,6 +25,7 @@ from collectors.model import (
     Problem,
 )
 from collectors.winrm.command import ApprovedCommand, CommandOutcome, run_in
+from collectors.winrm.keyacl import CertKeyAccess, key_acl_read_samples, key_reader_samples
 from collectors.winrm.output import Inventory, interpret
 from collectors.winrm.script import inventory_command
 from collectors.winrm.session import WinRMSession
@@ -94,6 +95,7 @@ class NodeFacts:
     stores: tuple[str, ...]
     key_providers: tuple[KeyProvider, ...]
     sql_instances: tuple[SqlTlsCertificate, ...]
+    key_access: tuple[CertKeyAccess, ...] = ()
 
 
 def _key_provider_samples(facts: Any, target: str) -> list[tuple[tuple[str, ...], float]]:
@@ -110,6 +112,14 @@ def _sql_samples(facts: Any, target: str) -> list[tuple[tuple[str, ...], float]]
     if not isinstance(facts, NodeFacts):
         return []
     return [((facts.node, s.instance, s.thumbprint), 1.0) for s in facts.sql_instances]
+
+
+def _key_reader_samples(facts: Any, target: str) -> list[tuple[tuple[str, ...], float]]:
+    return key_reader_samples(facts.node, facts.key_access) if isinstance(facts, NodeFacts) else []
+
+
+def _key_acl_read_samples(facts: Any, target: str) -> list[tuple[tuple[str, ...], float]]:
+    return key_acl_read_samples(facts.node, facts.key_access) if isinstance(facts, NodeFacts) else []
 
 
 SessionFactory = Callable[[Endpoint], WinRMSession]
@@ -133,6 +143,20 @@ class WinRMCollector(Collector):
             "(empty: none configured, SQL Server uses a self-signed certificate).",
             ("node", "instance", "thumbprint"),
             _sql_samples,
+        ),
+        MetricSpec(
+            "certmon_cert_key_readers_info",
+            "1 for each identity the private key file's ACL allows to read the key (and no rule denies), "
+            "by SID and account name (empty when the SID does not resolve on the node).",
+            ("source", "node", "store", "thumbprint", "subject_cn", "sid", "account"),
+            _key_reader_samples,
+        ),
+        MetricSpec(
+            "certmon_cert_key_acl_read",
+            "1 when the ACL of a certificate's private key file was read, 0 when the inventory could not "
+            "read it (the reason is a problem of the winrm source).",
+            ("source", "node", "store", "thumbprint", "subject_cn"),
+            _key_acl_read_samples,
         ),
     )
 
@@ -249,6 +273,7 @@ class WinRMCollector(Collector):
     def _observation(self, node: str, url: str, inventory: Inventory) -> Observation:
         certificates: list[CertObservation] = []
         keys: list[KeyProvider] = []
+        access: list[CertKeyAccess] = []
         problems = [Problem(Reason.SCRIPT_ERROR, f"{node}: {text}") for text in inventory.warnings]
         requested = set(self.options.stores)
         for listing in inventory.stores:
@@ -277,6 +302,16 @@ class WinRMCollector(Collector):
                 if item.key_kind:
                     where = (listing.store, cert.thumbprint, cert.subject_cn, cert.issuer_cn)
                     keys.append(KeyProvider(*where, item.key_kind, item.provider))
+                if item.key_access is not None:
+                    found = item.key_access
+                    access.append(
+                        CertKeyAccess(
+                            listing.store, cert.thumbprint, cert.subject_cn, found.file, found.readers(), found.error
+                        )
+                    )
+                    if found.error:
+                        message = f"{node} {listing.store} {cert.thumbprint}: cannot read the private key's ACL: "
+                        problems.append(Problem(Reason.SCRIPT_ERROR, message + found.error))
         sql = []
         for instance in inventory.sql:
             thumbprint = ""
@@ -287,7 +322,7 @@ class WinRMCollector(Collector):
                     problems.append(Problem(Reason.PARSE_ERROR, f"{node} SQL Server {instance.instance}: {err}"))
                     continue
             sql.append(SqlTlsCertificate(instance.instance, thumbprint))
-        facts = NodeFacts(node, url, self.options.stores, tuple(keys), tuple(sql))
+        facts = NodeFacts(node, url, self.options.stores, tuple(keys), tuple(sql), tuple(access))
         # The certificate SQL Server is configured with is in use: a reference, so the old SQL
         # certificate is not "safe to remove" while an instance still points at it.
         references = tuple(

@@ -1,76 +1,86 @@
-# certmon inventory: the certificates of the requested stores, how each private key is held,
-# and the TLS certificate every SQL Server instance is configured with. One compact JSON line.
-# The collector prepends `$Stores = @('LocalMachine\My', ...)`, strips comments and indentation,
-# and runs the result with powershell.exe -EncodedCommand (it must stay under cmd.exe's 8191
-# characters). Dates and thumbprints are not reported: certmon parses the DER itself.
-# Written for Windows PowerShell 5.1 (.NET Framework), the default on Windows Server.
+# certmon inventory: the certificates of the requested stores, how each private key is held, who may
+# read it, and the TLS certificate every SQL Server instance is configured with. One compact JSON line.
+# The collector prepends `$Stores = @('LocalMachine\My', ...)`, strips comments, indentation and the
+# blanks PowerShell does not need, and runs the result with powershell.exe -EncodedCommand (it must stay
+# under cmd.exe's 8191 characters: names are short on purpose). Dates and thumbprints are not reported:
+# certmon parses the DER itself. Written for Windows PowerShell 5.1 (.NET Framework), the default on
+# Windows Server.
 $ProgressPreference = 'SilentlyContinue'
 $ErrorActionPreference = 'Stop'
 trap { [Console]::Error.WriteLine('certmon-inventory: ' + $_.Exception.Message); exit 1 }
 # Service Fabric (and anything using CryptoAPI) cannot use a key held by a CNG provider. The kind is read
-# from the certificate's CERT_KEY_PROV_INFO_PROP_ID (2) property, a CRYPT_KEY_PROV_INFO: its second field
-# pwszProvName names the provider, its third dwProvType is 0 for a CNG key storage provider (Win32 docs).
+# from the certificate's CERT_KEY_PROV_INFO_PROP_ID (2) property, a CRYPT_KEY_PROV_INFO: its first field
+# pwszContainerName names the key container, its second pwszProvName the provider, its third dwProvType
+# is 0 for a CNG key storage provider (Win32 docs).
 # Not from the .NET wrapper type: .NET Framework's GetRSAPrivateKey() opens CAPI keys through CNG
 # (CRYPT_ACQUIRE_ONLY_NCRYPT_KEY_FLAG) and returns RSACng for them. Reading the property does not
 # open the key, so a key the account may not use is still classified.
-$Crypt = $null
-$NoInfo = ''
+$X = $null
+$W = ''
 try {
-    $Crypt = Add-Type -PassThru -Namespace Certmon -Name Crypt32 -MemberDefinition '[DllImport("crypt32.dll")]public static extern bool CertGetCertificateContextProperty(IntPtr c,int p,IntPtr b,ref int n);'
+    $X = Add-Type -PassThru -Namespace Certmon -Name Crypt32 -MemberDefinition '[DllImport("crypt32.dll")]public static extern bool CertGetCertificateContextProperty(IntPtr c,int p,IntPtr b,ref int n);'
 } catch {
-    $NoInfo = 'Add-Type: ' + $_.Exception.Message
+    $W = 'Add-Type: ' + $_.Exception.Message
 }
 $M = [Runtime.InteropServices.Marshal]
 function Get-KeyInfo($Cert) {
-    # @(provider type, provider name); type -1: no private key, or the property could not be read (name = why).
+    # @(provider type, provider name, container); type -1: no private key, or the property could not be read (name = why).
     if (-not $Cert.HasPrivateKey) { return @(-1, '') }
-    if ($null -eq $Crypt) { return @(-1, $NoInfo) }
+    if ($null -eq $X) { return @(-1, $W) }
+    # Pass 0 asks the size (null buffer), pass 1 reads; FreeHGlobal(IntPtr.Zero) does nothing (.NET docs).
     $size = 0
-    if (-not $Crypt::CertGetCertificateContextProperty($Cert.Handle, 2, [IntPtr]::Zero, [ref]$size)) {
-        return @(-1, 'no CERT_KEY_PROV_INFO property')
-    }
-    $info = $M::AllocHGlobal($size)
+    $info = [IntPtr]::Zero
     try {
-        if (-not $Crypt::CertGetCertificateContextProperty($Cert.Handle, 2, $info, [ref]$size)) {
-            return @(-1, 'no CERT_KEY_PROV_INFO property')
+        foreach ($pass in 0, 1) {
+            if (-not $X::CertGetCertificateContextProperty($Cert.Handle, 2, $info, [ref]$size)) { return @(-1, 'no CERT_KEY_PROV_INFO property') }
+            if ($pass -eq 0) { $info = $M::AllocHGlobal($size) }
         }
         $ptr = [IntPtr]::Size
-        return @($M::ReadInt32($info, 2 * $ptr), $M::PtrToStringUni($M::ReadIntPtr($info, $ptr)))
+        return @($M::ReadInt32($info, 2 * $ptr), $M::PtrToStringUni($M::ReadIntPtr($info, $ptr)), $M::PtrToStringUni($M::ReadIntPtr($info, 0)))
     } finally {
         $M::FreeHGlobal($info)
     }
 }
-$result = @{ v = 2; stores = @(); sql = @(); n = 0 }
-foreach ($name in $Stores) {
-    $entry = @{ s = $name; c = @() }
-    $store = $null
+# Who may read a private key: the access rules of its key file, as [SID, account name, rights, type
+# (0 allow, 1 deny)]; certmon decides which rules grant reading. A CAPI machine key is the file
+# CspKeyContainerInfo.UniqueKeyContainerName in Crypto\RSA\MachineKeys, a CNG machine key the file
+# CngKey.UniqueName in Crypto\Keys (both under %ProgramData%\Microsoft).
+function Get-KeyAcl($C, $K) {
     try {
-        $location, $storeName = $name -split '\\', 2
-        $store = New-Object Security.Cryptography.X509Certificates.X509Store($storeName, $location)
-        $store.Open('ReadOnly, OpenExistingOnly')
-        $entry.c = @(foreach ($cert in $store.Certificates) {
+        $f = "$env:ProgramData\Microsoft\Crypto\" + $(if ($K[0]) { 'RSA\MachineKeys\' + $C.PrivateKey.CspKeyContainerInfo.UniqueKeyContainerName } else { 'Keys\' + [Security.Cryptography.CngKey]::Open($K[2], [Security.Cryptography.CngProvider]$K[1], 'MachineKey').UniqueName })
+        @{ f = $f; a = @(foreach ($r in [IO.File]::GetAccessControl($f).GetAccessRules(1, 1, [Security.Principal.SecurityIdentifier])) { $i = $r.IdentityReference; $n = ''; try { $n = $i.Translate([Security.Principal.NTAccount]).Value } catch {}; , @($i.Value, $n, [int]$r.FileSystemRights, [int]$r.AccessControlType) }) }
+    } catch { @{ e = $_.Exception.Message } }
+}
+$R = @{ v = 2; stores = @(); sql = @(); n = 0 }
+foreach ($name in $Stores) {
+    $E = @{ s = $name; c = @() }
+    $S = $null
+    try {
+        $L, $N = $name -split '\\', 2
+        $S = New-Object Security.Cryptography.X509Certificates.X509Store($N, $L)
+        $S.Open('ReadOnly, OpenExistingOnly')
+        $E.c = @(foreach ($cert in $S.Certificates) {
             $key = Get-KeyInfo $cert
-            @{ d = [Convert]::ToBase64String($cert.RawData); h = $cert.HasPrivateKey; t = $key[0]; p = $key[1] }
+            $o = @{ d = [Convert]::ToBase64String($cert.RawData); h = $cert.HasPrivateKey; t = $key[0]; p = $key[1] }
+            if ($key[0] -ge 0) { $o.k = Get-KeyAcl $cert $key }
+            $o
         })
     } catch {
-        $entry.e = $_.Exception.Message
+        $E.e = $_.Exception.Message
     } finally {
-        if ($null -ne $store) { $store.Close() }
+        if ($S) { $S.Close() }
     }
-    $result.stores += $entry
-    $result.n += $entry.c.Count
+    $R.stores += $E
+    $R.n += $E.c.Count
 }
-$sqlRoot = 'HKLM:\SOFTWARE\Microsoft\Microsoft SQL Server'
-$instances = Get-Item -LiteralPath "$sqlRoot\Instance Names\SQL" -ErrorAction SilentlyContinue
-if ($null -ne $instances) {
-    foreach ($instance in $instances.GetValueNames()) {
-        $id = $instances.GetValue($instance)
-        $net = Get-ItemProperty -LiteralPath "$sqlRoot\$id\MSSQLServer\SuperSocketNetLib" -ErrorAction SilentlyContinue
-        $result.sql += @{ i = $instance; t = [string]$net.Certificate }
+$Q = 'HKLM:\SOFTWARE\Microsoft\Microsoft SQL Server'
+$I = Get-Item -LiteralPath "$Q\Instance Names\SQL" -ea 0
+if ($I) {
+    foreach ($name in $I.GetValueNames()) {
+        $net = Get-ItemProperty -LiteralPath "$Q\$($I.GetValue($name))\MSSQLServer\SuperSocketNetLib" -ea 0
+        $R.sql += @{ i = $name; t = [string]$net.Certificate }
     }
 }
-$json = ConvertTo-Json $result -Compress -Depth 6
 # Keep stdout ASCII whatever the console code page: escape anything else as \uXXXX.
-$json = [regex]::Replace($json, '[^\x20-\x7e]', { param($m) '\u{0:x4}' -f [int][char]$m.Value })
-[Console]::Out.WriteLine($json)
+[Console]::Out.WriteLine([regex]::Replace((ConvertTo-Json $R -Compress -Depth 9), '[^\x20-\x7e]', { param($m) '\u{0:x4}' -f [int][char]$m.Value }))
 exit 0

@@ -13,6 +13,7 @@ from defusedxml import DefusedXmlException
 from defusedxml import ElementTree as SafeET
 
 from collectors.errors import CollectorError, Reason
+from collectors.winrm.keyacl import KeyAccess, parse_key_access
 
 SCRIPT_VERSION = 2
 # dwProvType of CRYPT_KEY_PROV_INFO: 0 is a CNG key storage provider, a positive value a CryptoAPI
@@ -35,6 +36,7 @@ class StoreCertificate:
     key_kind: str
     provider: str
     provider_type: int = NO_PROVIDER_TYPE
+    key_access: KeyAccess | None = None
 
 
 def key_kind(has_private_key: bool, provider_type: int) -> str:
@@ -159,8 +161,22 @@ def _json_line(node: str, stdout: bytes) -> Any:
 
 
 def _certificate(node: str, item: Any, where: str) -> StoreCertificate:
+    cert = _key_holder(node, item, where)
+    if type(item) is dict and "k" in item:
+        return StoreCertificate(
+            cert.der,
+            cert.has_private_key,
+            cert.key_kind,
+            cert.provider,
+            cert.provider_type,
+            parse_key_access(node, item["k"], f"{where}.k"),
+        )
+    return cert
+
+
+def _key_holder(node: str, item: Any, where: str) -> StoreCertificate:
     # The common case in one step: this runs for every certificate of every node on every cycle.
-    if type(item) is dict and len(item) == 4:
+    if type(item) is dict and len(item) in (4, 5):
         encoded, has_key, ptype, provider = item.get("d"), item.get("h"), item.get("t"), item.get("p")
         if (
             type(encoded) is str

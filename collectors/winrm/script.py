@@ -13,16 +13,42 @@ SCRIPT_FILE = "inventory.ps1"
 CMD_LINE_LIMIT = 8191
 POWERSHELL = "powershell.exe"
 POWERSHELL_FLAGS = ("-NoLogo", "-NoProfile", "-NonInteractive", "-EncodedCommand")
-STORE_NAME = re.compile(r"(LocalMachine|CurrentUser)\\[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}")
+STORE_NAME = re.compile(r"(LocalMachine|CurrentUser)\\[A-Za-z0-9][A-Za-z0-9 _.-]{0,39}")
+# Real store names are short (the longest of Windows' own, "Homegroup Machine Certificates", has 30
+# characters); 40 keeps eight of them inside the command line with the inventory script.
 MAX_STORES = 8
+
+
+# PowerShell needs no blank next to these outside string literals; dropping them keeps the command short.
+_TIGHT = frozenset("=;,{}()|+")
+
+
+def _tighten(line: str) -> str:
+    out: list[str] = []
+    quote = ""
+    for char in line:
+        if quote:
+            out.append(char)
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+            out.append(char)
+        elif char == " " and out and out[-1] in _TIGHT:
+            continue
+        else:
+            if char in _TIGHT:
+                while out and out[-1] == " ":
+                    out.pop()
+            out.append(char)
+    return "".join(out)
 
 
 @cache
 def script_body() -> str:
-    """The script without comments, indentation or blank lines (it travels base64-encoded UTF-16)."""
+    """The script without comments, indentation, blank lines or optional blanks (it travels as UTF-16 base64)."""
     text = resources.files("collectors.winrm").joinpath(SCRIPT_FILE).read_text(encoding="utf-8")
     lines = (line.strip() for line in text.splitlines())
-    return "\n".join(line for line in lines if line and not line.startswith("#"))
+    return "\n".join(_tighten(line) for line in lines if line and not line.startswith("#"))
 
 
 def check_store(name: str) -> str:

@@ -18,6 +18,7 @@ from daemon.inventory import (
     template_migration,
     template_pair,
 )
+from daemon.keyaccess import unreadable_new_keys
 from daemon.rotation.model import StepState, Verdict, done, not_applicable, pending, unknown
 
 SF_ROLES = (SF_ROLE, SF_CLIENT_ROLE)
@@ -151,6 +152,10 @@ def certs_installed(ctx: Context, states: States) -> Verdict:
         return unknown(f"{len(unread)} of {total} installations cannot be checked", *unread)
     if not total:
         return unknown(f"no node needs the rotated roles {listing(rotated)} (rules.node_roles)")
+    # Present with a key is not enough when the service account cannot open it (issue 16).
+    unreadable = unreadable_new_keys(ctx)
+    if unreadable:
+        return pending(f"{len(unreadable)} new private keys the service accounts cannot read", *unreadable)
     return done(f"all {total} new certificate installations present with private keys")
 
 

@@ -18,6 +18,7 @@ from daemon.rules.agentconfig import agent_config_findings
 from daemon.rules.consistency import node_consistency_findings, reference_consistency_findings, self_signed_findings
 from daemon.rules.expiry import expiry_findings
 from daemon.rules.health import source_down_findings, source_problems_findings
+from daemon.rules.keyacl import key_acl_findings
 from daemon.rules.presence import cng_key_findings, missing_on_node_findings, private_key_findings
 from daemon.rules.reencryption import (
     credentials_on_old_cert,
@@ -45,6 +46,7 @@ RULES: list[Rule] = [
     missing_on_node_findings,
     private_key_findings,
     cng_key_findings,
+    key_acl_findings,
     data_encryption_removed_findings,
     old_cert_removed_findings,
     secondary_lingering_findings,
@@ -91,6 +93,12 @@ CATALOGUE: tuple[RuleInfo, ...] = (
     RuleInfo("cert-missing-on-node", C, "certs-installed", "a node lacks a certificate its purpose needs"),
     RuleInfo("private-key-missing", C, "certs-installed", "a node holds a needed certificate without its key"),
     RuleInfo("cng-key-on-sf-cert", C, "certs-installed", "a Service Fabric/AXSF certificate has a CNG key"),
+    RuleInfo(
+        "private-key-acl-missing",
+        C,
+        "certs-installed",
+        "a service account (gMSA, NETWORK SERVICE) cannot read a needed certificate's private key",
+    ),
     RuleInfo(
         "data-encryption-old-cert-removed-early",
         C,

@@ -74,3 +74,20 @@ def set_sql_certificate(folder: Path, instance: str, thumbprint: str) -> None:
     instances = dict(read_node_facts(folder).get("sql_instances") or {})
     instances[instance] = thumbprint
     update_node_facts(folder, sql_instances=instances)
+
+
+def set_key_acl(folder: Path, thumbprint: str | None, rules: list[list[object]] | dict[str, str]) -> None:
+    """The access rules of a certificate's key file (thumbprint None: of every key file of the node)."""
+    if thumbprint is None:
+        update_node_facts(folder, key_acl_default=rules)
+        return
+    acls = dict(read_node_facts(folder).get("key_acls") or {})
+    acls[thumbprint] = rules
+    update_node_facts(folder, key_acls=acls)
+
+
+def key_acl(folder: Path, thumbprint: str) -> list[list[object]]:
+    """The access rules the node reports for a certificate's key file (its own, else the node's default)."""
+    facts = read_node_facts(folder)
+    rules = dict(facts.get("key_acls") or {}).get(thumbprint, facts.get("key_acl_default"))
+    return [list(r) for r in rules] if isinstance(rules, list) else []

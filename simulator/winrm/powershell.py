@@ -23,12 +23,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from collectors.winrm.script import script_body
+from simulator.winrm.keyfiles import key_access
 from simulator.winrm.nodefile import CAPI_DEFAULT, CNG_DEFAULT, key_provider, read_node_facts
 from simulator.winrm.pfx import PfxError, read_pfx
 
 # The script this emulation was written against. A changed inventory.ps1 is an unknown script
 # to the simulator until this emulation (and this hash) are updated with it.
-INVENTORY_SCRIPT_SHA256 = "87c376d7520f7e04ce97747e44c28b75c91a7d4acd8be9207473fc26627d1ca4"
+INVENTORY_SCRIPT_SHA256 = "b5c0d2b9a2b1074024e8c617e81947aed1638b3ad10eb79812c5117a582310be"
 # What inventory.ps1 reports when a key's CRYPT_KEY_PROV_INFO cannot be read (no such property).
 NO_PROVIDER_INFO = "no CERT_KEY_PROV_INFO property"
 CERT_SUFFIXES = frozenset({".pfx", ".p12", ".cer", ".crt", ".der", ".pem"})
@@ -284,7 +285,7 @@ class PowerShellHost:
                 entry["e"] = STORE_MISSING
             else:
                 for item in self.folder.certificates(folder):
-                    entry["c"].append(_certificate_entry(item, providers))
+                    entry["c"].append(_certificate_entry(item, providers, facts, self.folder.root.name))
             count += len(entry["c"])
             entries.append(entry)
         sql = [{"i": str(name), "t": str(value)} for name, value in dict(facts.get("sql_instances") or {}).items()]
@@ -292,9 +293,13 @@ class PowerShellHost:
         return json.dumps(document, separators=(",", ":")) + "\r\n"
 
 
-def _certificate_entry(item: StoredCertificate, providers: dict[str, Any]) -> dict[str, Any]:
-    # The script's Get-KeyInfo: CRYPT_KEY_PROV_INFO's dwProvType and pwszProvName, -1 and why when unread.
+def _certificate_entry(
+    item: StoredCertificate, providers: dict[str, Any], facts: dict[str, Any], node: str
+) -> dict[str, Any]:
+    # The script's Get-KeyInfo: CRYPT_KEY_PROV_INFO's dwProvType and pwszProvName, -1 and why when unread;
+    # then Get-KeyAcl for a key whose provider is known.
     provider_type, provider = -1, ""
+    thumbprint = ""
     if item.has_key:
         thumbprint = hashlib.sha1(item.der, usedforsecurity=False).hexdigest().upper()
         # CryptoAPI cannot hold an ECDSA key, so such keys are always CNG.
@@ -304,4 +309,7 @@ def _certificate_entry(item: StoredCertificate, providers: dict[str, Any]) -> di
             provider = NO_PROVIDER_INFO
         else:
             provider, provider_type = found
-    return {"d": base64.b64encode(item.der).decode("ascii"), "h": item.has_key, "t": provider_type, "p": provider}
+    entry = {"d": base64.b64encode(item.der).decode("ascii"), "h": item.has_key, "t": provider_type, "p": provider}
+    if provider_type >= 0:
+        entry["k"] = key_access(facts, node, thumbprint, provider_type)
+    return entry

@@ -56,3 +56,15 @@ def test_operator_node_roles_merge_over_the_defaults() -> None:
     rules = RuleSettings(node_roles={"bi": ["ServiceFabric"]})
     assert rules.roles_for_purpose("BI") == frozenset({"ServiceFabric"})
     assert "DataEncryption" in rules.roles_for_purpose("AOS")
+
+
+def test_service_accounts_are_read_with_the_netbios_domain() -> None:
+    # Private-key access (issue 16): the accounts that must read keys are named by refName.
+    template = load_config_template(SAMPLE, Generation.NEW)
+    assert template.domain_name == "Contoso"
+    assert template.service_account("gmsaAXSF") == "Contoso\\svc-AXSF-Prod$"
+    assert template.service_account("GMSALOCALAGENT") == "Contoso\\svc-LA-Prod$"
+    assert template.service_account("axserviceuser") == "", "disabled accounts are not asked for"
+    assert template.service_account("gmsaNone") == ""
+    # ProtectTo protects the exported PFX for administrators; it is not the key ACL of the services.
+    assert {c.protect_to for c in template.certificates if c.protect_to} == {"contoso\\D365Admins"}

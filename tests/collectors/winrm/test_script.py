@@ -19,7 +19,7 @@ from collectors.winrm.script import (
 def test_body_has_no_comments_or_indentation() -> None:
     body = script_body()
     assert not any(line.startswith(("#", " ", "\t")) for line in body.splitlines())
-    assert "$ProgressPreference = 'SilentlyContinue'" in body  # progress records would go to stderr
+    assert "$ProgressPreference='SilentlyContinue'" in body  # progress records would go to stderr
     assert "SuperSocketNetLib" in body
 
 
@@ -29,13 +29,35 @@ def test_regression_key_kind_is_read_from_the_key_provider_information() -> None
     # and reports dwProvType (third field, after two pointers) and pwszProvName (second field).
     body = script_body()
     assert "GetRSAPrivateKey" not in body and "RSACng" not in body and "ECDsaCng" not in body
-    assert 'DllImport("crypt32.dll")' in body and "CertGetCertificateContextProperty($Cert.Handle, 2," in body
-    assert "ReadInt32($info, 2 * $ptr)" in body and "ReadIntPtr($info, $ptr)" in body
-    assert "t = $key[0]; p = $key[1]" in body
+    assert 'DllImport("crypt32.dll")' in body and "CertGetCertificateContextProperty($Cert.Handle,2," in body
+    assert "ReadInt32($info,2 * $ptr)" in body and "ReadIntPtr($info,$ptr)" in body
+    assert "t=$key[0];p=$key[1]" in body
+
+
+def test_key_file_acl_is_read_in_the_same_script() -> None:
+    # Private-key access (issue 16): the key file of each certificate, found from CRYPT_KEY_PROV_INFO's
+    # container name (first field), and every access rule of it, by SID, with rights and allow/deny.
+    body = script_body()
+    assert "PtrToStringUni($M::ReadIntPtr($info,0))" in body
+    assert "RSA\\MachineKeys\\'+$C.PrivateKey.CspKeyContainerInfo.UniqueKeyContainerName" in body
+    assert (
+        "[Security.Cryptography.CngKey]::Open($K[2],[Security.Cryptography.CngProvider]$K[1],'MachineKey').UniqueName"
+        in body
+    )
+    assert "GetAccessRules(1,1,[Security.Principal.SecurityIdentifier])" in body
+    assert "[int]$r.FileSystemRights,[int]$r.AccessControlType" in body
+    assert "-Depth 9" in body  # item.k.a[rule] nests 8 levels below the root; deeper would be stringified
+
+
+def test_tightening_keeps_string_literals() -> None:
+    body = script_body()
+    assert "'ReadOnly, OpenExistingOnly'" in body
+    assert "'certmon-inventory: '" in body
+    assert '"$Q\\Instance Names\\SQL"' in body
 
 
 def test_longest_store_names_still_fit_cmd_exe() -> None:
-    stores = [f"CurrentUser\\{'S' * 63}{i}" for i in range(MAX_STORES)]
+    stores = [f"CurrentUser\\{'S' * 39}{i}" for i in range(MAX_STORES)]
     executable, arguments = inventory_command(stores)
     assert len(executable) + sum(1 + len(a) for a in arguments) <= CMD_LINE_LIMIT
 
@@ -50,7 +72,7 @@ def test_command_is_powershell_with_the_encoded_script() -> None:
 
 
 def test_longest_allowed_command_fits_cmd_exe() -> None:
-    stores = [f"LocalMachine\\{'S' * 60}{i}" for i in range(MAX_STORES)]
+    stores = [f"LocalMachine\\{'S' * 38}{i}" for i in range(MAX_STORES)]
     executable, arguments = inventory_command(stores)
     assert len(executable) + sum(1 + len(a) for a in arguments) <= CMD_LINE_LIMIT
 

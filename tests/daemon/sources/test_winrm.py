@@ -115,6 +115,13 @@ def test_daemon_exports_winrm_metrics_and_keeps_stale_data(lab: Lab, fleet: Simu
         ]
         providers = metric_lines(daemon, "certmon_cert_key_provider_info")
         assert providers and all('provider="capi"' in line for line in providers)
+        # Private-key access: each key's readers, by SID and account, and every ACL read.
+        readers = metric_lines(daemon, "certmon_cert_key_readers_info")
+        axsf = [line for line in readers if 'account="CONTOSO\\\\svc-AXSF$"' in line]
+        assert len(axsf) == len(providers), "the lab grants the gMSA on every key"
+        assert sum('sid="S-1-5-20"' in line for line in readers) == len(providers)
+        acl_read = metric_lines(daemon, "certmon_cert_key_acl_read")
+        assert len(acl_read) == len(providers) and all(line.endswith(" 1.0") for line in acl_read)
         aos1_certs = [
             line
             for line in metric_lines(daemon, "certmon_cert_not_after_timestamp_seconds")
