@@ -47,7 +47,7 @@ def test_staged_lab(scenario: Scenario) -> None:
     old_de, new_de = (scenario.lab.cert("DataEncryption", g).thumbprint for g in ("old", "new"))
     assert f"DataEncryption: {old_de[:8]}… -> {new_de[:8]}…" in generated.evidence
     assert (
-        _state(evaluation, "certs-installed").detail == "all 49 new certificate installations present with private keys"
+        _state(evaluation, "certs-installed").detail == "all 44 new certificate installations present with private keys"
     )
     assert "the gateway source (sources.servicefabric) is not configured" in _state(evaluation, "sf-upgraded").detail
     assert _state(evaluation, "reencryption-complete").detail.startswith("waits for reencryption-enabled")
@@ -93,7 +93,7 @@ def test_certificate_missing_on_a_node(scenario: Scenario) -> None:
     scenario.remove("AOS2", "DataEncryption", "new")
     state = _state(scenario.collect(), "certs-installed")
     new_de = scenario.lab.cert("DataEncryption", "new").thumbprint
-    assert state.status is PENDING and state.detail == "1 of 49 installations missing or without private key"
+    assert state.status is PENDING and state.detail == "1 of 44 installations missing or without private key"
     assert state.evidence == (f"AOS2: DataEncryption {new_de[:8]}… missing",)
 
 
