@@ -47,6 +47,7 @@ def test_bad_settings_name_the_field(tmp_path: Path, section: dict[str, object],
 
 def test_pins_are_normalised_and_paths_resolved(tmp_path: Path) -> None:
     pasted = "\u200e" + " ".join(["ab"] * 20)
+    (tmp_path / "secret.txt").write_text("pfx password\n")  # a *_file setting must name a readable file
     settings = load_settings(
         _write(
             tmp_path / "certmon.yaml",
