@@ -10,6 +10,7 @@ Run: .venv/bin/python benchmarks/bench_core.py   (or /work/venv/bin/python from 
 
 from __future__ import annotations
 
+import hashlib
 import statistics
 import sys
 import tempfile
@@ -21,7 +22,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -140,13 +140,16 @@ def bench_parse(count: int = 2000, rounds: int = 7) -> dict[str, float]:
     ders = _unique_ders(count)
 
     def bare() -> None:
+        # The honest floor: what any program must do to name a certificate and know it parses.
         for der in ders:
-            x509.load_der_x509_certificate(der).fingerprint(hashes.SHA1())
+            x509.load_der_x509_certificate(der)
+            hashlib.sha1(der, usedforsecurity=False).digest()
 
     def ours_cold() -> None:
         model._CACHE.clear()
         for der in ders:
-            model.certificate_from_der(der)
+            c = model.certificate_from_der(der)
+            _ = (c.thumbprint, c.not_after)
 
     def ours_cold_exporter_fields() -> None:
         model._CACHE.clear()
@@ -161,7 +164,8 @@ def bench_parse(count: int = 2000, rounds: int = 7) -> dict[str, float]:
 
     def ours_warm() -> None:
         for der in ders:
-            model.certificate_from_der(der)
+            c = model.certificate_from_der(der)
+            _ = (c.thumbprint, c.not_after)
 
     results: dict[str, list[float]] = {name: [] for name in ("bare", "cold", "fields", "full", "warm")}
     for _ in range(rounds):
@@ -173,16 +177,19 @@ def bench_parse(count: int = 2000, rounds: int = 7) -> dict[str, float]:
         results["warm"].append(_median_time(ours_warm, 1))
     rate = {k: len(ders) / statistics.median(v) for k, v in results.items()}
     print(f"certificate parse throughput ({len(ders)} distinct certificates, certificates per second)")
-    print(f"  bare cryptography load + SHA-1           {rate['bare']:10.0f}")
+    print(f"  bare load_der_x509_certificate + sha1    {rate['bare']:10.0f}")
     print(
-        f"  certmon, new certificate (record)        {rate['cold']:10.0f}   ratio {rate['cold'] / rate['bare']:.2f}"
+        f"  certmon, new: thumbprint + notAfter      {rate['cold']:10.0f}   ratio {rate['cold'] / rate['bare']:.2f}"
         "   (target >= 0.8)"
     )
     print(
         f"  certmon, new + exporter fields           {rate['fields']:10.0f}   ratio {rate['fields'] / rate['bare']:.2f}"
     )
     print(f"  certmon, new + every field (inspect)     {rate['full']:10.0f}   ratio {rate['full'] / rate['bare']:.2f}")
-    print(f"  certmon, seen before (every later cycle) {rate['warm']:10.0f}   ratio {rate['warm'] / rate['bare']:.2f}")
+    print(
+        f"  certmon, seen before (every later cycle) {rate['warm']:10.0f}   ratio {rate['warm'] / rate['bare']:.2f}"
+        "   (target >= 1.5)"
+    )
     return {name: rate[name] / rate["bare"] for name in ("cold", "fields", "full", "warm")}
 
 

@@ -18,7 +18,8 @@ from collectors.model import Observation, SourceResult
 from collectors.sql import SqlCollector
 from daemon.clock import settings_clock
 from daemon.evaluator import Evaluation, evaluate
-from daemon.http import HttpServer, Request, Response, Router, metrics_handler
+from daemon.exposition import Exposition, render_exposition
+from daemon.http import HttpServer, Request, Response, Router, exposition_handler
 from daemon.metrics import build_families
 from daemon.runner import Clock, Runner
 from daemon.scheduler import Scheduler
@@ -35,10 +36,12 @@ log = logging.getLogger("certmon")
 
 @dataclass(frozen=True)
 class View:
-    """The latest evaluation and the metric families rendered from it."""
+    """The latest evaluation, the metric families built from it and their rendered exposition."""
 
     evaluation: Evaluation
     families: tuple[Metric, ...]
+    #: /metrics bodies, rendered here on the publishing thread so a scrape only sends bytes
+    exposition: Exposition
 
 
 class LatestCollector:
@@ -77,7 +80,7 @@ class Daemon:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(LatestCollector(self))
         self.router = Router()
-        self.router.add("GET", "/metrics", metrics_handler(self.registry))
+        self.router.add("GET", "/metrics", exposition_handler(lambda: self.view.exposition))
         self.router.add("GET", "/healthz", self._healthz)
         self.http: HttpServer | None = None
         #: the status page and remediation API (`api:`), on their own listener
@@ -103,7 +106,8 @@ class Daemon:
     def _evaluate(self) -> View:
         snapshot = self.runner.snapshot()
         evaluation = evaluate(snapshot, self.store.locations(), self.clock(), self.settings)
-        return View(evaluation, tuple(build_families(evaluation, self.runner.collectors)))
+        families = tuple(build_families(evaluation, self.runner.collectors))
+        return View(evaluation, families, render_exposition(families))
 
     def publish(self) -> View:
         """Re-evaluate the latest results and swap in the new view."""

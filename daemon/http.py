@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
+from daemon.exposition import Exposition
 from daemon.webconfig import WebConfig
 
 log = logging.getLogger("certmon.http")
@@ -98,6 +99,21 @@ class Router:
             if route_method == method or (method == "HEAD" and route_method == "GET"):
                 return handler, found.groupdict(), True
         return None, {}, known
+
+
+def exposition_handler(latest: Callable[[], Exposition]) -> Handler:
+    """Serve the latest pre-rendered exposition: no rendering or compression per scrape."""
+
+    def handle(request: Request) -> Response:
+        body, content_type, gzipped = latest().body(
+            request.headers.get("accept", ""), request.headers.get("accept-encoding", "")
+        )
+        headers = {"Vary": "Accept, Accept-Encoding"}
+        if gzipped:
+            headers["Content-Encoding"] = "gzip"
+        return Response(200, body, content_type, headers)
+
+    return handle
 
 
 def metrics_handler(registry: CollectorRegistry) -> Handler:
