@@ -96,7 +96,7 @@ def parse_head(raw: bytes) -> RequestHead:
     if "transfer-encoding" in headers:
         raise FramingError(400, "Transfer-Encoding is not supported; send a Content-Length")
     if version == "HTTP/1.1" and not headers.get("host"):
-        raise FramingError(400, "HTTP/1.1 request without a Host header")
+        raise FramingError(400, "request without a Host header (required in HTTP/1.1)")
     length = 0
     if lengths:
         if len(set(lengths)) != 1 or not _DIGITS.fullmatch(lengths[0]):
