@@ -6,9 +6,10 @@ answers; handlers run on a few worker threads, so a slow handler never stalls th
 
 * **Connections are bounded.** The loop accepts a connection only when one of
   `max_connections` slots is free. When every slot is taken, the connection that has waited
-  longest for a request (a slowloris, or an idle keep-alive) is closed to make room; when
-  every connection is busy with a request, new ones wait in the kernel's accept backlog
-  until one finishes. A legitimate scraper, whose request arrives at once, is therefore
+  longest for a request (a slowloris, or an idle keep-alive), if it waited `EVICT_AFTER` at
+  least, is closed to make room; otherwise new connections wait in the kernel's accept
+  backlog (first come, first served) until a connection finishes or may be closed. A
+  legitimate scraper, whose request arrives at once, is therefore
   never starved by slow or idle connections. The cap leaves `fd_reserve` descriptors of the
   process's limit to the collectors (`connection_cap`).
 * **Every step has a deadline:** the TLS handshake, the request head (`head_seconds`, whatever
@@ -42,6 +43,11 @@ from daemon.httpwire import MAX_HEAD, FramingError, RequestHead, parse_head
 log = logging.getLogger("certmon.http")
 
 WRITE_CHUNK = 256 * 1024
+# A connection is closed to make room only once it has waited this long for its request: a client
+# that sends its request at once (a scraper) is never closed for a crowd that connected just after it.
+EVICT_AFTER = 0.25
+# ... and a connection that has sent nothing at all, once it waited this long.
+EVICT_SILENT_AFTER = 2.0
 # After refusing a request, how long and how much of what the client still sends is read and dropped.
 LINGER_SECONDS = 1.0
 LINGER_BYTES = 1024 * 1024
@@ -145,6 +151,9 @@ class _Workers:
 class _Connection:
     transport: asyncio.Transport | None = None
     task: asyncio.Task[None] | None = None
+    reader: asyncio.StreamReader | None = None
+    #: requests answered on this connection
+    served: int = 0
     #: a request is being read past its head, handled or answered: not to be closed for room
     busy: bool = False
     waiting_since: float = field(default_factory=time.monotonic)
@@ -231,25 +240,43 @@ class Engine:
 
     # -- accepting ---------------------------------------------------------------------------
 
-    def _make_room(self) -> bool:
-        """Close the connection that has waited longest for a request; False when all are busy."""
-        idle = [c for c in self._connections if not c.busy]
-        if not idle:
-            return False
-        oldest = min(idle, key=lambda c: c.waiting_since)
-        self._connections.pop(oldest, None)
-        if oldest.transport is not None:
-            oldest.transport.abort()
+    def _make_room(self) -> float:
+        """Close the idle connection that has waited longest past its grace (`EVICT_AFTER`).
+
+        Returns 0 when a slot was freed, else how long to wait before one may be (inf: every connection is busy).
+        """
+        now = time.monotonic()
+        best: _Connection | None = None
+        wait = float("inf")
+        for conn in self._connections:
+            if conn.busy:
+                continue
+            # Bytes of an unfinished head, or a kept-alive connection: it had its chance. A connection that
+            # has sent nothing yet may be a client whose request is still in the kernel's buffer.
+            started = conn.served or (conn.reader is not None and bool(conn.reader._buffer))  # type: ignore[attr-defined]
+            remaining = (EVICT_AFTER if started else EVICT_SILENT_AFTER) - (now - conn.waiting_since)
+            if remaining <= 0 and (best is None or conn.waiting_since < best.waiting_since):
+                best = conn
+            wait = min(wait, remaining)
+        if best is None:
+            return wait
+        self._connections.pop(best, None)
+        if best.transport is not None:
+            best.transport.abort()
         self.evicted += 1
-        return True
+        return 0.0
 
     async def _accept_loop(self) -> None:
         assert self._freed is not None
         loop = asyncio.get_running_loop()
         while True:
-            while len(self._connections) >= self.cap and not self._make_room():
+            while len(self._connections) >= self.cap:
+                wait = self._make_room()
+                if not wait:
+                    break
                 self._freed.clear()
-                await self._freed.wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._freed.wait(), None if wait == float("inf") else wait)
             try:
                 sock, address = await loop.sock_accept(self.socket)
             except OSError as err:
@@ -260,6 +287,9 @@ class Engine:
             conn = _Connection()
             self._connections[conn] = None
             conn.task = loop.create_task(self._serve(conn, sock, str(address[0])))
+            # Let the connections just accepted read their requests before accepting more: a backlog of
+            # attackers accepted in one go would otherwise evict a scraper before its request is read.
+            await asyncio.sleep(0)
 
     # -- one connection ----------------------------------------------------------------------
 
@@ -267,7 +297,7 @@ class Engine:
         loop = asyncio.get_running_loop()
         writer: asyncio.StreamWriter | None = None
         try:
-            reader = asyncio.StreamReader(limit=MAX_HEAD, loop=loop)
+            reader = conn.reader = asyncio.StreamReader(limit=MAX_HEAD, loop=loop)
             protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
             try:
                 async with asyncio.timeout(self.limits.tls_handshake_seconds + 1):
@@ -348,6 +378,7 @@ class Engine:
             reply: Reply = await asyncio.wrap_future(self._workers.submit(partial(self._dispatch, incoming)))
             close = not head.keep_alive or reply.status >= 400 or self._stopping
             await self._answer(writer, reply, head.method == "HEAD", close)
+            conn.served += 1
             if close:
                 return
             deadline = self.limits.idle_seconds

@@ -1,0 +1,90 @@
+"""A certmon listener in a process of its own, for the HTTP attack tests.
+
+    python -m tests.reliability.httpchild [DESCRIPTOR_LIMIT]
+
+Serves a pre-rendered /metrics of `SERIES` certificate-like series (daemon.http.HttpServer,
+the listener the daemon uses), prints `{"port", "cap"}` as one JSON line, then answers
+commands on stdin, one JSON line each:
+
+* `state`: open connections, connections closed for room, peak and current RSS (KiB);
+* `files`: open 256 files and one TCP connection, as collectors would, and say whether it worked;
+* `stop`: stop and exit.
+
+With DESCRIPTOR_LIMIT the process's soft and hard descriptor limits are set to it first, so
+that a test can show the listener leaves room for the collectors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+
+from prometheus_client.core import GaugeMetricFamily
+
+from daemon.exposition import render_exposition
+from daemon.http import HttpServer, Router, exposition_handler
+from daemon.webconfig import WebConfig
+
+SERIES = 400
+
+
+def _memory() -> dict[str, int]:
+    found = {}
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                found[name] = int(value.split()[0])
+    return {"rss_kib": found["VmRSS"], "peak_rss_kib": found["VmHWM"]}
+
+
+def _collector_room() -> dict[str, object]:
+    files = []
+    try:
+        for _ in range(256):
+            files.append(open(os.devnull, "rb"))  # noqa: SIM115 - held open on purpose
+        probe = socket.socket()
+        files.append(probe)
+        return {"ok": True}
+    except OSError as err:
+        return {"ok": False, "error": str(err)}
+    finally:
+        for item in files:
+            item.close()
+
+
+def main() -> None:
+    """Serve until told to stop."""
+    if len(sys.argv) > 1:
+        import resource
+
+        limit = int(sys.argv[1])
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+    family = GaugeMetricFamily(
+        "certmon_cert_not_after_timestamp_seconds", "Certificate expiry.", labels=["node", "thumbprint"]
+    )
+    for i in range(SERIES):
+        family.add_metric([f"NODE{i % 20:03d}", f"{i:040X}"], 1.8e9 + i)
+    exposition = render_exposition([family])
+    router = Router()
+    router.add("GET", "/metrics", exposition_handler(lambda: exposition))
+    server = HttpServer("127.0.0.1", 0, WebConfig(), router)
+    server.start()
+    print(json.dumps({"port": server.port, "cap": server.engine.cap}), flush=True)
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "state":
+            engine = server.engine
+            answer = {"connections": engine.connections, "evicted": engine.evicted, **_memory()}
+            print(json.dumps(answer), flush=True)
+        elif command == "files":
+            print(json.dumps(_collector_room()), flush=True)
+        elif command == "stop":
+            break
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()
