@@ -8,12 +8,17 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from collectors.errors import CertmonError
 from daemon import __version__
 from daemon.logs import setup_logging
-from daemon.remediate import register_remediate
-from daemon.settings import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from daemon.settings import Settings
+
+# `certmon --version` and `certmon inspect` import only what they use (no settings, scheduler,
+# WinRM or simulator modules); every other command imports its own modules when it runs.
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -23,6 +28,8 @@ Runner = Callable[[argparse.Namespace], int]
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    from daemon.settings import load_settings
+
     return load_settings(args.config, required=args.config_required)
 
 
@@ -61,7 +68,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     """Print the certificates in PEM, DER, PKCS#7 and PFX files."""
-    from daemon.report import inspect_files
+    from daemon.inspectcmd import inspect_files
 
     return inspect_files(args.files, args.password_file, args.format)
 
@@ -97,6 +104,13 @@ def _add_format(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format")
 
 
+def _inspect_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("files", nargs="+", metavar="FILE")
+    sub.add_argument("--password-file", help="file whose first line is the PFX password")
+    _add_format(sub)
+    sub.set_defaults(func=cmd_inspect)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command."""
     parser = argparse.ArgumentParser(
@@ -119,11 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_format(sub)
     sub.set_defaults(func=cmd_status)
 
-    sub = commands.add_parser("inspect", help="certificates in PEM/DER/PKCS#7/PFX files")
-    sub.add_argument("files", nargs="+", metavar="FILE")
-    sub.add_argument("--password-file", help="file whose first line is the PFX password")
-    _add_format(sub)
-    sub.set_defaults(func=cmd_inspect)
+    _inspect_arguments(commands.add_parser("inspect", help="certificates in PEM/DER/PKCS#7/PFX files"))
 
     sub = commands.add_parser("check-config", help="validate the configuration")
     _add_format(sub)
@@ -170,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.set_defaults(func=cmd_demo)
 
+    from daemon.remediate import register_remediate
+
     register_remediate(commands)
     for register in EXTRA_COMMANDS:
         register(commands)
@@ -182,12 +194,22 @@ EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParse
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `certmon` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
-    args.config_required = args.config is not None
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words == ["--version"]:
+        print(f"certmon {__version__}")
+        return EXIT_OK
+    if words[:1] == ["inspect"]:
+        # The fast path: the same arguments as the full parser's `inspect`, without building the others.
+        quick = argparse.ArgumentParser(prog="certmon inspect", description="Certificates in PEM/DER/PKCS#7/PFX files.")
+        _inspect_arguments(quick)
+        args = quick.parse_args(words[1:])
+    else:
+        parser = build_parser()
+        args = parser.parse_args(words)
+        if not getattr(args, "func", None):
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
+    args.config_required = getattr(args, "config", None) is not None
     try:
         code = int(args.func(args))
         sys.stdout.flush()  # inside the try: a reader that went away shows here, not at interpreter exit
@@ -196,10 +218,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `certmon status | head`: the reader has what it wanted; end quietly like other command-line tools.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FINDINGS
-    except ConfigError as err:
-        print(f"certmon: configuration error:\n{err}", file=sys.stderr)
-        return EXIT_USAGE
     except CertmonError as err:
+        from daemon.settings import ConfigError
+
+        if isinstance(err, ConfigError):
+            print(f"certmon: configuration error:\n{err}", file=sys.stderr)
+            return EXIT_USAGE
         print(f"certmon: {err}", file=sys.stderr)
         return EXIT_FINDINGS
     except KeyboardInterrupt:
