@@ -94,8 +94,9 @@ def test_a_wrong_password_is_told_by_the_mac(files: dict[str, bytes]) -> None:
 
 
 def test_the_key_derivation_matches_a_published_vector() -> None:
-    # RFC 7292 gives no vectors; these are the PKCS#12 v1.0 KDF examples that OpenSSL and
-    # Bouncy Castle test against: SHA-1, password "smeg", salt 0A58CF64530D823F, 1 iteration.
+    # RFC 7292 gives no vectors; these are from Dr Stephen Henson's PKCS#12 test vectors
+    # (drh-consultancy.demon.co.uk/test.txt, set 1), which OpenSSL's and Bouncy Castle's
+    # PKCS#12 key-derivation tests use: SHA-1, password "smeg", salt 0A58CF64530D823F, 1 iteration.
     password = "smeg".encode("utf-16-be") + b"\0\0"
     salt = bytes.fromhex("0A58CF64530D823F")
     assert pkcs12_kdf("sha1", password, salt, purpose=1, iterations=1, size=24).hex().upper() == (
