@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     width = max(len(r.figure) for r in rows)
     print(f"{'FIGURE':{width}}  {'VALUE':>9}  {'UNIT':12}  {'TARGET':8}  SCRIPT")
     for r in rows:
-        print(f"{r.figure:{width}}  {r.value:9.2f}  {r.unit:12}  {r.target:8}  {r.script}")
+        print(f"{r.figure:{width}}  {r.value:9.3g}  {r.unit:12}  {r.target:8}  {r.script}")
     return 0
 
 
