@@ -147,6 +147,14 @@ class _Workers:
             self._jobs.put(None)
 
 
+def _close(conn: _Connection) -> None:
+    """Close a connection now; one still in its TLS handshake is cancelled, which closes its socket."""
+    if conn.transport is not None:
+        conn.transport.abort()
+    elif conn.task is not None:
+        conn.task.cancel()
+
+
 @dataclass(eq=False)
 class _Connection:
     transport: asyncio.Transport | None = None
@@ -235,8 +243,8 @@ class Engine:
             self._accepting.cancel()
         self.socket.close()
         for conn in list(self._connections):
-            if not conn.busy and conn.transport is not None:
-                conn.transport.abort()
+            if not conn.busy:
+                _close(conn)
 
     # -- accepting ---------------------------------------------------------------------------
 
@@ -261,8 +269,7 @@ class Engine:
         if best is None:
             return wait
         self._connections.pop(best, None)
-        if best.transport is not None:
-            best.transport.abort()
+        _close(best)
         self.evicted += 1
         return 0.0
 

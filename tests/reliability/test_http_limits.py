@@ -13,16 +13,23 @@ import http.client
 import json
 import selectors
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from daemon.http import HttpServer, Response, Router
+from daemon.httpserve import Limits
+from daemon.webconfig import WebConfig
+from simulator.pki import make_certificate
 
 ROOT = Path(__file__).resolve().parents[2]
 DEADLINE = 60.0
@@ -253,3 +260,40 @@ def test_large_headers_from_250_slow_clients_do_not_grow_memory() -> None:
     grown_mib = (state["peak_rss_kib"] - before["rss_kib"]) / 1024
     print(f"large headers: peak RSS grew {grown_mib:.1f} MiB ({before} -> {state})")
     assert grown_mib < 64, f"peak RSS grew by {grown_mib:.0f} MiB"
+
+
+def test_silent_tls_connections_are_bounded_and_a_scraper_gets_through(tmp_path: Path) -> None:
+    """Connections that never start their TLS handshake hold no slot (or descriptor) for long."""
+    now = datetime.now(UTC)
+    server_cert = make_certificate(
+        "localhost",
+        not_before=now.replace(year=now.year - 1),
+        not_after=now.replace(year=now.year + 1),
+        dns_names=("localhost",),
+        ip_addresses=("127.0.0.1",),
+    )
+    (tmp_path / "server.crt").write_bytes(server_cert.pem)
+    (tmp_path / "server.key").write_bytes(server_cert.key_pem)
+    web = WebConfig(tls={"cert_file": str(tmp_path / "server.crt"), "key_file": str(tmp_path / "server.key")})
+    router = Router()
+    router.add("GET", "/metrics", lambda request: Response.text("certmon_up 1\n"))
+    listener = HttpServer("127.0.0.1", 0, web, router, limits=Limits(max_connections=64))
+    listener.start()
+    context = ssl.create_default_context(cafile=str(tmp_path / "server.crt"))
+    try:
+        silent = [socket.create_connection(("127.0.0.1", listener.port)) for _ in range(300)]
+        try:
+            for _ in range(5):
+                connection = http.client.HTTPSConnection(
+                    "127.0.0.1", listener.port, timeout=SCRAPE_TIMEOUT, context=context
+                )
+                connection.request("GET", "/metrics")
+                assert connection.getresponse().status == 200
+                connection.close()
+            assert listener.engine.connections <= 64
+            assert listener.engine.evicted > 0
+        finally:
+            for sock in silent:
+                sock.close()
+    finally:
+        listener.stop()
