@@ -1,6 +1,6 @@
 """A certmon listener in a process of its own, for the HTTP attack tests.
 
-    python -m tests.reliability.httpchild [DESCRIPTOR_LIMIT]
+    python -m tests.reliability.httpchild [DESCRIPTOR_LIMIT] [--threading]
 
 Serves a pre-rendered /metrics of `SERIES` certificate-like series (daemon.http.HttpServer,
 the listener the daemon uses), prints `{"port", "cap"}` as one JSON line, then answers
@@ -11,7 +11,9 @@ commands on stdin, one JSON line each:
 * `stop`: stop and exit.
 
 With DESCRIPTOR_LIMIT the process's soft and hard descriptor limits are set to it first, so
-that a test can show the listener leaves room for the collectors.
+that a test can show the listener leaves room for the collectors. With `--threading` the same
+bytes are served by the standard library's ThreadingHTTPServer (the listener certmon had
+before), for benchmarks/bench_http.py to compare.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import json
 import os
 import socket
 import sys
+import threading
 
 from prometheus_client.core import GaugeMetricFamily
 
@@ -55,12 +58,45 @@ def _collector_room() -> dict[str, object]:
             item.close()
 
 
+class _Threading:
+    """The standard library's threaded server with the same /metrics bytes."""
+
+    def __init__(self, body: bytes) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            timeout = 30
+
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 64
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = int(self.server.server_address[1])
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def state(self) -> dict[str, int]:
+        return {"connections": threading.active_count() - 2, "evicted": 0}
+
+
 def main() -> None:
     """Serve until told to stop."""
-    if len(sys.argv) > 1:
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    if args:
         import resource
 
-        limit = int(sys.argv[1])
+        limit = int(args[0])
         resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
     family = GaugeMetricFamily(
         "certmon_cert_not_after_timestamp_seconds", "Certificate expiry.", labels=["node", "thumbprint"]
@@ -68,6 +104,18 @@ def main() -> None:
     for i in range(SERIES):
         family.add_metric([f"NODE{i % 20:03d}", f"{i:040X}"], 1.8e9 + i)
     exposition = render_exposition([family])
+    if "--threading" in sys.argv:
+        baseline = _Threading(exposition.text)
+        print(json.dumps({"port": baseline.port, "cap": 0}), flush=True)
+        for line in sys.stdin:
+            command = line.strip()
+            if command == "state":
+                print(json.dumps({**baseline.state(), **_memory()}), flush=True)
+            elif command == "files":
+                print(json.dumps(_collector_room()), flush=True)
+            elif command == "stop":
+                break
+        return
     router = Router()
     router.add("GET", "/metrics", exposition_handler(lambda: exposition))
     server = HttpServer("127.0.0.1", 0, WebConfig(), router)

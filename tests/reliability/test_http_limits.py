@@ -42,8 +42,9 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="re
 class Child:
     """The listener process and its command channel."""
 
-    def __init__(self, limit: int | None) -> None:
+    def __init__(self, limit: int | None, threading_baseline: bool = False) -> None:
         args = [sys.executable, "-m", "tests.reliability.httpchild"] + ([str(limit)] if limit else [])
+        args += ["--threading"] if threading_baseline else []
         self.process = subprocess.Popen(args, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         hello = self._line()
         self.port = int(hello["port"])
@@ -87,8 +88,9 @@ class Child:
 
 
 @contextmanager
-def child(limit: int | None = None) -> Iterator[Child]:
-    listener = Child(limit)
+def child(limit: int | None = None, threading_baseline: bool = False) -> Iterator[Child]:
+    """The listener process (or, for benchmarks, the standard library's threaded server)."""
+    listener = Child(limit, threading_baseline)
     try:
         yield listener
     finally:
