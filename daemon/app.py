@@ -173,16 +173,21 @@ class Daemon:
         log.info("stopping (signal %s)", signum)
         self._stop.set()
 
-    def wait_for_stop(self) -> None:
-        """Block until SIGTERM, SIGINT (Ctrl+C) or, on Windows, Ctrl+Break."""
+    def _handle_stop_signals(self) -> None:
         for name in ("SIGTERM", "SIGINT", "SIGBREAK"):
             if hasattr(signal, name):
                 signal.signal(getattr(signal, name), self.request_stop)
+
+    def wait_for_stop(self) -> None:
+        """Block until SIGTERM, SIGINT (Ctrl+C) or, on Windows, Ctrl+Break."""
+        self._handle_stop_signals()
         while not self._stop.wait(1.0):
             pass
 
     def run_forever(self) -> None:
         """Start, run until a stop signal, then stop."""
+        # Before start: once /metrics answers, a stop signal must already mean "stop cleanly".
+        self._handle_stop_signals()
         self.start()
         try:
             self.wait_for_stop()
