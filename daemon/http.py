@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import gzip
 import json
 import logging
 import re
@@ -12,9 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
-
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
 
 from daemon.exposition import Exposition
 from daemon.hostcheck import HostCheck
@@ -24,7 +20,7 @@ from daemon.webconfig import WebConfig
 
 log = logging.getLogger("certmon.http")
 
-__all__ = ["MAX_BODY", "HttpServer", "Request", "Response", "Router", "exposition_handler", "metrics_handler"]
+__all__ = ["MAX_BODY", "HttpServer", "Request", "Response", "Router", "exposition_handler"]
 
 
 @dataclass
@@ -109,21 +105,6 @@ def exposition_handler(latest: Callable[[], Exposition]) -> Handler:
         )
         headers = {"Vary": "Accept, Accept-Encoding"}
         if gzipped:
-            headers["Content-Encoding"] = "gzip"
-        return Response(200, body, content_type, headers)
-
-    return handle
-
-
-def metrics_handler(registry: CollectorRegistry) -> Handler:
-    """Render the registry in the format the scraper asks for, gzip when accepted."""
-
-    def handle(request: Request) -> Response:
-        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-        body = encoder(registry)
-        headers = {}
-        if "gzip" in request.headers.get("accept-encoding", ""):
-            body = gzip.compress(body, compresslevel=1)
             headers["Content-Encoding"] = "gzip"
         return Response(200, body, content_type, headers)
 

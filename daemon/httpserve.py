@@ -44,7 +44,10 @@ from functools import partial
 from http import HTTPStatus
 from typing import Any, Protocol
 
+from daemon.httplimits import Limits, connection_cap
 from daemon.httpwire import MAX_HEAD, FramingError, RequestHead, parse_head
+
+__all__ = ["Engine", "Incoming", "Limits", "Reply", "connection_cap"]
 
 log = logging.getLogger("certmon.http")
 
@@ -57,22 +60,6 @@ EVICT_SILENT_AFTER = 2.0
 # After refusing a request, how long and how much of what the client still sends is read and dropped.
 LINGER_SECONDS = 1.0
 LINGER_BYTES = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Limits:
-    """How much one listener lets its clients take."""
-
-    max_connections: int = 512
-    #: descriptors of the process's limit that the listeners leave to the collectors
-    fd_reserve: int = 256
-    tls_handshake_seconds: float = 10.0
-    head_seconds: float = 10.0
-    body_seconds: float = 30.0
-    idle_seconds: float = 75.0
-    write_seconds: float = 60.0
-    workers: int = 8
-    backlog: int = 4096
 
 
 class Reply(Protocol):
@@ -96,32 +83,6 @@ class Incoming:
 
 
 Dispatch = Callable[[Incoming], Reply]
-
-
-def fd_limit() -> int | None:
-    """The process's descriptor limit, raised to its hard limit first; None where there is none (Windows)."""
-    try:
-        import resource
-    except ImportError:
-        return None
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = 65536 if hard == resource.RLIM_INFINITY else hard
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-            soft = wanted
-        except (ValueError, OSError):
-            pass
-    return None if soft == resource.RLIM_INFINITY else int(soft)
-
-
-def connection_cap(limits: Limits, listeners: int = 2) -> int:
-    """Connections one listener may hold: the configured cap, within the descriptors left after the reserve."""
-    limit = fd_limit()
-    if limit is None:
-        return limits.max_connections
-    room = (limit - limits.fd_reserve) // max(listeners, 1)
-    return max(8, min(limits.max_connections, room))
 
 
 class _Workers:
