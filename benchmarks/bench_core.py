@@ -1,15 +1,20 @@
 """Core benchmarks, measured side by side in one run.
 
-1. /metrics render time for 20,000 certificate series, certmon's exporter versus a bare
-   prometheus_client custom collector emitting exactly the same series (target <= 1.2).
-2. Certificate-model parse throughput versus bare cryptography load + SHA-1 (target >= 0.8),
-   cold (every certificate new to the process) and warm (seen before, as on every later cycle).
+1. GET /metrics over HTTP for 20,000 certificate series (~60,000 series): process CPU per scrape
+   of certmon's listener, which serves the bodies rendered once per evaluation, versus a bare
+   prometheus_client server (`start_http_server`, a custom collector emitting exactly the same
+   series, rendered per scrape), as Prometheus asks (OpenMetrics, gzip) and plain (target <= 0.1);
+   and two scrapes against one evaluation's CPU (target <= 1).
+2. The certificate record, thumbprint + notAfter, versus the floor `load_der_x509_certificate` +
+   `hashlib.sha1(der)`: new certificates (target >= 0.8) and certificates seen before (>= 1.5).
 
 Run: .venv/bin/python benchmarks/bench_core.py   (or /work/venv/bin/python from a checkout)
 """
 
 from __future__ import annotations
 
+import hashlib
+import http.client
 import statistics
 import sys
 import tempfile
@@ -21,15 +26,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 
 from collectors import certificate as model
 from collectors.base import Collector, Deadline
 from collectors.model import CertObservation, Observation
 from daemon.app import Daemon
+from daemon.exposition import render_exposition
 from daemon.settings import Settings
 from simulator.pki import make_certificate
 
@@ -106,33 +112,99 @@ def _median_time(fn: Callable[[], object], rounds: int) -> float:
     return statistics.median(times)
 
 
+PROMETHEUS_HEADERS = {
+    "Accept": "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+    "Accept-Encoding": "gzip",
+}
+
+
+def _scrape_cpu(port: int, headers: dict[str, str], rounds: int) -> float:
+    """Median process CPU seconds of one GET /metrics (server and client both in this process)."""
+    times = []
+    for _ in range(rounds):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        started = time.process_time()
+        connection.request("GET", "/metrics", headers=headers)
+        response = connection.getresponse()
+        body = response.read()
+        times.append(time.process_time() - started)
+        connection.close()
+        assert response.status == 200 and body
+    return statistics.median(times)
+
+
 def bench_metrics(rounds: int = 15) -> dict[str, float]:
-    """Render /metrics both ways; print and return the figures."""
+    """Scrape /metrics over HTTP: certmon's listener versus a bare prometheus_client server; print and return."""
     ders = _unique_ders(PER_NODE)
     with tempfile.TemporaryDirectory() as folder:
         settings = Settings(environment="bench", data_dir=Path(folder))
+        settings.exporter.port = 0
+        settings.api.enabled = False
         daemon = Daemon(settings, collectors=[SyntheticStores(ders)], clock=lambda: NOW)
         daemon.collect_once()
-        ours = daemon.registry
         cert_series = sum(
             1 for f in daemon.view.families if f.name == "certmon_cert_not_after_timestamp_seconds" for _ in f.samples
         )
         total_series = sum(len(f.samples) for f in daemon.view.families)
         bare = CollectorRegistry(auto_describe=False)
         bare.register(BareCollector(daemon.view.families))  # type: ignore[arg-type]
-        assert generate_latest(bare) == generate_latest(ours), "both must emit exactly the same exposition"
-        pairs = [
-            (_median_time(lambda: generate_latest(ours), 1), _median_time(lambda: generate_latest(bare), 1))
-            for _ in range(rounds)
-        ]
-        ours_s = statistics.median(p[0] for p in pairs)
-        bare_s = statistics.median(p[1] for p in pairs)
+        assert generate_latest(bare) == daemon.view.exposition.text, "both must serve exactly the same exposition"
+        evaluations = []
+        renders = []
+        for _ in range(max(3, rounds // 3)):
+            started = time.process_time()
+            view = daemon.publish()
+            evaluations.append(time.process_time() - started)
+            started = time.process_time()
+            render_exposition(view.families)
+            renders.append(time.process_time() - started)
+        library = []
+        for _ in range(max(3, rounds // 3)):
+            started = time.process_time()
+            generate_latest(bare)
+            openmetrics_latest(bare)
+            library.append(time.process_time() - started)
+        library_render = statistics.median(library)
+        daemon.start(schedule=False)
+        assert daemon.http is not None
+        server, _ = start_http_server(0, addr="127.0.0.1", registry=bare)
+        bare_port = server.server_address[1]
+        figures: dict[str, float] = {}
+        for label, headers in (("prometheus", PROMETHEUS_HEADERS), ("plain", {})):
+            pairs = [
+                (_scrape_cpu(daemon.http.port, headers, 1), _scrape_cpu(bare_port, headers, 1)) for _ in range(rounds)
+            ]
+            figures[f"{label}_certmon_s"] = statistics.median(p[0] for p in pairs)
+            figures[f"{label}_bare_s"] = statistics.median(p[1] for p in pairs)
+        server.shutdown()
+        server.server_close()
         daemon.stop()
-    print(f"/metrics render: {cert_series} certificate series ({total_series} series in all)")
-    print(f"  certmon exporter      {ours_s * 1000:8.1f} ms")
-    print(f"  bare custom collector {bare_s * 1000:8.1f} ms")
-    print(f"  ratio certmon / bare  {ours_s / bare_s:8.2f}   (target <= 1.2)")
-    return {"series": cert_series, "certmon_s": ours_s, "bare_s": bare_s, "ratio": ours_s / bare_s}
+    evaluation = statistics.median(evaluations)
+    render = statistics.median(renders)
+    ratio = figures["prometheus_certmon_s"] / figures["prometheus_bare_s"]
+    two = 2 * figures["prometheus_certmon_s"] / evaluation
+    print(f"/metrics scrape over HTTP: {cert_series} certificate series ({total_series} series in all), CPU per scrape")
+    for label, title in (("prometheus", "as Prometheus asks (OpenMetrics, gzip)"), ("plain", "plain text")):
+        ours, theirs = figures[f"{label}_certmon_s"], figures[f"{label}_bare_s"]
+        print(f"  {title}")
+        print(f"    certmon listener (pre-rendered)   {ours * 1000:9.2f} ms")
+        print(f"    bare prometheus_client server     {theirs * 1000:9.2f} ms")
+        print(f"    ratio certmon / bare              {ours / theirs:9.3f}   (target <= 0.1)")
+    print(
+        f"  one evaluation (collect excluded)  {evaluation * 1000:9.1f} ms, of which rendering all four bodies "
+        f"{render * 1000:.1f} ms (prometheus_client renders the two formats in {library_render * 1000:.1f} ms)"
+    )
+    print(f"  two scrapes / one evaluation       {two:9.3f}   (target <= 1)")
+    return {
+        "series": cert_series,
+        "ratio": ratio,
+        "plain_ratio": figures["plain_certmon_s"] / figures["plain_bare_s"],
+        "two_scrapes_per_evaluation": two,
+        "render_ratio": render / library_render,
+        **figures,
+        "evaluation_s": evaluation,
+    }
 
 
 def bench_parse(count: int = 2000, rounds: int = 7) -> dict[str, float]:
@@ -140,13 +212,16 @@ def bench_parse(count: int = 2000, rounds: int = 7) -> dict[str, float]:
     ders = _unique_ders(count)
 
     def bare() -> None:
+        # The honest floor: what any program must do to name a certificate and know it parses.
         for der in ders:
-            x509.load_der_x509_certificate(der).fingerprint(hashes.SHA1())
+            x509.load_der_x509_certificate(der)
+            hashlib.sha1(der, usedforsecurity=False).digest()
 
     def ours_cold() -> None:
         model._CACHE.clear()
         for der in ders:
-            model.certificate_from_der(der)
+            c = model.certificate_from_der(der)
+            _ = (c.thumbprint, c.not_after)
 
     def ours_cold_exporter_fields() -> None:
         model._CACHE.clear()
@@ -161,7 +236,8 @@ def bench_parse(count: int = 2000, rounds: int = 7) -> dict[str, float]:
 
     def ours_warm() -> None:
         for der in ders:
-            model.certificate_from_der(der)
+            c = model.certificate_from_der(der)
+            _ = (c.thumbprint, c.not_after)
 
     results: dict[str, list[float]] = {name: [] for name in ("bare", "cold", "fields", "full", "warm")}
     for _ in range(rounds):
@@ -173,16 +249,19 @@ def bench_parse(count: int = 2000, rounds: int = 7) -> dict[str, float]:
         results["warm"].append(_median_time(ours_warm, 1))
     rate = {k: len(ders) / statistics.median(v) for k, v in results.items()}
     print(f"certificate parse throughput ({len(ders)} distinct certificates, certificates per second)")
-    print(f"  bare cryptography load + SHA-1           {rate['bare']:10.0f}")
+    print(f"  bare load_der_x509_certificate + sha1    {rate['bare']:10.0f}")
     print(
-        f"  certmon, new certificate (record)        {rate['cold']:10.0f}   ratio {rate['cold'] / rate['bare']:.2f}"
+        f"  certmon, new: thumbprint + notAfter      {rate['cold']:10.0f}   ratio {rate['cold'] / rate['bare']:.2f}"
         "   (target >= 0.8)"
     )
     print(
         f"  certmon, new + exporter fields           {rate['fields']:10.0f}   ratio {rate['fields'] / rate['bare']:.2f}"
     )
     print(f"  certmon, new + every field (inspect)     {rate['full']:10.0f}   ratio {rate['full'] / rate['bare']:.2f}")
-    print(f"  certmon, seen before (every later cycle) {rate['warm']:10.0f}   ratio {rate['warm'] / rate['bare']:.2f}")
+    print(
+        f"  certmon, seen before (every later cycle) {rate['warm']:10.0f}   ratio {rate['warm'] / rate['bare']:.2f}"
+        "   (target >= 1.5)"
+    )
     return {name: rate[name] / rate["bare"] for name in ("cold", "fields", "full", "warm")}
 
 

@@ -26,6 +26,7 @@ from bench_evaluator import NOW, _best, build
 
 from daemon.app import Daemon, View
 from daemon.evaluator import evaluate
+from daemon.exposition import render_exposition
 from daemon.metrics import build_families
 from daemon.settings import Settings
 from daemon.status import status_document
@@ -43,7 +44,8 @@ def main() -> dict[str, float]:
     settings = loaded if isinstance(loaded, Settings) else Settings()
     evaluation = evaluate(snapshot, history, NOW, settings)
     families_s = _best(lambda: build_families(evaluation, {}))
-    view = View(evaluation, tuple(build_families(evaluation, {})))
+    families = tuple(build_families(evaluation, {}))
+    view = View(evaluation, families, render_exposition(families))
     page_s = _best(lambda: render_page(status_document(view, settings)))
     document = status_document(view, settings)
     page = render_page(document)

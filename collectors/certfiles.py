@@ -27,6 +27,7 @@ from collectors.certificate import (
     certificate_from_x509,
 )
 from collectors.errors import CertificateError, Reason, file_error
+from collectors.pfx import NotSplittable, WrongPassword, split_pkcs12
 
 
 def _looks_like_pkcs12(data: bytes) -> bool:
@@ -72,6 +73,24 @@ def open_pkcs12(data: bytes, password: bytes | None, source: str) -> pkcs12.PKCS
 
 
 def _open_pkcs12(data: bytes, password: bytes | None, source: str) -> list[LoadedCertificate]:
+    attempts: list[bytes | None] = [password] if password else [None, b""]
+    wrong = 0
+    for attempt in attempts:
+        try:
+            split = split_pkcs12(data, attempt)
+        except WrongPassword:
+            wrong += 1
+            continue
+        except (NotSplittable, ValueError, TypeError, KeyError, x509.InvalidVersion, UnsupportedAlgorithm):
+            break  # the whole-file load below decides, and words any error
+        opened = [LoadedCertificate(certificate_from_x509(c, source), key, source) for c, key in split.certificates]
+        if not opened:
+            raise CertificateError(source, Reason.PARSE_ERROR, "PKCS#12 file holds no certificate")
+        return opened
+    if wrong == len(attempts):
+        if password:
+            raise CertificateError(source, Reason.WRONG_PASSWORD, "wrong password for PKCS#12 file")
+        raise CertificateError(source, Reason.WRONG_PASSWORD, "PKCS#12 file is password protected; no password given")
     bundle = open_pkcs12(data, password, source)
     found: list[LoadedCertificate] = []
     if bundle.cert is not None:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cached_property
 from typing import Any
 
 from cryptography import x509
@@ -44,20 +43,94 @@ def is_thumbprint(value: str) -> bool:
     return bool(_HEX40.fullmatch(_THUMBPRINT_NOISE.sub("", value).upper()))
 
 
+def _key_field(index: int) -> Callable[[Certificate], Any]:
+    return lambda c: _key_facts(c.parsed)[index]
+
+
+# How each lazy field of a Certificate is computed, on first use.
+_LAZY: dict[str, Callable[[Certificate], Any]] = {
+    # The cryptography object, for signature and chain checks; the DER parsed once already.
+    "parsed": lambda c: x509.load_der_x509_certificate(c.der),
+    "not_before": lambda c: c.parsed.not_valid_before_utc,
+    "not_after_ts": lambda c: c.not_after.timestamp(),
+    "sha256": lambda c: hashlib.sha256(c.der).hexdigest().upper(),
+    "subject": lambda c: _name_text(c.parsed, "subject"),
+    "issuer": lambda c: _name_text(c.parsed, "issuer"),
+    "subject_cn": lambda c: _common_name(c.parsed, "subject"),
+    "issuer_cn": lambda c: _common_name(c.parsed, "issuer"),
+    "dns_names": lambda c: tuple(_sans(c.parsed, x509.DNSName)),
+    "ip_addresses": lambda c: tuple(str(ip) for ip in _sans(c.parsed, x509.IPAddress)),
+    "serial": lambda c: _serial_hex(c.parsed.serial_number),
+    "key_algorithm": _key_field(0),
+    "key_size": _key_field(1),
+    "signature_algorithm": lambda c: _oid_name(c.parsed.signature_algorithm_oid),
+    "self_signed": lambda c: _self_signed(c.parsed),
+    "key_usage": lambda c: _key_usage(c.parsed),
+    "extended_key_usage": lambda c: _extended_key_usage(c.parsed),
+    "subject_key_identifier": lambda c: _subject_key_identifier(c.parsed),
+    "problems": lambda c: tuple(_extension_problem(c.parsed)),
+}
+_LAZY_NAMES = tuple(_LAZY)
+
+
 class Certificate:
     """What a certificate says about itself; identical wherever the same DER is found.
 
-    The thumbprint and the validity dates are read when the record is made; the other fields
-    are read from the DER on first use and kept, because most of them are only needed for
-    `inspect` and a few findings while every cycle sees thousands of certificates.
+    The thumbprint (the SHA-1 that found the record in the cache anyway) and `not_after` (which
+    every evaluation reads) are set when the record is made, from a parse that also proves the
+    DER is a certificate. Every other field, and the cryptography object itself (`parsed`), is
+    read on first use and then kept in its slot: a cycle sees thousands of certificates, most
+    fields are only needed by `inspect` and a few findings, and a record that keeps only its
+    DER until then is smaller and faster to make.
+
+    Lazy fields are plain slots filled by `__getattr__`, which Python calls only while a slot
+    is still empty; later reads are ordinary attribute reads, with no lock (unlike
+    functools.cached_property on Python 3.11). Two threads filling the same field at once both
+    compute the same value, which is harmless.
+
+    Fields: `not_before`, `not_after` (UTC datetimes), `not_after_ts` (Unix time), `sha256`,
+    `subject`, `issuer` (RFC 4514), `subject_cn`, `issuer_cn`, `dns_names`, `ip_addresses`,
+    `serial` (upper-case hex of even length), `key_algorithm`, `key_size`, `signature_algorithm`,
+    `self_signed` (subject equals issuer and the certificate's own key verifies its signature),
+    `key_usage`, `extended_key_usage`, `subject_key_identifier` and `problems` (parts of the
+    certificate that could not be read, e.g. a malformed extension).
     """
 
-    __slots__ = ("__dict__", "_der", "_parsed", "thumbprint")
+    __slots__ = ("_der", "not_after", "thumbprint", *_LAZY_NAMES)
 
-    def __init__(self, der: bytes, digest: bytes, parsed: x509.Certificate) -> None:
+    parsed: x509.Certificate
+    not_before: datetime
+    not_after: datetime
+    not_after_ts: float
+    sha256: str
+    subject: str
+    issuer: str
+    subject_cn: str
+    issuer_cn: str
+    dns_names: tuple[str, ...]
+    ip_addresses: tuple[str, ...]
+    serial: str
+    key_algorithm: str
+    key_size: int
+    signature_algorithm: str
+    self_signed: bool
+    key_usage: tuple[str, ...]
+    extended_key_usage: tuple[str, ...]
+    subject_key_identifier: str
+    problems: tuple[str, ...]
+
+    def __init__(self, der: bytes, thumbprint: str, not_after: datetime) -> None:
         self._der = der
-        self._parsed = parsed
-        self.thumbprint = digest.hex().upper()
+        self.thumbprint = thumbprint
+        self.not_after = not_after
+
+    def __getattr__(self, name: str) -> Any:
+        compute = _LAZY.get(name)
+        if compute is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        value = compute(self)
+        setattr(self, name, value)
+        return value
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Certificate) and other.thumbprint == self.thumbprint
@@ -73,113 +146,9 @@ class Certificate:
         """The DER encoding."""
         return self._der
 
-    @property
-    def parsed(self) -> x509.Certificate:
-        """The cryptography object, for signature and chain checks."""
-        return self._parsed
-
-    @cached_property
-    def not_before(self) -> datetime:
-        """Start of validity, UTC."""
-        return self._parsed.not_valid_before_utc
-
-    @cached_property
-    def not_after(self) -> datetime:
-        """End of validity, UTC."""
-        return self._parsed.not_valid_after_utc
-
-    @property
-    def not_after_ts(self) -> float:
-        """Expiry as a Unix timestamp."""
-        return self.not_after.timestamp()
-
     def days_left(self, now: datetime) -> float:
         """Days until expiry (negative once expired)."""
         return (self.not_after - now).total_seconds() / 86400.0
-
-    @cached_property
-    def sha256(self) -> str:
-        """SHA-256 fingerprint, upper-case hex."""
-        return hashlib.sha256(self._der).hexdigest().upper()
-
-    @cached_property
-    def subject(self) -> str:
-        """Subject, RFC 4514."""
-        return _name_text(self._parsed, "subject")
-
-    @cached_property
-    def issuer(self) -> str:
-        """Issuer, RFC 4514."""
-        return _name_text(self._parsed, "issuer")
-
-    @cached_property
-    def subject_cn(self) -> str:
-        """Subject common name, or ''."""
-        return _common_name(self._parsed, "subject")
-
-    @cached_property
-    def issuer_cn(self) -> str:
-        """Issuer common name, or ''."""
-        return _common_name(self._parsed, "issuer")
-
-    @cached_property
-    def dns_names(self) -> tuple[str, ...]:
-        """DNS subject alternative names."""
-        return tuple(_sans(self._parsed, x509.DNSName))
-
-    @cached_property
-    def ip_addresses(self) -> tuple[str, ...]:
-        """IP subject alternative names."""
-        return tuple(str(ip) for ip in _sans(self._parsed, x509.IPAddress))
-
-    @cached_property
-    def serial(self) -> str:
-        """Serial number, upper-case hex of even length."""
-        return _serial_hex(self._parsed.serial_number)
-
-    @cached_property
-    def _key(self) -> tuple[str, int]:
-        return _key_facts(self._parsed)
-
-    @property
-    def key_algorithm(self) -> str:
-        """RSA, EC <curve>, Ed25519..."""
-        return self._key[0]
-
-    @property
-    def key_size(self) -> int:
-        """Key size in bits."""
-        return self._key[1]
-
-    @cached_property
-    def signature_algorithm(self) -> str:
-        """Signature algorithm name, e.g. sha256WithRSAEncryption."""
-        return _oid_name(self._parsed.signature_algorithm_oid)
-
-    @cached_property
-    def self_signed(self) -> bool:
-        """Subject equals issuer and the certificate's own key verifies its signature."""
-        return _self_signed(self._parsed)
-
-    @cached_property
-    def key_usage(self) -> tuple[str, ...]:
-        """Key usage flags."""
-        return _key_usage(self._parsed)
-
-    @cached_property
-    def extended_key_usage(self) -> tuple[str, ...]:
-        """Extended key usages by name (serverAuth...) or dotted OID."""
-        return _extended_key_usage(self._parsed)
-
-    @cached_property
-    def subject_key_identifier(self) -> str:
-        """Subject key identifier, upper-case hex, or ''."""
-        return _subject_key_identifier(self._parsed)
-
-    @cached_property
-    def problems(self) -> tuple[str, ...]:
-        """Parts of the certificate that could not be read (a malformed extension)."""
-        return tuple(_extension_problem(self._parsed))
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,26 +194,30 @@ def iso_z(moment: datetime) -> str:
 
 # Parsed certificates are interned by their SHA-1: the same DER arrives from every
 # node on every cycle, and a certificate's content never changes.
-_CACHE: dict[bytes, Certificate] = {}
+_CACHE: dict[str, Certificate] = {}
 _CACHE_LIMIT = 100_000
 _CACHE_LOCK = threading.Lock()
+_sha1 = hashlib.sha1
+_load_der = x509.load_der_x509_certificate
 
 
 def certificate_from_der(der: bytes, source: str = "<certificate>") -> Certificate:
     """Parse one DER certificate into the model; raises CertificateError naming the source."""
-    digest = hashlib.sha1(der, usedforsecurity=False).digest()
-    cached = _CACHE.get(digest)
+    thumbprint = _sha1(der, usedforsecurity=False).hexdigest().upper()
+    cached = _CACHE.get(thumbprint)
     if cached is not None:
         return cached
     try:
-        parsed = x509.load_der_x509_certificate(der)
+        not_after = _load_der(der).not_valid_after_utc
     except (ValueError, x509.InvalidVersion) as err:  # InvalidVersion is no ValueError
         raise CertificateError(source, Reason.PARSE_ERROR, _der_problem(der, err)) from err
-    record = Certificate(bytes(der), digest, parsed)
-    with _CACHE_LOCK:
-        if len(_CACHE) >= _CACHE_LIMIT:
-            _CACHE.clear()
-        _CACHE[digest] = record
+    record = Certificate(der if type(der) is bytes else bytes(der), thumbprint, not_after)
+    if len(_CACHE) >= _CACHE_LIMIT:
+        with _CACHE_LOCK:
+            if len(_CACHE) >= _CACHE_LIMIT:
+                _CACHE.clear()
+    # One dict store is atomic under the GIL: readers see the record or nothing.
+    _CACHE[thumbprint] = record
     return record
 
 

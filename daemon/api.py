@@ -29,7 +29,8 @@ from urllib.parse import urlsplit
 
 from collectors.certificate import certificate_from_der
 from collectors.errors import CertificateError
-from daemon.apiauth import ApplyAuth, is_loopback
+from daemon.apiauth import ApplyAuth, api_host_check, is_loopback
+from daemon.apirefusals import REFUSED_OUTCOMES, RefusalLimiter, short_path
 from daemon.http import HttpServer, Request, Response, Router
 from daemon.remediation import remediation_auditor, remediation_context, remediation_engine
 from daemon.settings import ConfigError, Settings
@@ -52,6 +53,8 @@ QUEUE_PER_WORKER = 4
 # How long stopping waits for API handlers to write their answer and audit record once the workers are done.
 STOP_WAIT_SECONDS = 30.0
 APPLY_FIELDS = {"expect_plan"}
+# Longest message an API audit record keeps (messages can quote what the client sent).
+MAX_MESSAGE = 500
 OUTCOME_STATUS = {
     Outcome.PLANNED: 200,
     Outcome.NOTHING_TO_DO: 200,
@@ -114,6 +117,8 @@ class ApiServer:
         self.auth = ApplyAuth(self.settings, self.web_config)
         self.status = StatusCache(daemon)
         self.auditor = remediation_auditor(daemon)
+        #: refused requests are audited at a bounded rate (daemon.apirefusals)
+        self.refusals = RefusalLimiter()
         self.host = socket.gethostname()
         self._pool = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="api-remediation")
         self._slots = threading.BoundedSemaphore(self.settings.workers * (1 + QUEUE_PER_WORKER))
@@ -139,7 +144,12 @@ class ApiServer:
         port = self.settings.effective_port(self.daemon.settings.exporter.port)
         try:
             self.http = HttpServer(
-                self.settings.listen_address, port, self.web_config, self.router, on_refused=self._refused
+                self.settings.listen_address,
+                port,
+                self.web_config,
+                self.router,
+                on_refused=self._refused,
+                allowed_hosts=api_host_check(self.settings, self.web_config),
             )
         except OSError as err:
             raise ConfigError(
@@ -158,6 +168,7 @@ class ApiServer:
         with self._idle:
             if not self._idle.wait_for(lambda: self._handlers == 0, timeout=STOP_WAIT_SECONDS):
                 log.warning("stopping with %d API requests unanswered", self._handlers)
+        self._write_left_out()
 
     @property
     def url(self) -> str:
@@ -207,26 +218,42 @@ class ApiServer:
         return None
 
     def _record(self, request: Request, answer: Answer) -> None:
+        detail: dict[str, Any] = {
+            "method": request.method,
+            "path": short_path(request.path),
+            "status": answer.response.status,
+            "peer": request.peer,
+            "auth": answer.auth,
+        }
+        if answer.outcome in REFUSED_OUTCOMES:
+            write, left_out = self.refusals.admit(request.peer, answer.outcome)
+            if not write:
+                return
+            if left_out:
+                detail["suppressed"] = left_out
+        self._write(answer, self._identity(request, answer.principal), detail)
+
+    def _write(self, answer: Answer, actor: str, detail: dict[str, Any]) -> None:
         record = AuditRecord(
             run_id=answer.run_id or uuid.uuid4().hex,
             at=self.daemon.clock(),
-            actor=self._identity(request, answer.principal),
+            actor=actor,
             host=self.host,
             environment=self.daemon.settings.environment,
-            remediation=answer.remediation,
+            remediation=short_path(answer.remediation),
             target=answer.target,
             mode=API_MODE,
             outcome=answer.outcome,
-            message=answer.message,
-            detail={
-                "method": request.method,
-                "path": request.path,
-                "status": answer.response.status,
-                "peer": request.peer,
-                "auth": answer.auth,
-            },
+            message=answer.message if len(answer.message) <= MAX_MESSAGE else answer.message[: MAX_MESSAGE - 3] + "...",
+            detail=detail,
         )
         self.auditor.record(record)
+
+    def _write_left_out(self) -> None:
+        """At stop: one record per client and outcome whose refusals were counted but not written."""
+        for peer, outcome, count in self.refusals.drain():
+            answer = error(0, outcome, f"{count} more refused API requests from {peer} were not recorded one by one")
+            self._write(answer, f"api:anonymous@{peer}", {"peer": peer, "suppressed": count})
 
     @property
     def in_flight(self) -> int:
@@ -238,10 +265,12 @@ class ApiServer:
         with self._count_lock:
             self._in_flight += delta
 
-    def _refused(self, method: str, path: str, peer: str) -> None:
-        """Audit an API call the listener refused for want of basic-auth credentials."""
-        if path.startswith("/api/"):
-            request = Request(method, path, {}, {}, b"", peer=peer)
+    def _refused(self, method: str, path: str, peer: str, status: int) -> None:
+        """Audit a request the listener refused: no basic-auth credentials for an API call, or an unknown Host."""
+        request = Request(method, path, {}, {}, b"", peer=peer)
+        if status == 421:
+            self._record(request, error(421, "misdirected", "unknown Host header (DNS rebinding?)"))
+        elif path.startswith("/api/"):
             answer = error(401, "unauthorized", "basic-auth credentials missing or wrong")
             answer.auth = "basic"
             self._record(request, answer)

@@ -23,9 +23,11 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from collectors.certfiles import load_certificate_file
 from collectors.certificate import certificate_from_der
 from collectors.errors import CertificateError
 from collectors.secrets import read_secret_file, register_secret
+from daemon.hostcheck import HostCheck
 from daemon.http import Request
 from daemon.settings import ApiSettings, ConfigError
 from daemon.webconfig import WebConfig
@@ -45,6 +47,18 @@ def is_loopback(address: str) -> bool:
         return ipaddress.ip_address(address.strip().strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def api_host_check(settings: ApiSettings, web_config: WebConfig) -> HostCheck:
+    """The Host names the page and API answer: see daemon.hostcheck."""
+    tls_names: list[str] = []
+    if web_config.tls.get("cert_file"):
+        try:
+            for loaded in load_certificate_file(web_config.tls["cert_file"]):
+                tls_names.extend(loaded.certificate.dns_names)
+        except CertificateError as err:
+            log.warning("api: cannot read the TLS certificate's DNS names for the Host check: %s", err)
+    return HostCheck.for_listener(settings.listen_address, settings.allowed_hosts, tls_names)
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,9 @@ from collectors.base import Collector
 from collectors.model import Observation, SourceResult
 from daemon.clock import settings_clock
 from daemon.evaluator import evaluate
+from daemon.exposition import render_exposition
 from daemon.findinglog import FindingLog
-from daemon.http import HttpServer, Request, Response, Router, metrics_handler
+from daemon.http import HttpServer, Request, Response, Router, exposition_handler
 from daemon.landing import HEADERS as LANDING_HEADERS
 from daemon.landing import landing_page
 from daemon.metrics import build_families
@@ -65,13 +66,12 @@ class Daemon:
         self.runner = Runner(settings.environment, chosen, self.clock, on_target_done=self._target_done)
         self._publish_lock = threading.Lock()
         self._finding_log: FindingLog | None = None
+        self._process = ProcessCollector(registry=None)
         self.view = self._evaluate()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(LatestCollector(self))
-        # process_* (CPU, memory, open files, start time): read at scrape time from /proc, Linux only.
-        ProcessCollector(registry=self.registry)
         self.router = Router()
-        self.router.add("GET", "/metrics", metrics_handler(self.registry))
+        self.router.add("GET", "/metrics", exposition_handler(lambda: self.view.exposition))
         self.router.add("GET", "/healthz", self._healthz)
         self.router.add("GET", "/", self._landing)
         self.http: HttpServer | None = None
@@ -98,7 +98,11 @@ class Daemon:
     def _evaluate(self) -> View:
         snapshot = self.runner.snapshot()
         evaluation = evaluate(snapshot, self.store.locations(), self.clock(), self.settings)
-        return View(evaluation, tuple(build_families(evaluation, self.runner.collectors)))
+        families = tuple(build_families(evaluation, self.runner.collectors))
+        # process_* (CPU, memory, open files, start time; /proc, Linux only) as of this evaluation: the
+        # exposition is rendered once per evaluation, so they are too.
+        process = tuple(self._process.collect())
+        return View(evaluation, families, render_exposition(families + process))
 
     def publish(self) -> View:
         """Re-evaluate the latest results and swap in the new view."""
@@ -183,16 +187,21 @@ class Daemon:
         log.info("stopping (signal %s)", signum)
         self._stop.set()
 
-    def wait_for_stop(self) -> None:
-        """Block until SIGTERM, SIGINT (Ctrl+C) or, on Windows, Ctrl+Break."""
+    def _handle_stop_signals(self) -> None:
         for name in ("SIGTERM", "SIGINT", "SIGBREAK"):
             if hasattr(signal, name):
                 signal.signal(getattr(signal, name), self.request_stop)
+
+    def wait_for_stop(self) -> None:
+        """Block until SIGTERM, SIGINT (Ctrl+C) or, on Windows, Ctrl+Break."""
+        self._handle_stop_signals()
         while not self._stop.wait(1.0):
             pass
 
     def run_forever(self) -> None:
         """Start, run until a stop signal, then stop."""
+        # Before start: once /metrics answers, a stop signal must already mean "stop cleanly".
+        self._handle_stop_signals()
         self.start()
         try:
             self.wait_for_stop()

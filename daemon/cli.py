@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING
 
 from collectors.errors import CertmonError
 from daemon import __version__
-from daemon.flags import apply_flags
 from daemon.logs import LOG_FORMATS, EventLogUnavailable, setup_logging
-from daemon.remediate import register_remediate
-from daemon.sources.base import ConfigError
 
 if TYPE_CHECKING:
     from daemon.settings import Settings
     from daemon.view import View
+
+# `certmon --version` and `certmon inspect` import only what they use (no settings, scheduler,
+# WinRM or simulator modules); every other command imports its own modules when it runs.
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -36,6 +36,7 @@ Runner = Callable[[argparse.Namespace], int]
 
 def _settings(args: argparse.Namespace) -> Settings:
     # Imported here: the settings pull in every source's collector, which --help, --version and inspect need not.
+    from daemon.flags import apply_flags
     from daemon.settings import load_settings
 
     settings = load_settings(args.config, required=args.config_required)
@@ -48,6 +49,8 @@ def _logging(args: argparse.Namespace, level: str, settings: Settings | None = N
     try:
         setup_logging(args.log_level or level, fmt, event_log=args.log_eventlog)
     except EventLogUnavailable as err:
+        from daemon.settings import ConfigError
+
         raise ConfigError(str(err)) from err
 
 
@@ -93,6 +96,7 @@ def write_evidence(view: View, settings: Settings, directory: Path) -> list[Path
 
     from daemon.evidencebundle import BundleError, applied_remediations, build_bundle, bundle_document, write_bundle
     from daemon.payloads import collection_payload, status_payload
+    from daemon.settings import ConfigError
     from remediations.audit import AUDIT_FILE
 
     collection = collection_payload(view)
@@ -107,7 +111,7 @@ def write_evidence(view: View, settings: Settings, directory: Path) -> list[Path
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     """Print the certificates in PEM, DER, PKCS#7 and PFX files."""
-    from daemon.report import inspect_files
+    from daemon.inspectcmd import inspect_files
 
     return inspect_files(args.files, args.password_file, args.format)
 
@@ -122,6 +126,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def _add_format(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+
+
+def _inspect_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("files", nargs="+", metavar="FILE")
+    sub.add_argument("--password-file", help="file whose first line is the PFX password")
+    _add_format(sub)
+    sub.set_defaults(func=cmd_inspect)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -173,15 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.set_defaults(func=cmd_status)
 
-    sub = commands.add_parser("inspect", help="certificates in PEM/DER/PKCS#7/PFX files")
-    sub.add_argument("files", nargs="+", metavar="FILE")
-    sub.add_argument("--password-file", help="file whose first line is the PFX password")
-    _add_format(sub)
-    sub.set_defaults(func=cmd_inspect)
+    _inspect_arguments(commands.add_parser("inspect", help="certificates in PEM/DER/PKCS#7/PFX files"))
 
     sub = commands.add_parser("check-config", help="validate the configuration")
     _add_format(sub)
     sub.set_defaults(func=cmd_check_config)
+
+    from daemon.remediate import register_remediate
 
     register_remediate(commands)
     for entry in plugin_commands():
@@ -213,15 +222,27 @@ def _run_plugin(entry: EntryPoint, argv: list[str], args: argparse.Namespace) ->
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `certmon` console script."""
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    plugin: EntryPoint | None = getattr(args, "plugin", None)
-    if extra and plugin is None:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    if not getattr(args, "func", None) and plugin is None:
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
-    args.config_required = args.config is not None
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words == ["--version"]:
+        print(f"certmon {__version__}")
+        return EXIT_OK
+    plugin: EntryPoint | None = None
+    extra: list[str] = []
+    if words[:1] == ["inspect"]:
+        # The fast path: the same arguments as the full parser's `inspect`, without building the others.
+        quick = argparse.ArgumentParser(prog="certmon inspect", description="Certificates in PEM/DER/PKCS#7/PFX files.")
+        _inspect_arguments(quick)
+        args = quick.parse_args(words[1:])
+    else:
+        parser = build_parser()
+        args, extra = parser.parse_known_args(words)
+        plugin = getattr(args, "plugin", None)
+        if extra and plugin is None:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        if not getattr(args, "func", None) and plugin is None:
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
+    args.config_required = getattr(args, "config", None) is not None
     try:
         code = _run_plugin(plugin, extra, args) if plugin is not None else int(args.func(args))
         sys.stdout.flush()  # inside the try: a reader that went away shows here, not at interpreter exit
@@ -230,11 +251,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `certmon status | head`: the reader has what it wanted; end quietly like other command-line tools.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FINDINGS
-    except ConfigError as err:
-        text = str(err)
-        print(f"certmon: configuration error:{chr(10) if chr(10) in text else ' '}{text}", file=sys.stderr)
-        return EXIT_USAGE
     except CertmonError as err:
+        from daemon.settings import ConfigError
+
+        if isinstance(err, ConfigError):
+            text = str(err)
+            print(f"certmon: configuration error:{chr(10) if chr(10) in text else ' '}{text}", file=sys.stderr)
+            return EXIT_USAGE
         print(f"certmon: {err}", file=sys.stderr)
         return EXIT_FINDINGS
     except KeyboardInterrupt:

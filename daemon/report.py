@@ -6,11 +6,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from collectors.certfiles import load_certificate_file
-from collectors.certificate import LoadedCertificate, iso_z, to_record
-from collectors.errors import CertificateError
+from collectors.certificate import iso_z
 from collectors.model import Severity
-from collectors.secrets import read_secret_file
 from daemon.app import Daemon
 from daemon.configcheck import unknown_environment
 from daemon.nextaction import next_action
@@ -144,45 +141,6 @@ def print_status(view: View, fmt: str) -> int:
     _print_checklist(checklist)
     _print_findings(view)
     return _exit_code(view)
-
-
-def inspect_files(files: list[str], password_file: str | None, fmt: str) -> int:
-    """`certmon inspect`: every certificate in the files; bad files named on stderr, exit 1."""
-    password = None
-    if password_file:
-        try:
-            password = read_secret_file(password_file).encode()
-        except OSError as err:
-            print(f"{password_file}: cannot read password file: {err.strerror}", file=sys.stderr)
-            return 2
-    found: list[LoadedCertificate] = []
-    failed = False
-    for name in files:
-        try:
-            found.extend(load_certificate_file(name, password))
-        except CertificateError as err:
-            print(str(err), file=sys.stderr)
-            failed = True
-    if fmt == "json":
-        dump_json([to_record(item) for item in found])
-    else:
-        table(
-            ("PATH", "THUMBPRINT", "SUBJECT CN", "NOT AFTER", "KEY", "SIZE", "SELF-SIGNED", "PRIVATE KEY"),
-            [
-                (
-                    i.source,
-                    i.certificate.thumbprint,
-                    i.certificate.subject_cn,
-                    iso_z(i.certificate.not_after),
-                    i.certificate.key_algorithm,
-                    i.certificate.key_size,
-                    i.certificate.self_signed,
-                    {True: "yes", False: "no", None: "?"}[i.has_private_key],
-                )
-                for i in found
-            ],
-        )
-    return EXIT_FINDINGS if failed else EXIT_OK
 
 
 def _exists(path: Path | None) -> str:

@@ -128,6 +128,9 @@ class ApiSettings(Strict):
     lock_wait_seconds: float = Field(10.0, ge=0)
     #: plans and applies run on this many worker threads, never on the HTTP threads
     workers: int = Field(2, ge=1, le=16)
+    #: host names (besides localhost, this machine's name, the listen address and the TLS certificate's
+    #: DNS names) that browsers and clients may use to reach the page and API; IP addresses always work
+    allowed_hosts: list[str] = Field(default_factory=list)
 
     @field_validator("client_thumbprints")
     @classmethod

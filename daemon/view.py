@@ -14,6 +14,7 @@ from prometheus_client.core import Metric
 
 from collectors.base import Collector
 from daemon.evaluator import Evaluation
+from daemon.exposition import Exposition
 from daemon.runner import Clock, Runner
 from daemon.settings import Settings
 from daemon.state import StateStore
@@ -21,10 +22,12 @@ from daemon.state import StateStore
 
 @dataclass(frozen=True)
 class View:
-    """The latest evaluation and the metric families rendered from it."""
+    """The latest evaluation, the metric families built from it and their rendered exposition."""
 
     evaluation: Evaluation
     families: tuple[Metric, ...]
+    #: /metrics bodies, rendered on the publishing thread so a scrape only sends bytes
+    exposition: Exposition
 
 
 class RunningDaemon(Protocol):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import http.client
 import json
-import select
+import selectors
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -198,7 +198,10 @@ class GatewaySession:
         """
         if self.identity is None or client.connection.get_protocol_version_name() != "TLSv1.3":
             return
-        ready, _, _ = select.select([sock], [], [], min(POST_HANDSHAKE_WAIT, self.deadline.remaining()))
+        # selectors, not select(): select() fails for descriptors above 1,023.
+        with selectors.DefaultSelector() as selector:
+            selector.register(sock, selectors.EVENT_READ)
+            ready = selector.select(min(POST_HANDSHAKE_WAIT, self.deadline.remaining()))
         if not ready:
             return  # a server that sends no tickets: nothing to learn before the request
         try:

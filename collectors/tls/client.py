@@ -17,7 +17,7 @@ import contextlib
 import io
 import ipaddress
 import re
-import select
+import selectors
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -272,8 +272,12 @@ class SocketTlsClient(TlsClient):
         remaining = self.deadline.remaining()
         if remaining <= 0:
             raise CollectorError(self.where, Reason.TIMEOUT, f"no answer during the {self.stage}")
-        ready = select.select([self.sock] if readable else [], [] if readable else [self.sock], [], remaining)
-        if not ready[0] and not ready[1]:
+        # selectors (poll/epoll), not select(): select() fails for descriptors above 1,023, which a busy
+        # daemon reaches.
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.sock, selectors.EVENT_READ if readable else selectors.EVENT_WRITE)
+            ready = selector.select(remaining)
+        if not ready:
             raise CollectorError(self.where, Reason.TIMEOUT, f"no answer during the {self.stage}")
 
     def _flush(self) -> None:

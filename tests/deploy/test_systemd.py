@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon.httpserve import Limits
 from tests.conftest import ROOT
 
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
@@ -85,6 +86,8 @@ def test_the_hardening_the_issue_asks_for() -> None:
         data_dir = service["ReadWritePaths"][0]
         assert f"CERTMON_DATA_DIR={data_dir}" in service["Environment"]
         assert data_dir == "/var/lib/" + service["StateDirectory"][0]
+        # Room for the listeners' connection caps plus the collectors' reserve (daemon.httpserve).
+        assert int(service["LimitNOFILE"][0]) >= 2 * Limits().max_connections + Limits().fd_reserve
     template = _service("certmon@.service")
     assert "--config /etc/certmon/%i.yaml" in template["ExecStart"][0]
     assert "CERTMON_ENVIRONMENT=%i" in template["Environment"]
