@@ -108,7 +108,7 @@ sources:
 """,
     )
     settings = load_settings(path)
-    specs = database_specs(settings)
+    specs = database_specs(settings.sources.sql)
     axdb = next(s for s in specs.values() if "AXDB" in s.url)
     assert axdb.url.endswith("Encrypt=yes;Trusted_Connection=yes;") and axdb.password == ""
     orchestrator = next(s for s in specs.values() if "OrchestratorData" in s.url)

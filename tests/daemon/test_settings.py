@@ -90,8 +90,10 @@ def test_password_file_and_missing_files(tmp_path: Path) -> None:
     (tmp_path / "pw.txt").write_text("from-a-file\r\n")
     settings = load_settings(_write(tmp_path, "sources:\n  certfolder: {path: c, password_file: pw.txt}\n"))
     assert settings.sources.certfolder.password_bytes() == b"from-a-file"
-    settings = load_settings(_write(tmp_path, "sources:\n  certfolder: {path: c, password_file: nope.txt}\n"))
-    with pytest.raises(ConfigError, match="nope.txt: cannot read secret file"):
-        settings.sources.certfolder.password_bytes()
+    # A password file that cannot be read is refused when the configuration loads, naming the setting.
+    with pytest.raises(
+        ConfigError, match=r"sources\.certfolder\.password_file: .*nope\.txt: No such file or directory"
+    ):
+        load_settings(_write(tmp_path, "sources:\n  certfolder: {path: c, password_file: nope.txt}\n"))
     with pytest.raises(ConfigError, match="configuration file not found"):
         load_settings(tmp_path / "absent.yaml")

@@ -62,8 +62,8 @@ def test_password_from_the_environment(lab: Lab, tmp_path: Path, monkeypatch: py
     [
         ({"stores": ["My"]}, "invalid certificate store"),
         ({"server_thumbprint": "zz"}, "not a thumbprint"),
-        ({"server_thumbprint": "A" * 40}, "use it with transport https-basic"),
-        ({"ca_bundle": "ca.pem"}, "use it with transport https-basic"),
+        ({"server_thumbprint": "A" * 40}, "use it with an https- transport"),
+        ({"ca_bundle": "ca.pem"}, "use it with an https- transport"),
         ({"transport": "winrs"}, "sources.winrm.transport"),
         ({"addresses": {"AOS1": "aos1:http"}}, "addresses.AOS1"),
         ({"password": "secret-in-yaml"}, "secrets do not belong in the configuration file"),
