@@ -18,7 +18,7 @@ State of each published certificate of a role:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from collectors.certificate import Certificate
@@ -99,3 +99,11 @@ def rollover_metrics() -> tuple[MetricSpec, ...]:
             _pending_samples,
         ),
     )
+
+
+def superseded_of(published: Iterable[Iterable[TokenCertificate]]) -> frozenset[tuple[str, str]]:
+    """(role, thumbprint) superseded on every farm that publishes it (one farm still using it: not superseded)."""
+    lists = [list(tokens) for tokens in published]
+    found = {(t.role, t.thumbprint) for tokens in lists for t in tokens if t.state == SUPERSEDED}
+    found.difference_update((t.role, t.thumbprint) for tokens in lists for t in tokens if t.state != SUPERSEDED)
+    return frozenset(found)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
+from collectors.adfs import AdfsFacts
+from collectors.adfs.rollover import superseded_of
 from collectors.agentshare import SOURCE as SHARE_SOURCE
 from collectors.clusterconfig import SF_CLIENT_ROLE, SF_ROLE, ClusterConfig
-from collectors.model import Generation
 from collectors.servicefabric import evidence as sf_evidence
 from daemon.context import Context, listing, short
 from daemon.evidence import LOCALAGENT_SOURCE, agent_configs
@@ -268,10 +269,13 @@ def sql_adfs_checked(ctx: Context, states: States) -> Verdict:
     pair = template_pair(ctx)
     sql = [(r, t) for r in SQL_ROLES for t in pair.new_thumbprints(r)]
     sql += [(r.role, r.thumbprint) for r in ctx.references if r.role in SQL_ROLES and r.source != "configtemplate"]
+    # Every AD FS certificate in use: the newest of each role and a primary still in use before its
+    # rollover; only a token certificate a newer one has replaced (superseded) is left out.
+    superseded = superseded_of(facts.token_certificates for _target, facts in ctx.snapshot.facts("adfs", AdfsFacts))
     adfs = [
         (r.role, r.thumbprint)
         for r in ctx.references
-        if r.role in ADFS_ROLES and r.generation is Generation.NEW and r.thumbprint
+        if r.role in ADFS_ROLES and r.thumbprint and (r.role, r.thumbprint) not in superseded
     ]
     near, gaps, fine = _cert_windows(ctx, sorted(set(sql)), "SQL Server")
     if not sql:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from collectors.model import CertObservation, Finding, Severity
+from collectors.model import CertObservation, Finding, Generation, Severity
 from daemon.context import Context
 from daemon.rules.adfsrollover import superseded_token_certificates
 
@@ -33,6 +33,7 @@ def expiry_findings(ctx: Context) -> Iterable[Finding]:
     expires) gets no warning or critical window: the expiry that matters is the new one's.
     """
     superseded = superseded_token_certificates(ctx)
+    successors = rotated_out(ctx)
     for thumbprint, observations in by_thumbprint(ctx.snapshot.certificates()).items():
         cert = observations[0].certificate
         roles = ctx.roles.get(thumbprint, ())
@@ -70,10 +71,36 @@ def expiry_findings(ctx: Context) -> Iterable[Finding]:
                 rule, severity = "cert-expiry-warning", Severity.WARNING
             else:
                 continue
+            successor = successors.get((role, thumbprint))
+            # A previous-generation certificate on its way out is told apart from a current one: the fix
+            # is to finish the rotation (and keep it until then), not to start one.
+            generation = (
+                f" (previous generation, being rotated out to {successor}: finish the rotation before it expires)"
+                if successor
+                else ""
+            )
             yield Finding(
                 rule,
                 severity,
-                f"{role_text} {label} ({thumbprint}) expires in {days:.0f} days "
+                f"{role_text} {label} ({thumbprint}){generation} expires in {days:.0f} days "
                 f"({cert.not_after:%Y-%m-%d}); seen on {seen}",
                 **common,
             )
+
+
+def rotated_out(ctx: Context) -> dict[tuple[str, str], str]:
+    """(role, thumbprint) of previous-generation certificates whose role has a new one -> the new thumbprint(s)."""
+    new: dict[str, set[str]] = {}
+    old: set[tuple[str, str]] = set()
+    for ref in ctx.references:
+        if not ref.thumbprint:
+            continue
+        if ref.generation is Generation.NEW:
+            new.setdefault(ref.role, set()).add(ref.thumbprint)
+        else:
+            old.add((ref.role, ref.thumbprint))
+    return {
+        (role, thumbprint): ", ".join(sorted(new[role] - {thumbprint}))
+        for role, thumbprint in old
+        if new.get(role, set()) - {thumbprint}
+    }

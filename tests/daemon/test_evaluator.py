@@ -115,3 +115,16 @@ def test_findings_are_sorted_critical_first(snapshot: Snapshot, lab_settings: Se
     severities = [f.severity for f in evaluate(snapshot, [], now, lab_settings).findings]
     order = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
     assert severities == sorted(severities, key=order.__getitem__)
+
+
+def test_the_expiry_of_a_certificate_being_rotated_out_is_told_apart(
+    snapshot: Snapshot, lab_settings: Settings, lab: Lab, now: datetime
+) -> None:
+    """Issue 17: a previous-generation certificate's expiry names its successor; a current one's does not."""
+    findings = evaluate(snapshot, [], now, lab_settings).findings
+    old = lab.cert("DataEncryption", "old").thumbprint
+    new = lab.cert("DataEncryption", "new").thumbprint
+    (outgoing,) = [f for f in findings if f.rule.startswith("cert-expiry") and f.thumbprint == old and f.role]
+    assert f"previous generation, being rotated out to {new}" in outgoing.message
+    current = [f for f in findings if f.rule.startswith("cert-expiry") and f.thumbprint == new]
+    assert all("previous generation" not in f.message for f in current)

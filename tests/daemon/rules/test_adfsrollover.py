@@ -42,3 +42,20 @@ def test_regression_token_certificates_are_self_signed_by_design(scenario: Scena
     waiting = _adfs(scenario, {"old": "primary", "new": "secondary"})
     evaluation = scenario.collect(extra=[static_source("adfs", {f"https://{HOST}": waiting})], production=True)
     assert [f for f in findings(evaluation, "self-signed-in-production") if f.role == "ADFSTokenSigning"] == []
+
+
+def _sql_adfs_checked(evaluation):  # type: ignore[no-untyped-def]
+    return next(s for s in evaluation.checklist.steps if s.step == "sql-adfs-checked")
+
+
+def test_sql_adfs_checked_is_not_done_while_the_token_certificate_in_use_is_near_expiry(scenario: Scenario) -> None:
+    """Issue 17: the step looked at the newest certificate only; the one AD FS still signs with counts."""
+    old = scenario.lab.service_certs["ADFSTokenSigning-old"].thumbprint  # 15 days left, inside its warning window
+    waiting = _adfs(scenario, {"old": "primary", "new": "secondary"})
+    evaluation = scenario.collect(extra=[static_source("adfs", {f"https://{HOST}": waiting})], production=True)
+    step = _sql_adfs_checked(evaluation)
+    assert str(step.status) != "done" and old[:8] in " ".join([step.detail, *step.evidence]), step
+    promoted = _adfs(scenario, {"old": "superseded", "new": "primary"})
+    evaluation = scenario.collect(extra=[static_source("adfs", {f"https://{HOST}": promoted})], production=True)
+    step = _sql_adfs_checked(evaluation)
+    assert old[:8] not in " ".join([step.detail, *step.evidence]), "a superseded certificate does not count"
