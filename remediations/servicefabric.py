@@ -67,7 +67,7 @@ REPLICA_CHECK_TIMEOUT_SECONDS = 30
 
 
 def _thumbprints(rotation: SfRotation) -> SfRotationThumbprints:
-    return SfRotationThumbprints(rotation.new_server, rotation.new_client, rotation.old_client)
+    return SfRotationThumbprints(rotation.new_server, rotation.new_client, rotation.old_client, rotation.old_server)
 
 
 class _ClusterConfigStep(Remediation):
@@ -101,8 +101,14 @@ class _ClusterConfigStep(Remediation):
         target_stage = rotation_stage(target, rotation)
         if running == target.version or target_stage != self.done_stage:
             pass
-        elif status is not None and status.config_version == target.version and status.in_progress:
-            follow_up.append(f"The upgrade to {target.version} is {status.state}; follow it with `certmon status`.")
+        elif facts is not None and facts.upgrade_in_progress:
+            # The status names only the version running now, never the target: whatever this upgrade
+            # is, Service Fabric refuses a second one until it ends.
+            state = status.state if status is not None else "in progress"
+            follow_up.append(
+                f"A configuration upgrade is {state} (the cluster still runs {running}); certmon does not start "
+                f"another. When it ends, run this remediation again: it is done once the cluster runs {target.version}."
+            )
         else:
             evidence, identity = admin_identity(ctx)
             access = gateway_access(ctx)
@@ -236,7 +242,8 @@ class CleanupOldCerts(_ClusterConfigStep):
             )
             checks.append(
                 check(
-                    "new certificates in use", in_use_evidence(ctx.snapshot, rotation.new_server, [rotation.new_client])
+                    "new certificates in use",
+                    in_use_evidence(ctx.snapshot, rotation.new_server, [rotation.new_client], rotation.old_server),
                 )
             )
         return checks
@@ -247,7 +254,7 @@ class CleanupOldCerts(_ClusterConfigStep):
             return None
         if config_stage != "staged":
             raise RemediationError(f"{path.name} is {config_stage}, not staged: nothing to clean up")
-        after, values = cleanup(data, rotation.old_client, str(path))
+        after, values = cleanup(data, rotation.old_client, str(path), new_server=rotation.new_server)
         return FileChange(path, data, after, values) if values else None
 
 
@@ -276,7 +283,7 @@ class ReplicaCheckTimeout(Remediation):
         ]
         if facts is not None:
             status = facts.upgrade_status
-            state = f"{status.state}, configuration {status.config_version}" if status else "status unknown"
+            state = f"{status.state}, running configuration {status.running_version}" if status else "status unknown"
             running = facts.upgrade_in_progress
             detail = f"running: {state}" if running else f"no upgrade is running ({state}): nothing to unblock"
             checks.append(Check("an upgrade is in progress", running, detail))

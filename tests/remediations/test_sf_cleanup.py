@@ -34,8 +34,8 @@ def test_cleanup_is_refused_until_the_staged_configuration_runs(sf: SfLab, now: 
     assert result.outcome is Outcome.REFUSED
     failed = {c.name: c.detail for c in result.checks if not c.ok}
     assert failed == {
-        "staged configuration upgrade completed": "the last configuration upgrade concerns version 2.0.0 "
-        "(RollingForwardCompleted), not 2.0.1; the running configuration is 2.0.0",
+        "staged configuration upgrade completed": "the cluster runs configuration 2.0.0, not 2.0.1: the upgrade "
+        "to configuration 2.0.1 has not been started, has not finished, or was rolled back",
         "new certificates in use": f"the running configuration 2.0.0 does not use {new} yet: cluster primary is {old}; "
         f"server primary is {old}; reverse_proxy primary is {old}; client "
         f"{sf.lab.cert('ServiceFabricClient', 'new').thumbprint} is not admin; the gateway presents {old}",
@@ -56,8 +56,8 @@ def test_cleanup_while_the_staged_upgrade_runs_is_refused(sf: SfLab, now: dateti
         later.close()
     assert result.outcome is Outcome.REFUSED
     assert (
-        "precondition failed: staged configuration upgrade completed: the configuration upgrade to configuration "
-        in (result.message)
+        "precondition failed: staged configuration upgrade completed: the configuration upgrade is "
+        "RollingForwardInProgress; the cluster runs configuration 2.0.0" in (result.message)
     )
     assert "is RollingForwardInProgress" in result.message
 
@@ -83,7 +83,7 @@ def test_cleanup_after_the_upgrade_uses_the_new_admin_client(sf: SfLab, now: dat
     posts = [who for method, _path, who in sf.gateway.requests if method == "POST"]
     assert posts[-1] == new_client
     running = json.loads(sf.cluster.running_text())
-    assert running["clusterConfigurationVersion"] == "2.0.2"
+    assert running["ClusterConfigurationVersion"] == "2.0.2"
     assert "ThumbprintSecondary" not in json.dumps(running)
     again = remediating(sf, now)
     try:
@@ -103,9 +103,9 @@ def test_localagent_update_waits_for_the_configuration_upgrade(sf: SfLab, now: d
         run.close()
     assert refused.outcome is Outcome.REFUSED
     assert refused.message == (
-        "precondition failed: cluster configuration upgrade completed: the last configuration upgrade concerns "
-        "version 2.0.0 (RollingForwardCompleted), not 2.0.1; the running configuration is 2.0.0; the LocalAgent would "
-        "lose the cluster if pointed at certificates the cluster does not use yet"
+        "precondition failed: cluster configuration upgrade completed: the cluster runs configuration 2.0.0, not "
+        "2.0.1: the upgrade to configuration 2.0.1 has not been started, has not finished, or was rolled back; the "
+        "LocalAgent would lose the cluster if pointed at certificates the cluster does not use yet"
     )
     _stage_and_finish(sf, now)
     later = remediating(sf, now)
