@@ -63,7 +63,8 @@ def test_camel_file_pascal_answer_and_utf16_export_read_the_same() -> None:
     exported = load_cluster_config(SAMPLES / "ClusterConfig.exported.utf16.json")
     assert camel == pascal == exported
     assert (camel.name, camel.version, camel.api_version) == ("SampleCluster", "1.0.0", "10-2017")
-    assert [(n.name, n.ip_address, n.node_type, n.upgrade_domain) for n in camel.nodes][0] == (
+    first = camel.nodes[0]
+    assert (first.name, first.ip_address, first.node_type, first.upgrade_domain) == (
         "vm0",
         "10.7.0.5",
         "NodeType0",
@@ -151,9 +152,7 @@ def test_a_camel_file_stays_camel_when_staged() -> None:
     text = staged.decode("utf-8")
     assert '"clusterConfigurationVersion": "1.0.1"' in text and "ClusterConfigurationVersion" not in text
     # Every original line that did not carry a changed value is still there, byte for byte.
-    removed = [
-        line[2:] for line in difflib.ndiff(data.decode().split("\r\n"), text.split("\r\n")) if line[:2] == "- "
-    ]
+    removed = [line[2:] for line in difflib.ndiff(data.decode().split("\r\n"), text.split("\r\n")) if line[:2] == "- "]
     # (a member gained a separator where one was inserted after it)
     kept = set(text.split("\r\n"))
     assert removed and all(
