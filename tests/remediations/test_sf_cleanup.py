@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime
 
@@ -9,6 +10,7 @@ from collectors.clusterconfig import load_cluster_config
 from remediations.localagent import LocalAgentConfigUpdate
 from remediations.outcome import Outcome
 from remediations.servicefabric import CleanupOldCerts, StageRotation
+from remediations.sfgates import OVERRIDE_OPTION
 from tests.sfkit import SfLab, remediating
 
 CLEANUP = CleanupOldCerts()
@@ -120,12 +122,19 @@ def test_localagent_update_waits_for_the_configuration_upgrade(sf: SfLab, now: d
     )
 
 
-def test_localagent_update_without_a_gateway_has_no_upgrade_check(sf: SfLab, now: datetime) -> None:
+def test_localagent_update_without_a_gateway_is_refused_unless_overridden(sf: SfLab, now: datetime) -> None:
+    """Missing evidence is never healthy: no gateway, no update from the staged file alone."""
     settings = sf.settings()
     settings.sources.servicefabric.enabled = False
     run = remediating(sf, now, settings=settings)
     try:
-        names = [c.name for c in LocalAgentConfigUpdate().preconditions(run.ctx)]
+        checks = {c.name: c for c in LocalAgentConfigUpdate().preconditions(run.ctx)}
+        overridden = dataclasses.replace(run.ctx, options={**run.ctx.options, OVERRIDE_OPTION: True})
+        allowed = {c.name: c for c in LocalAgentConfigUpdate().preconditions(overridden)}
     finally:
         run.close()
-    assert "cluster configuration upgrade completed" not in names
+    gate = checks["cluster configuration upgrade completed"]
+    assert not gate.ok
+    assert "no Service Fabric gateway source (sources.servicefabric) is configured" in gate.detail
+    assert allowed["cluster configuration upgrade completed"].ok
+    assert allowed["cluster configuration upgrade completed"].detail.startswith("OVERRIDDEN by the operator")
