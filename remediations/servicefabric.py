@@ -32,6 +32,7 @@ from collectors.servicefabric.evidence import (
     in_use_evidence,
     rotation_stage,
     single_node_types,
+    slot_states,
     upgrade_completed_evidence,
     upgrade_idle_evidence,
     version_evidence,
@@ -210,7 +211,9 @@ class StageRotation(_ClusterConfigStep):
         if config_stage in ("staged", "rotated"):
             return None
         if config_stage != "before":
-            raise RemediationError(f"{path.name} is partly staged; fix it by hand")
+            config = parse_cluster_config(parse_json(data, str(path)), str(path))
+            slots = "; ".join(slot_states(config, rotation))
+            raise RemediationError(f"{path.name} is partly staged ({slots}); fix it by hand")
         after, values = stage(data, _thumbprints(rotation), str(path))
         return FileChange(path, data, after, values)
 
@@ -236,7 +239,10 @@ class CleanupOldCerts(_ClusterConfigStep):
             staged = rotation_stage(config, rotation)
             expected = config.version if staged == "staged" or facts is None else facts.config.version
             if staged not in ("staged", "rotated"):
-                checks.append(Check("ClusterConfig.json staged", False, f"ClusterConfig.json is {staged}, not staged"))
+                slots = "; ".join(slot_states(config, rotation))
+                checks.append(
+                    Check("ClusterConfig.json staged", False, f"ClusterConfig.json is {staged}, not staged: {slots}")
+                )
             checks.append(
                 check("staged configuration upgrade completed", upgrade_completed_evidence(ctx.snapshot, expected))
             )
@@ -253,7 +259,9 @@ class CleanupOldCerts(_ClusterConfigStep):
         if config_stage == "rotated":
             return None
         if config_stage != "staged":
-            raise RemediationError(f"{path.name} is {config_stage}, not staged: nothing to clean up")
+            config = parse_cluster_config(parse_json(data, str(path)), str(path))
+            slots = "; ".join(slot_states(config, rotation))
+            raise RemediationError(f"{path.name} is {config_stage}, not staged ({slots}): nothing to clean up")
         after, values = cleanup(data, rotation.old_client, str(path), new_server=rotation.new_server)
         return FileChange(path, data, after, values) if values else None
 

@@ -178,6 +178,10 @@ def sf_staged(ctx: Context, states: States) -> Verdict:
                     evidence.append(f"{where}: primary {short(cert.thumbprint)} (new), secondary {second}")
                 elif cert.thumbprint in old:
                     problems.append(f"{where}: primary is still the old thumbprint {short(cert.thumbprint)}")
+                elif not cert.thumbprint_secondary and cert.kind == "reverse_proxy":
+                    # A reverse proxy with a certificate of its own (Microsoft's samples) is not rotated with
+                    # the cluster certificate; staging leaves it alone.
+                    evidence.append(f"{where}: its own certificate {short(cert.thumbprint)}, not part of this rotation")
                 else:
                     problems.append(
                         f"{where}: primary {short(cert.thumbprint)}, secondary "
