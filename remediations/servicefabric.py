@@ -198,7 +198,7 @@ class StageRotation(_ClusterConfigStep):
         checks, config = file_checks(ctx)
         rotation_result, rotation = rotation_check(ctx, config)
         checks.append(rotation_result)
-        if config is not None and rotation.known:
+        if config is not None and rotation.known and not config.by_common_name:
             checks.append(secondary_check(ctx, config, rotation))
             checks.append(matches_running_check(ctx, config, rotation))
             checks.append(node_certificates_check(ctx, config, (rotation.new_server, rotation.new_client)))
@@ -234,7 +234,7 @@ class CleanupOldCerts(_ClusterConfigStep):
         checks, config = file_checks(ctx)
         rotation_result, rotation = rotation_check(ctx, config)
         checks.append(rotation_result)
-        if config is not None and rotation.known:
+        if config is not None and rotation.known and not config.by_common_name:
             facts = gateway_facts(ctx.snapshot, fresh=True)
             staged = rotation_stage(config, rotation)
             expected = config.version if staged == "staged" or facts is None else facts.config.version

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from collectors.clusterconfig import SF_CLIENT_ROLE, SF_ROLE, ClusterConfig
 from collectors.model import Generation
 from collectors.servicefabric import evidence as sf_evidence
+from collectors.servicefabric.commonname import common_name_staging
 from daemon.context import Context, listing, short
 from daemon.evidence import LOCALAGENT_SOURCE, agent_configs
 from daemon.inventory import (
@@ -166,7 +167,7 @@ def sf_staged(ctx: Context, states: States) -> Verdict:
     evidence: list[str] = []
     for _source, target, cluster in configs:
         if cluster.by_common_name:
-            return not_applicable(f"{target} declares the cluster certificates by common name: no thumbprint staging")
+            return _common_name_staged(ctx, target, cluster)
         if pair.rotated(SF_ROLE):
             new, old = set(pair.new_thumbprints(SF_ROLE)), set(pair.retired(SF_ROLE))
             if not cluster.certificates:
@@ -197,6 +198,19 @@ def sf_staged(ctx: Context, states: States) -> Verdict:
     if problems:
         return pending(problems[0], *problems[1:], *evidence)
     return done("new thumbprints staged in the cluster configuration", *evidence)
+
+
+def _common_name_staged(ctx: Context, target: str, cluster: ClusterConfig) -> Verdict:
+    """A common-name cluster: staged when the new certificate carries a declared name from an allowed issuer."""
+    pair = template_pair(ctx)
+    seen = {tp: obs.certificate for tp, obs in certificates(ctx).items()}
+    check = common_name_staging(cluster, pair.new_thumbprints(SF_ROLE), seen, target)
+    note = "declared by common name: no thumbprint staging; the new certificate must be installed on every node"
+    if check.value is True:
+        return done(f"{target} {note} (certs-installed)", *check.lines)
+    if check.value is False:
+        return pending(check.lines[0] if check.lines else f"{target}: {note}", *check.lines[1:])
+    return unknown(check.lines[0] if check.lines else f"{target}: {note}", *check.lines[1:])
 
 
 def _agent_step(ctx: Context, share: bool, name: str) -> Verdict:
