@@ -20,7 +20,7 @@ from abc import abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from collectors.clusterconfig import parse_cluster_config
+from collectors.clusterconfig import ClusterConfig, parse_cluster_config
 from collectors.errors import CollectorError
 from collectors.files import decode_text, parse_json, read_bytes
 from collectors.servicefabric import api
@@ -60,11 +60,36 @@ from remediations.sfgateway import (
     start_configuration_upgrade,
     update_replica_check_timeout,
 )
+from remediations.sfpreflight import (
+    no_in_place_swap_check,
+    pair_differs_check,
+    same_as_running_check,
+    target_version,
+    version_increases_check,
+)
 
 if TYPE_CHECKING:
     from remediations.checkpoint import Checkpoint
 
 REPLICA_CHECK_TIMEOUT_SECONDS = 30
+
+
+def preflight_checks(ctx: RemediationContext, config: ClusterConfig, rotation: SfRotation, done: str) -> list[Check]:
+    """The pre-flight checks of a configuration upgrade (remediations.sfpreflight) for this step's target."""
+    stage_now = rotation_stage(config, rotation)
+    checks = [pair_differs_check(rotation)]
+    if stage_now in ("before", "staged", "rotated"):
+        checks.append(version_increases_check(ctx, target_version(config, stage_now, done)))
+    checks.append(no_in_place_swap_check(ctx, config, rotation))
+    path = ctx.file(FILE_SOURCE)
+    if path is not None:
+        try:
+            text = decode_text(read_bytes(path), str(path))
+        except CollectorError as err:
+            checks.append(Check("file equals the running configuration apart from the rotation", False, str(err)))
+        else:
+            checks.append(same_as_running_check(ctx, text))
+    return checks
 
 
 def _thumbprints(rotation: SfRotation) -> SfRotationThumbprints:
@@ -202,6 +227,7 @@ class StageRotation(_ClusterConfigStep):
             checks.append(secondary_check(ctx, config, rotation))
             checks.append(matches_running_check(ctx, config, rotation))
             checks.append(node_certificates_check(ctx, config, (rotation.new_server, rotation.new_client)))
+            checks += preflight_checks(ctx, config, rotation, self.done_stage)
         checks.append(check("Service Fabric 7.2 or later", version_evidence(ctx.snapshot)))
         checks.append(check("no upgrade in progress", upgrade_idle_evidence(ctx.snapshot)))
         return checks
@@ -246,6 +272,7 @@ class CleanupOldCerts(_ClusterConfigStep):
             checks.append(
                 check("staged configuration upgrade completed", upgrade_completed_evidence(ctx.snapshot, expected))
             )
+            checks += preflight_checks(ctx, config, rotation, self.done_stage)
             checks.append(
                 check(
                     "new certificates in use",
