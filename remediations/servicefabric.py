@@ -102,6 +102,8 @@ class _ClusterConfigStep(Remediation):
     sources = (FILE_SOURCE, SOURCE)
     #: the stage ClusterConfig.json is in once this step's edit is written
     done_stage: str
+    #: the current runbook's Update-SFClusterConfig.ps1 switch for the same step
+    script_switch: str
 
     @abstractmethod
     def edit(self, data: bytes, config_stage: str, rotation: SfRotation, path: Path) -> FileChange | None:
@@ -145,7 +147,9 @@ class _ClusterConfigStep(Remediation):
                     f"certmon does not start the upgrade ({evidence.detail}): on a cluster node, run "
                     f'`Start-ServiceFabricClusterConfigurationUpgrade -ClusterConfigPath "{path}"`.',
                     "Follow `Get-ServiceFabricClusterConfigurationUpgradeStatus` until UpgradeState is "
-                    f"RollingForwardCompleted for version {target.version}.",
+                    f"RollingForwardCompleted and ConfigVersion (the running version) is {target.version}.",
+                    f"With the current runbook, `Update-SFClusterConfig.ps1 {self.script_switch}` does this step; "
+                    "certmon follows either from the cluster's configuration.",
                 ]
         single = single_node_types(target)
         if single and changes:
@@ -217,6 +221,7 @@ class StageRotation(_ClusterConfigStep):
     )
     step = "sf-staged"
     done_stage = "staged"
+    script_switch = "-UpdateThumbprints"
 
     def preconditions(self, ctx: RemediationContext) -> list[Check]:
         """File staged-able, thumbprints known, no leftover secondary, SF 7.2+, certs on nodes, no upgrade running."""
@@ -254,6 +259,7 @@ class CleanupOldCerts(_ClusterConfigStep):
     )
     step = "sf-cleaned"
     done_stage = "rotated"
+    script_switch = "-RemoveOldThumbprints"
 
     def preconditions(self, ctx: RemediationContext) -> list[Check]:
         """The staged configuration's upgrade completed and the cluster uses the new certificates."""

@@ -172,6 +172,30 @@ def app_certificates(snapshot: Snapshot) -> list[AppCertificate]:
     return list(facts.applications or ()) if facts is not None else []
 
 
+# The current certificate-rotation article needs the agent share's config.json step only for
+# LocalAgent 3.2.2 and earlier. The LocalAgent version is read from the running fabric:/LocalAgent
+# application's TypeVersion (UNVERIFIED: that the application type version is the LocalAgent release).
+LOCALAGENT_APPLICATION = "fabric:/LocalAgent"
+LAST_LOCALAGENT_NEEDING_SHARE_CONFIG = (3, 2, 2)
+
+
+def localagent_version(snapshot: Snapshot) -> str:
+    """The running LocalAgent application's type version, or "" when the gateway does not tell."""
+    for app in app_certificates(snapshot):
+        if app.application.lower() == LOCALAGENT_APPLICATION.lower() or app.type_name == "LocalAgentType":
+            return app.type_version
+    return ""
+
+
+def share_config_needed(version: str) -> bool | None:
+    """Does this LocalAgent version still read the agent share's config.json thumbprints (3.2.2 and earlier)?"""
+    parts = re.findall(r"\d+", version or "")
+    if len(parts) < 2:
+        return None
+    numbers = tuple(int(p) for p in parts[:3]) + (0,) * (3 - min(len(parts), 3))
+    return numbers <= LAST_LOCALAGENT_NEEDING_SHARE_CONFIG
+
+
 def app_thumbprints_by_role(snapshot: Snapshot) -> dict[str, set[str]]:
     """Role -> the thumbprints the running applications use for it."""
     out: dict[str, set[str]] = defaultdict(set)

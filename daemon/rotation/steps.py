@@ -248,7 +248,17 @@ def localagent_updated(ctx: Context, states: States) -> Verdict:
 
 
 def deployment_config_updated(ctx: Context, states: States) -> Verdict:
-    """The agent share's config.json names the cluster's new server and client thumbprints."""
+    """The agent share's config.json names the cluster's new server and client thumbprints.
+
+    Only LocalAgent 3.2.2 and earlier need it (the current runbook); a newer running LocalAgent
+    makes the step not applicable instead of pending.
+    """
+    version = sf_evidence.localagent_version(ctx.snapshot)
+    if sf_evidence.share_config_needed(version) is False:
+        return not_applicable(
+            f"the running LocalAgent is {version} (fabric:/LocalAgent): the agent share's config.json step is only "
+            "needed for LocalAgent 3.2.2 and earlier"
+        )
     return _agent_step(ctx, share=True, name="the agent share's config.json")
 
 
