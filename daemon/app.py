@@ -103,7 +103,7 @@ class Daemon:
     def _evaluate(self) -> View:
         snapshot = self.runner.snapshot()
         evaluation = evaluate(snapshot, self.store.locations(), self.clock(), self.settings)
-        return View(evaluation, tuple(build_families(evaluation, self.runner.collectors)))
+        return View(evaluation, tuple(build_families(evaluation, self.runner.collectors, self.settings)))
 
     def publish(self) -> View:
         """Re-evaluate the latest results and swap in the new view."""

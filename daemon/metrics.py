@@ -5,16 +5,20 @@ from __future__ import annotations
 import logging
 import platform
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from collectors.base import Collector
 from collectors.model import MetricSpec
 from daemon import __version__
+from daemon.deadline import deadline_families
 from daemon.evaluator import Evaluation
 from daemon.rotation import StepStatus
 from daemon.sqlmetrics import sql_families
+
+if TYPE_CHECKING:
+    from daemon.settings import Settings
 
 log = logging.getLogger("certmon.metrics")
 
@@ -74,7 +78,9 @@ class Families:
         return list(self._families.values())
 
 
-def build_families(evaluation: Evaluation, collectors: Mapping[str, Collector]) -> list[Metric]:
+def build_families(
+    evaluation: Evaluation, collectors: Mapping[str, Collector], settings: Settings | None = None
+) -> list[Metric]:
     """Every certmon metric for one evaluation."""
     snapshot = evaluation.snapshot
     env = snapshot.environment
@@ -124,6 +130,7 @@ def build_families(evaluation: Evaluation, collectors: Mapping[str, Collector]) 
         )
         out.add(finding, finding_labels, 1.0)
     _rotation_families(evaluation, out)
+    deadline_families(evaluation, settings, out)
     for collector in collectors.values():
         for spec in collector.metrics:
             _spec_samples(spec, collector.name, evaluation, out)

@@ -114,6 +114,12 @@ class RuleSettings(Strict):
         ],
         description="roles that may be self-signed in production",
     )
+    rotation_lead_days: float = Field(
+        default=14, ge=0, description="rotate-by deadline: days for change approval and a maintenance window"
+    )
+    reencryption_days: float = Field(
+        default=14, ge=0, description="rotate-by deadline of DataEncryption: days the re-encryption job needs"
+    )
 
     def roles_for_purpose(self, purpose: str) -> frozenset[str]:
         """The roles a node of this purpose must hold (purpose matched case-insensitively)."""
