@@ -84,7 +84,7 @@ def _validate(checker: Path, path: Path) -> tuple[int, list[dict[str, Any]]]:
 def test_dashboard_matches_grafana_schema(checker: Path) -> None:
     code, (report,) = _validate(checker, DASHBOARD)
     assert report["errors"] == [] and code == 0
-    assert report["panels"] == 29
+    assert report["panels"] == 30
     assert set(report["panelTypes"]) == {"row", "stat", "table", "bargauge", "timeseries"}
 
 
