@@ -32,8 +32,9 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from collectors.clusterconfig import member, parse_cluster_config
+from collectors.clusterconfig import parse_cluster_config
 from collectors.errors import CollectorError
+from simulator.sfjson import certificate_information, pascal_case, pascal_text
 
 RESET_TIMEOUT = 4294967295
 # A domain with a single-node node type waits on the replica-set check while the timeout is longer.
@@ -95,39 +96,9 @@ def thumbprint(cert: x509.Certificate) -> str:
     return cert.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303 - Windows thumbprint
 
 
-def pascal_case(value: Any) -> Any:
-    """A configuration document with every member name's first letter upper-cased, as the cluster writes it.
-
-    `metadata` members (comments in Microsoft's sample files) have no place in the service's model
-    and are left out, as are nulls.
-    """
-    if isinstance(value, dict):
-        return {
-            key[:1].upper() + key[1:]: pascal_case(item)
-            for key, item in value.items()
-            if key.lower() != "metadata" and item is not None
-        }
-    if isinstance(value, list):
-        return [pascal_case(item) for item in value]
-    return value
-
-
-def pascal_text(document: Any) -> str:
-    """The document as the cluster returns it: PascalCase, indented with two spaces (Newtonsoft's Indented)."""
-    return json.dumps(pascal_case(document), indent=2)
-
-
 def _cert_set(info: dict[str, Any], key: str) -> set[str]:
     entry = info.get(key) or {}
     return {str(v).upper() for v in (entry.get("Thumbprint"), entry.get("ThumbprintSecondary")) if v}
-
-
-def certificate_information(document: dict[str, Any]) -> dict[str, Any]:
-    """Properties.Security.CertificateInformation of a configuration document, whatever its casing."""
-    properties = member(document, "Properties") or {}
-    security = member(properties, "Security") or {} if isinstance(properties, dict) else {}
-    info = member(security, "CertificateInformation") if isinstance(security, dict) else None
-    return dict(pascal_case(info)) if isinstance(info, dict) else {}
 
 
 def _version_key(version: str) -> tuple[int, ...]:

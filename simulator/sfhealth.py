@@ -11,7 +11,8 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from simulator.sfcluster import SimulatedCluster, certificate_information, thumbprint
+from simulator.sfcluster import SimulatedCluster, thumbprint
+from simulator.sfjson import certificate_information
 
 EXPIRY_MARGIN = timedelta(days=30)
 
