@@ -120,6 +120,11 @@ class RuleSettings(Strict):
     reencryption_days: float = Field(
         default=14, ge=0, description="rotate-by deadline of DataEncryption: days the re-encryption job needs"
     )
+    agent_updates_without_cluster_evidence: bool = Field(
+        default=False,
+        description="let the LocalAgent-side remediations apply without a Service Fabric gateway source (the "
+        "operator confirms the configuration upgrade by hand); every such run is audited as OVERRIDDEN",
+    )
 
     def roles_for_purpose(self, purpose: str) -> frozenset[str]:
         """The roles a node of this purpose must hold (purpose matched case-insensitively)."""

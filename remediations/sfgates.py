@@ -5,8 +5,9 @@ client thumbprints into the agent's configuration. Pointed at certificates the c
 use yet, the LocalAgent loses the cluster; so both need the same evidence: the gateway's view of
 the running configuration, with the configuration upgrade completed for the staged version.
 Missing evidence is never healthy. Without a gateway source the gate fails, naming what is
-missing, unless the operator passes `--without-cluster-evidence` (off by default; the check then
-passes with "OVERRIDDEN" in its detail, and the check list is part of the audited result).
+missing, unless the operator passes `--without-cluster-evidence` or sets
+`rules.agent_updates_without_cluster_evidence` (both off by default; the check then passes with
+"OVERRIDDEN" in its detail, and the check list is part of the audited result).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def cluster_runs_target_check(ctx: RemediationContext) -> Check:
             "configured, so certmon cannot see whether the configuration upgrade completed"
         )
         if ctx.options.get(OVERRIDE_OPTION) is True:
-            return Check(NAME, True, f"OVERRIDDEN by the operator (--without-cluster-evidence): {missing}")
+            how = "--without-cluster-evidence or rules.agent_updates_without_cluster_evidence"
+            return Check(NAME, True, f"OVERRIDDEN by the operator ({how}): {missing}")
         return Check(
             NAME,
             False,

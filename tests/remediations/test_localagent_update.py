@@ -45,7 +45,7 @@ def test_lab_preconditions_pass_and_plan_names_both_settings(lab_copy: Lab, ctx:
         "cluster configuration upgrade completed",
     ]
     assert all(c.ok for c in checks), checks
-    assert checks[-1].detail.startswith("OVERRIDDEN by the operator (--without-cluster-evidence)")
+    assert checks[-1].detail.startswith("OVERRIDDEN by the operator (--without-cluster-evidence")
     plan = REMEDIATION.plan(ctx)
     (change,) = plan.files()
     server, client = _new(lab_copy)
