@@ -1,4 +1,12 @@
-"""Service Fabric standalone cluster configuration (ClusterConfig.json), thumbprint and common-name forms."""
+"""Service Fabric standalone cluster configuration (ClusterConfig.json), thumbprint and common-name forms.
+
+Keys are read case-insensitively: a hand-written ClusterConfig.json is camelCase (`name`,
+`clusterConfigurationVersion`, `properties.security`), but what the cluster returns from
+GetClusterConfiguration, and what `Get-ServiceFabricClusterConfiguration > file` writes (UTF-16),
+is PascalCase (`Name`, `ClusterConfigurationVersion`, `Properties.Security`): the Upgrade
+Orchestration Service serialises its model classes with Newtonsoft's default settings. A
+configuration in which no certificate at all can be found is an error, never an empty success.
+"""
 
 from __future__ import annotations
 
@@ -98,6 +106,22 @@ class ClusterConfig:
         return [c for c in self.certificates if c.thumbprint_secondary]
 
 
+def member(obj: dict[str, Any], key: str) -> Any:
+    """obj[key], matching the key case-insensitively when the exact spelling is absent."""
+    if key in obj:
+        return obj[key]
+    wanted = key.lower()
+    return next((value for k, value in obj.items() if isinstance(k, str) and k.lower() == wanted), None)
+
+
+def member_key(obj: dict[str, Any], key: str) -> str:
+    """The spelling `obj` uses for `key` (case-insensitively), or `key` itself when it is absent."""
+    if key in obj:
+        return key
+    wanted = key.lower()
+    return next((k for k in obj if isinstance(k, str) and k.lower() == wanted), key)
+
+
 def _thumbprint(value: Any, where: str, name: str) -> str:
     if value is None or value == "":
         return ""
@@ -135,77 +159,86 @@ def parse_cluster_config(document: Any, name: str) -> ClusterConfig:
         raise CollectorError(name, Reason.PARSE_ERROR, "document: expected a cluster configuration object")
     root = document
     base = "properties.security.CertificateInformation"
-    properties = _object(root.get("properties"), "properties", name)
-    security = _object(properties.get("security"), "properties.security", name)
-    info = _object(security.get("CertificateInformation"), base, name)
+    properties = _object(member(root, "properties"), "properties", name)
+    security = _object(member(properties, "security"), "properties.security", name)
+    info = _object(member(security, "CertificateInformation"), base, name)
     certificates = []
     for key, kind in CERT_KINDS:
-        entry = _object(info.get(key), f"{base}.{key}", name)
+        entry = _object(member(info, key), f"{base}.{key}", name)
         if entry:
             certificates.append(
                 SfCertificate(
                     kind=kind,
-                    thumbprint=_thumbprint(entry.get("Thumbprint"), f"{base}.{key}.Thumbprint", name),
+                    thumbprint=_thumbprint(member(entry, "Thumbprint"), f"{base}.{key}.Thumbprint", name),
                     thumbprint_secondary=_thumbprint(
-                        entry.get("ThumbprintSecondary"), f"{base}.{key}.ThumbprintSecondary", name
+                        member(entry, "ThumbprintSecondary"), f"{base}.{key}.ThumbprintSecondary", name
                     ),
-                    store=str(entry.get("X509StoreName", "My")),
+                    store=str(member(entry, "X509StoreName") or "My"),
                 )
             )
     clients = []
     client_key = "ClientCertificateThumbprints"
-    for index, entry in enumerate(_array(info.get(client_key), f"{base}.{client_key}", name)):
+    for index, entry in enumerate(_array(member(info, client_key), f"{base}.{client_key}", name)):
         where = f"{base}.{client_key}[{index}]"
         item = _object(entry, where, name)
         clients.append(
             SfClient(
-                thumbprint=_thumbprint(item.get("CertificateThumbprint"), f"{where}.CertificateThumbprint", name),
-                is_admin=_bool(item.get("IsAdmin")),
+                thumbprint=_thumbprint(member(item, "CertificateThumbprint"), f"{where}.CertificateThumbprint", name),
+                is_admin=_bool(member(item, "IsAdmin")),
             )
         )
     common_names = []
     issuer_stores = []
     for key, kind in (*CERT_KINDS, ("ClientCertificate", "client")):
         cn_key = f"{key}CommonNames"
-        value = info.get(cn_key)
+        value = member(info, cn_key)
         # Server-side forms wrap the list in {"CommonNames": [...]}; the client form is a list.
-        entries = value.get("CommonNames") if isinstance(value, dict) else value
+        entries = member(value, "CommonNames") if isinstance(value, dict) else value
         for index, entry in enumerate(_array(entries, f"{base}.{cn_key}", name)):
             item = _object(entry, f"{base}.{cn_key}[{index}]", name)
-            issuers = str(item.get("CertificateIssuerThumbprint") or "")
+            issuers = str(member(item, "CertificateIssuerThumbprint") or "")
             common_names.append(
                 SfCommonName(
                     kind=kind,
-                    common_name=str(item.get("CertificateCommonName", "")),
+                    common_name=str(member(item, "CertificateCommonName") or ""),
                     issuer_thumbprints=tuple(
                         _thumbprint(t, f"{base}.{cn_key}[{index}].CertificateIssuerThumbprint", name)
                         for t in issuers.split(",")
                         if t.strip()
                     ),
-                    is_admin=_bool(item.get("IsAdmin")),
+                    is_admin=_bool(member(item, "IsAdmin")),
                 )
             )
         store_key = f"{key}IssuerStores"
-        for index, entry in enumerate(_array(info.get(store_key), f"{base}.{store_key}", name)):
+        for index, entry in enumerate(_array(member(info, store_key), f"{base}.{store_key}", name)):
             item = _object(entry, f"{base}.{store_key}[{index}]", name)
             issuer_stores.append(
-                SfIssuerStore(kind, str(item.get("IssuerCommonName", "")), str(item.get("X509StoreNames", "")))
+                SfIssuerStore(
+                    kind, str(member(item, "IssuerCommonName") or ""), str(member(item, "X509StoreNames") or "")
+                )
             )
     nodes = tuple(
         SfNode(
-            name=str(node.get("nodeName", "")),
-            ip_address=str(node.get("iPAddress", "")),
-            node_type=str(node.get("nodeTypeRef", "")),
-            fault_domain=str(node.get("faultDomain", "")),
-            upgrade_domain=str(node.get("upgradeDomain", "")),
+            name=str(member(node, "nodeName") or ""),
+            ip_address=str(member(node, "iPAddress") or ""),
+            node_type=str(member(node, "nodeTypeRef") or ""),
+            fault_domain=str(member(node, "faultDomain") or ""),
+            upgrade_domain=str(member(node, "upgradeDomain") or ""),
         )
-        for index, node in enumerate(_array(root.get("nodes"), "nodes", name))
+        for index, node in enumerate(_array(member(root, "nodes"), "nodes", name))
         if _object(node, f"nodes[{index}]", name)
     )
+    if not certificates and not clients and not common_names:
+        raise CollectorError(
+            name,
+            Reason.PARSE_ERROR,
+            f"no certificate found under {base} (keys read case-insensitively): the configuration declares no "
+            "cluster, server, reverse-proxy or client certificate by thumbprint or common name",
+        )
     return ClusterConfig(
-        name=str(root.get("name", "")),
-        version=str(root.get("clusterConfigurationVersion", "")),
-        api_version=str(root.get("apiVersion", "")),
+        name=str(member(root, "name") or ""),
+        version=str(member(root, "clusterConfigurationVersion") or ""),
+        api_version=str(member(root, "apiVersion") or ""),
         nodes=nodes,
         certificates=tuple(certificates),
         clients=tuple(clients),

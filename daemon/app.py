@@ -98,7 +98,7 @@ class Daemon:
     def _evaluate(self) -> View:
         snapshot = self.runner.snapshot()
         evaluation = evaluate(snapshot, self.store.locations(), self.clock(), self.settings)
-        families = tuple(build_families(evaluation, self.runner.collectors))
+        families = tuple(build_families(evaluation, self.runner.collectors, self.settings))
         # process_* (CPU, memory, open files, start time; /proc, Linux only) as of this evaluation: the
         # exposition is rendered once per evaluation, so they are too.
         process = tuple(self._process.collect())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import platform
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import Metric
 
@@ -14,9 +14,16 @@ from collectors.errors import Reason
 from collectors.model import MetricSpec
 from daemon import __version__
 from daemon.agentmetrics import agent_families
+from daemon.deadline import deadline_families
 from daemon.evaluator import Evaluation
 from daemon.families import Families
 from daemon.rotation import StepStatus
+
+if TYPE_CHECKING:
+    from daemon.settings import Settings
+
+if TYPE_CHECKING:
+    from daemon.settings import Settings
 
 log = logging.getLogger("certmon.metrics")
 
@@ -36,7 +43,9 @@ FINDING_LABELS = (
 SOURCE_LABELS = ("environment", "source", "target")
 
 
-def build_families(evaluation: Evaluation, collectors: Mapping[str, Collector]) -> list[Metric]:
+def build_families(
+    evaluation: Evaluation, collectors: Mapping[str, Collector], settings: Settings | None = None
+) -> list[Metric]:
     """Every certmon metric for one evaluation."""
     snapshot = evaluation.snapshot
     env = snapshot.environment
@@ -86,6 +95,7 @@ def build_families(evaluation: Evaluation, collectors: Mapping[str, Collector]) 
         )
         out.add(finding, finding_labels, 1.0)
     _rotation_families(evaluation, out)
+    deadline_families(evaluation, settings, out)
     for collector in collectors.values():
         for spec in collector.metrics:
             _spec_samples(spec, collector.name, evaluation, out)

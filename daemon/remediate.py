@@ -6,6 +6,7 @@ The command collects once, then uses the daemon's remediation wiring (`daemon.re
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 from collections.abc import Callable
@@ -40,6 +41,12 @@ def register_remediate(commands: argparse._SubParsersAction[argparse.ArgumentPar
         help=f"wait this long for another remediation of the environment to finish (default {DEFAULT_WAIT_SECONDS:g})",
     )
     sub.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    sub.add_argument(
+        "--without-cluster-evidence",
+        action="store_true",
+        help="let localagent-config-update / deployment-config-update apply without a Service Fabric gateway "
+        "source (you confirmed the configuration upgrade yourself); recorded in the audit",
+    )
     sub.set_defaults(func=cmd_remediate)
 
 
@@ -82,6 +89,10 @@ def cmd_remediate(args: argparse.Namespace) -> int:
             daemon.on_progress = None
         engine = remediation_engine(daemon, args.wait)
         ctx = remediation_context(daemon, progress=_progress_printer(args.format))
+        if args.without_cluster_evidence:
+            from remediations.sfgates import OVERRIDE_OPTION
+
+            ctx = dataclasses.replace(ctx, options={**ctx.options, OVERRIDE_OPTION: True})
         if chosen is None:
             return print_list([engine.assess(r, ctx) for r in all_remediations()], settings.environment, args.format)
         if args.apply:

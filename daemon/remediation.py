@@ -71,6 +71,10 @@ def remediation_options(daemon: Daemon, progress: Callable[[str], None] | None =
     options = source_options(daemon.settings, daemon.collectors, daemon.clock)
     if progress is not None:
         options[PROGRESS_OPTION] = progress
+    if daemon.settings.rules.agent_updates_without_cluster_evidence:
+        from remediations.sfgates import OVERRIDE_OPTION
+
+        options[OVERRIDE_OPTION] = True
     return options
 
 

@@ -87,6 +87,17 @@ class RuleSettings(Strict):
         ],
         description="roles that may be self-signed in production",
     )
+    rotation_lead_days: float = Field(
+        default=14, ge=0, description="rotate-by deadline: days for change approval and a maintenance window"
+    )
+    reencryption_days: float = Field(
+        default=14, ge=0, description="rotate-by deadline of DataEncryption: days the re-encryption job needs"
+    )
+    agent_updates_without_cluster_evidence: bool = Field(
+        default=False,
+        description="let the LocalAgent-side remediations apply without a Service Fabric gateway source (the "
+        "operator confirms the configuration upgrade by hand); every such run is audited as OVERRIDDEN",
+    )
 
     def roles_for_purpose(self, purpose: str) -> frozenset[str]:
         """The roles a node of this purpose must hold (purpose matched case-insensitively)."""

@@ -21,6 +21,7 @@ from remediations.base import Check, Remediation, RemediationContext, Remediatio
 from remediations.jsonedit import JsonEditor, parse_path
 from remediations.localagent import new_certificates_check, verify_agent_files
 from remediations.plan import FileChange, Plan, ValueChange
+from remediations.sfgates import cluster_runs_target_check
 
 #: ctx.options key: the configured collectors.agentshare.AgentShare
 AGENT_SHARE_OPTION = "agent_share"
@@ -65,6 +66,7 @@ class DeploymentConfigUpdate(Remediation):
         checks.append(Check("cluster thumbprints known", target.known, known if target.known else target.problem))
         if target.known:
             checks.append(new_certificates_check(ctx, target))
+        checks.append(cluster_runs_target_check(ctx))
         return checks
 
     def plan(self, ctx: RemediationContext) -> Plan:

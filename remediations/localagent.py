@@ -9,9 +9,9 @@ no cluster data is available). The wanted values and the drift come from
 CRLF line endings, BOM, indentation and every other section stay as they are.
 
 The LocalAgent only reads its configuration when installed, so the plan tells the operator
-to run `LocalAgentCLI.exe Cleanup` and reinstall it afterwards. When the Service Fabric gateway
-is configured, the cluster must also run the configuration the thumbprints come from (its
-upgrade completed), the same `upgrade_completed_evidence` the SF remediations check.
+to run `LocalAgentCLI.exe Cleanup` and reinstall it afterwards. The cluster must also run the
+configuration the thumbprints come from (its upgrade completed, seen through the gateway):
+`remediations.sfgates`, shared with deployment-config-update.
 """
 
 from __future__ import annotations
@@ -27,15 +27,13 @@ from collectors.agentconfig import (
     load_agent_config,
     parse_agent_config,
 )
-from collectors.clusterconfig import ClusterConfig
 from collectors.errors import CollectorError
 from collectors.files import parse_json, read_bytes
 from collectors.model import CertObservation
-from collectors.servicefabric.evidence import SOURCE as GATEWAY_SOURCE
-from collectors.servicefabric.evidence import upgrade_completed_evidence
 from remediations.base import Check, Remediation, RemediationContext, RemediationError, VerificationError
 from remediations.jsonedit import JsonEditor, parse_path
 from remediations.plan import FileChange, Plan, ValueChange
+from remediations.sfgates import cluster_runs_target_check
 
 SOURCE = "localagent"
 
@@ -129,19 +127,8 @@ class LocalAgentConfigUpdate(Remediation):
         checks.append(Check("cluster thumbprints known", target.known, known if target.known else target.problem))
         if target.known:
             checks.append(self._inventory_check(ctx, target))
-        if ctx.snapshot.has_source(GATEWAY_SOURCE):
-            checks.append(self._upgrade_check(ctx))
+        checks.append(cluster_runs_target_check(ctx))
         return checks
-
-    @staticmethod
-    def _upgrade_check(ctx: RemediationContext) -> Check:
-        """With gateway data: the cluster runs the configuration the target comes from (upgrade completed)."""
-        staged = next((c.version for _, c in ctx.snapshot.facts("clusterconfig", ClusterConfig)), None)
-        evidence = upgrade_completed_evidence(ctx.snapshot, staged)
-        detail = evidence.detail
-        if not evidence.true:
-            detail += "; the LocalAgent would lose the cluster if pointed at certificates the cluster does not use yet"
-        return Check("cluster configuration upgrade completed", evidence.true, detail)
 
     def _inventory_check(self, ctx: RemediationContext, target: AgentTarget) -> Check:
         return new_certificates_check(ctx, target)

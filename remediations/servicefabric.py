@@ -20,7 +20,7 @@ from abc import abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from collectors.clusterconfig import parse_cluster_config
+from collectors.clusterconfig import ClusterConfig, parse_cluster_config
 from collectors.errors import CollectorError
 from collectors.files import decode_text, parse_json, read_bytes
 from collectors.servicefabric import api
@@ -32,6 +32,7 @@ from collectors.servicefabric.evidence import (
     in_use_evidence,
     rotation_stage,
     single_node_types,
+    slot_states,
     upgrade_completed_evidence,
     upgrade_idle_evidence,
     version_evidence,
@@ -59,6 +60,13 @@ from remediations.sfgateway import (
     start_configuration_upgrade,
     update_replica_check_timeout,
 )
+from remediations.sfpreflight import (
+    no_in_place_swap_check,
+    pair_differs_check,
+    same_as_running_check,
+    target_version,
+    version_increases_check,
+)
 
 if TYPE_CHECKING:
     from remediations.checkpoint import Checkpoint
@@ -66,8 +74,26 @@ if TYPE_CHECKING:
 REPLICA_CHECK_TIMEOUT_SECONDS = 30
 
 
+def preflight_checks(ctx: RemediationContext, config: ClusterConfig, rotation: SfRotation, done: str) -> list[Check]:
+    """The pre-flight checks of a configuration upgrade (remediations.sfpreflight) for this step's target."""
+    stage_now = rotation_stage(config, rotation)
+    checks = [pair_differs_check(rotation)]
+    if stage_now in ("before", "staged", "rotated"):
+        checks.append(version_increases_check(ctx, target_version(config, stage_now, done)))
+    checks.append(no_in_place_swap_check(ctx, config, rotation))
+    path = ctx.file(FILE_SOURCE)
+    if path is not None:
+        try:
+            text = decode_text(read_bytes(path), str(path))
+        except CollectorError as err:
+            checks.append(Check("file equals the running configuration apart from the rotation", False, str(err)))
+        else:
+            checks.append(same_as_running_check(ctx, text))
+    return checks
+
+
 def _thumbprints(rotation: SfRotation) -> SfRotationThumbprints:
-    return SfRotationThumbprints(rotation.new_server, rotation.new_client, rotation.old_client)
+    return SfRotationThumbprints(rotation.new_server, rotation.new_client, rotation.old_client, rotation.old_server)
 
 
 class _ClusterConfigStep(Remediation):
@@ -76,6 +102,8 @@ class _ClusterConfigStep(Remediation):
     sources = (FILE_SOURCE, SOURCE)
     #: the stage ClusterConfig.json is in once this step's edit is written
     done_stage: str
+    #: the current runbook's Update-SFClusterConfig.ps1 switch for the same step
+    script_switch: str
 
     @abstractmethod
     def edit(self, data: bytes, config_stage: str, rotation: SfRotation, path: Path) -> FileChange | None:
@@ -101,8 +129,14 @@ class _ClusterConfigStep(Remediation):
         target_stage = rotation_stage(target, rotation)
         if running == target.version or target_stage != self.done_stage:
             pass
-        elif status is not None and status.config_version == target.version and status.in_progress:
-            follow_up.append(f"The upgrade to {target.version} is {status.state}; follow it with `certmon status`.")
+        elif facts is not None and facts.upgrade_in_progress:
+            # The status names only the version running now, never the target: whatever this upgrade
+            # is, Service Fabric refuses a second one until it ends.
+            state = status.state if status is not None else "in progress"
+            follow_up.append(
+                f"A configuration upgrade is {state} (the cluster still runs {running}); certmon does not start "
+                f"another. When it ends, run this remediation again: it is done once the cluster runs {target.version}."
+            )
         else:
             evidence, identity = admin_identity(ctx)
             access = gateway_access(ctx)
@@ -113,7 +147,9 @@ class _ClusterConfigStep(Remediation):
                     f"certmon does not start the upgrade ({evidence.detail}): on a cluster node, run "
                     f'`Start-ServiceFabricClusterConfigurationUpgrade -ClusterConfigPath "{path}"`.',
                     "Follow `Get-ServiceFabricClusterConfigurationUpgradeStatus` until UpgradeState is "
-                    f"RollingForwardCompleted for version {target.version}.",
+                    f"RollingForwardCompleted and ConfigVersion (the running version) is {target.version}.",
+                    f"With the current runbook, `Update-SFClusterConfig.ps1 {self.script_switch}` does this step; "
+                    "certmon follows either from the cluster's configuration.",
                 ]
         single = single_node_types(target)
         if single and changes:
@@ -185,16 +221,18 @@ class StageRotation(_ClusterConfigStep):
     )
     step = "sf-staged"
     done_stage = "staged"
+    script_switch = "-UpdateThumbprints"
 
     def preconditions(self, ctx: RemediationContext) -> list[Check]:
         """File staged-able, thumbprints known, no leftover secondary, SF 7.2+, certs on nodes, no upgrade running."""
         checks, config = file_checks(ctx)
         rotation_result, rotation = rotation_check(ctx, config)
         checks.append(rotation_result)
-        if config is not None and rotation.known:
+        if config is not None and rotation.known and not config.by_common_name:
             checks.append(secondary_check(ctx, config, rotation))
             checks.append(matches_running_check(ctx, config, rotation))
             checks.append(node_certificates_check(ctx, config, (rotation.new_server, rotation.new_client)))
+            checks += preflight_checks(ctx, config, rotation, self.done_stage)
         checks.append(check("Service Fabric 7.2 or later", version_evidence(ctx.snapshot)))
         checks.append(check("no upgrade in progress", upgrade_idle_evidence(ctx.snapshot)))
         return checks
@@ -204,7 +242,9 @@ class StageRotation(_ClusterConfigStep):
         if config_stage in ("staged", "rotated"):
             return None
         if config_stage != "before":
-            raise RemediationError(f"{path.name} is partly staged; fix it by hand")
+            config = parse_cluster_config(parse_json(data, str(path)), str(path))
+            slots = "; ".join(slot_states(config, rotation))
+            raise RemediationError(f"{path.name} is partly staged ({slots}); fix it by hand")
         after, values = stage(data, _thumbprints(rotation), str(path))
         return FileChange(path, data, after, values)
 
@@ -219,24 +259,30 @@ class CleanupOldCerts(_ClusterConfigStep):
     )
     step = "sf-cleaned"
     done_stage = "rotated"
+    script_switch = "-RemoveOldThumbprints"
 
     def preconditions(self, ctx: RemediationContext) -> list[Check]:
         """The staged configuration's upgrade completed and the cluster uses the new certificates."""
         checks, config = file_checks(ctx)
         rotation_result, rotation = rotation_check(ctx, config)
         checks.append(rotation_result)
-        if config is not None and rotation.known:
+        if config is not None and rotation.known and not config.by_common_name:
             facts = gateway_facts(ctx.snapshot, fresh=True)
             staged = rotation_stage(config, rotation)
             expected = config.version if staged == "staged" or facts is None else facts.config.version
             if staged not in ("staged", "rotated"):
-                checks.append(Check("ClusterConfig.json staged", False, f"ClusterConfig.json is {staged}, not staged"))
+                slots = "; ".join(slot_states(config, rotation))
+                checks.append(
+                    Check("ClusterConfig.json staged", False, f"ClusterConfig.json is {staged}, not staged: {slots}")
+                )
             checks.append(
                 check("staged configuration upgrade completed", upgrade_completed_evidence(ctx.snapshot, expected))
             )
+            checks += preflight_checks(ctx, config, rotation, self.done_stage)
             checks.append(
                 check(
-                    "new certificates in use", in_use_evidence(ctx.snapshot, rotation.new_server, [rotation.new_client])
+                    "new certificates in use",
+                    in_use_evidence(ctx.snapshot, rotation.new_server, [rotation.new_client], rotation.old_server),
                 )
             )
         return checks
@@ -246,8 +292,10 @@ class CleanupOldCerts(_ClusterConfigStep):
         if config_stage == "rotated":
             return None
         if config_stage != "staged":
-            raise RemediationError(f"{path.name} is {config_stage}, not staged: nothing to clean up")
-        after, values = cleanup(data, rotation.old_client, str(path))
+            config = parse_cluster_config(parse_json(data, str(path)), str(path))
+            slots = "; ".join(slot_states(config, rotation))
+            raise RemediationError(f"{path.name} is {config_stage}, not staged ({slots}): nothing to clean up")
+        after, values = cleanup(data, rotation.old_client, str(path), new_server=rotation.new_server)
         return FileChange(path, data, after, values) if values else None
 
 
@@ -276,7 +324,7 @@ class ReplicaCheckTimeout(Remediation):
         ]
         if facts is not None:
             status = facts.upgrade_status
-            state = f"{status.state}, configuration {status.config_version}" if status else "status unknown"
+            state = f"{status.state}, running configuration {status.running_version}" if status else "status unknown"
             running = facts.upgrade_in_progress
             detail = f"running: {state}" if running else f"no upgrade is running ({state}): nothing to unblock"
             checks.append(Check("an upgrade is in progress", running, detail))

@@ -20,6 +20,7 @@ from collectors.servicefabric.evidence import (
     leftover_secondaries,
     rotation_stage,
     sf_rotation,
+    slot_states,
 )
 from remediations.base import Check, RemediationContext, RemediationError
 
@@ -113,7 +114,9 @@ def matches_running_check(ctx: RemediationContext, config: ClusterConfig, rotati
             "running configuration (Get-ServiceFabricClusterConfiguration) and stage from it",
         )
     if stage == "mixed":
-        return Check(name, False, f"ClusterConfig.json {config.version} is partly staged; fix it by hand first")
+        slots = "; ".join(slot_states(config, rotation))
+        detail = f"ClusterConfig.json {config.version} is partly staged: {slots}; fix it by hand first"
+        return Check(name, False, detail)
     return Check(name, True, f"ClusterConfig.json {config.version} ({stage}), running {running.version}")
 
 

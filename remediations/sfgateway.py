@@ -20,7 +20,7 @@ from collectors.servicefabric import api
 from collectors.servicefabric.connector import Connector
 from collectors.servicefabric.evidence import Evidence, gateway_facts
 from collectors.servicefabric.identity import ClientIdentity
-from collectors.servicefabric.model import UpgradeProgress, UpgradeStatus
+from collectors.servicefabric.model import FAILED_STATES, UpgradeProgress, UpgradeStatus
 from remediations.base import RemediationContext, RemediationError
 
 log = logging.getLogger("certmon.remediations")
@@ -132,10 +132,10 @@ def read_upgrade(access: GatewayAccess, identity: ClientIdentity | None) -> tupl
 
 
 def describe_upgrade(status: UpgradeStatus, progress: UpgradeProgress) -> str:
-    """One line: state, version, domain."""
+    """One line: state, the configuration running now, domain."""
     domain = f", upgrade domain {progress.current_domain}" if progress.current_domain else ""
     done = f" ({progress.completed_domains} of {len(progress.domains)} domains done)" if progress.domains else ""
-    return f"configuration {status.config_version}: {status.state}{domain}{done}"
+    return f"{status.state}, running configuration {status.running_version}{domain}{done}"
 
 
 def follow_upgrade(ctx: RemediationContext, access: GatewayAccess, identity: ClientIdentity, version: str) -> str:
@@ -153,8 +153,11 @@ def follow_upgrade(ctx: RemediationContext, access: GatewayAccess, identity: Cli
         if line != last:
             report(ctx, line)
             last = line
-        if status.config_version == version and not status.in_progress:
+        # ConfigVersion is the running version: it reaches `version` only when the upgrade completed.
+        if status.running_version == version and not status.in_progress:
             return line
+        if status.state in FAILED_STATES and not status.in_progress:
+            return f"{line}; the upgrade to {version} did not complete"
         if waited >= access.follow_seconds:
             return f"{line}; still running after {waited:.0f} s: follow it with `certmon status` or the sf metrics"
         access.sleep(access.poll_seconds)

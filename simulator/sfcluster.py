@@ -7,6 +7,16 @@ version that does not increase, malformed configurations, and a rotation from tw
 to two different certificates. Fault knobs: `stuck` (the walk never leaves its domain) and
 `reset_replica_timeout` (a new upgrade gets the 49710.06:28:15 default, and a domain holding a
 single-node node type then waits until UpdateUpgrade lowers the timeout).
+
+The running configuration is kept, and answered, the way the cluster serialises it: PascalCase
+keys (`Name`, `ClusterConfigurationVersion`, `Nodes`, `Properties.Security...`), whatever casing
+the uploaded file had. Service Fabric's Upgrade Orchestration Service turns its model classes into
+JSON with Newtonsoft's default settings (no camelCase resolver, null values left out, indented).
+
+GetClusterConfigurationUpgradeStatus follows the same service: `ConfigVersion` is the
+configuration version the cluster runs now (it changes only when an upgrade completes), and
+`ProgressStatus` is the cluster manifest version of the fabric upgrade (a number that goes up by
+one per configuration upgrade), never a percentage or the target version.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from cryptography.hazmat.primitives import hashes
 
 from collectors.clusterconfig import parse_cluster_config
 from collectors.errors import CollectorError
+from simulator.sfjson import certificate_information, pascal_case, pascal_text
 
 RESET_TIMEOUT = 4294967295
 # A domain with a single-node node type waits on the replica-set check while the timeout is longer.
@@ -116,14 +127,23 @@ class SimulatedCluster:
     reset_replica_timeout: bool = False
     replica_timeout: int = 600
     upgrade: UpgradeRun | None = None
+    #: the cluster manifest version: ProgressStatus, and GetUpgradeProgress's ConfigVersion
+    manifest_version: int = 1
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self.config_text = pascal_text(json.loads(self.config_text))
+
+    def running_version(self) -> str:
+        """ClusterConfigurationVersion of the running configuration (call with the lock held)."""
+        return str(self.document.get("ClusterConfigurationVersion", ""))
 
     # -- configuration ---------------------------------------------------------------------
 
     @property
     def document(self) -> dict[str, Any]:
-        """The running configuration, parsed."""
-        return dict(json.loads(self.config_text))
+        """The running configuration, parsed, in the cluster's PascalCase (tests may set `config_text` directly)."""
+        return dict(pascal_case(json.loads(self.config_text)))
 
     def running_text(self) -> str:
         """The running configuration's text."""
@@ -132,7 +152,7 @@ class SimulatedCluster:
             return self.config_text
 
     def _info(self, document: dict[str, Any]) -> dict[str, Any]:
-        return dict(document.get("properties", {}).get("security", {}).get("CertificateInformation", {}))
+        return certificate_information(document)
 
     def client_role(self, cert: x509.Certificate | None) -> str:
         """ "admin", "read" or "" for a presented client certificate, by thumbprint or common name and issuer."""
@@ -165,9 +185,9 @@ class SimulatedCluster:
 
     def _single_node_domains(self, document: dict[str, Any]) -> set[str]:
         by_type: dict[str, list[dict[str, Any]]] = {}
-        for node in document.get("nodes", []):
-            by_type.setdefault(str(node.get("nodeTypeRef", "")), []).append(node)
-        return {str(nodes[0].get("upgradeDomain", "")) for nodes in by_type.values() if len(nodes) == 1}
+        for node in document.get("Nodes", []):
+            by_type.setdefault(str(node.get("NodeTypeRef", "")), []).append(node)
+        return {str(nodes[0].get("UpgradeDomain", "")) for nodes in by_type.values() if len(nodes) == 1}
 
     def _blocked(self, run: UpgradeRun) -> bool:
         if self.stuck:
@@ -188,6 +208,7 @@ class SimulatedCluster:
             if run.index >= len(run.domains):
                 run.state = "RollingForwardCompleted"
                 self.config_text = run.target_text
+                self.manifest_version += 1
 
     def start_upgrade(self, body: Any) -> None:
         """StartClusterConfigurationUpgrade: validate like Service Fabric, then start the walk."""
@@ -195,7 +216,7 @@ class SimulatedCluster:
             raise FabricFailure(400, "E_INVALIDARG", "ClusterConfig: the cluster configuration JSON string is required")
         text = body["ClusterConfig"]
         try:
-            target = json.loads(text)
+            target = pascal_case(json.loads(text))
         except ValueError as err:
             message = f"ClusterConfig is not valid JSON: {err}"
             raise FabricFailure(400, "FABRIC_E_INVALID_CONFIGURATION", message) from err
@@ -208,11 +229,11 @@ class SimulatedCluster:
                     f"a configuration upgrade to {self.upgrade.target_version} is already in progress",
                 )
             self._validate(self.document, target)
-            domains = sorted({str(n.get("upgradeDomain", "")) for n in target.get("nodes", [])}) or ["ud0"]
+            domains = sorted({str(n.get("UpgradeDomain", "")) for n in target.get("Nodes", [])}) or ["ud0"]
             now = self.clock()
             self.upgrade = UpgradeRun(
-                target_text=text,
-                target_version=str(target["clusterConfigurationVersion"]),
+                target_text=pascal_text(target),
+                target_version=str(target["ClusterConfigurationVersion"]),
                 domains=domains,
                 started_at=now,
                 started_wall=self.wall(),
@@ -229,9 +250,9 @@ class SimulatedCluster:
             raise FabricFailure(
                 400, "FABRIC_E_INVALID_CONFIGURATION", "name, clusterConfigurationVersion and nodes are required"
             )
-        if parsed.name != current.get("name"):
+        if parsed.name != current.get("Name"):
             raise FabricFailure(400, "FABRIC_E_FABRIC_UPGRADE_VALIDATION_ERROR", "the cluster name cannot change")
-        old_version = str(current.get("clusterConfigurationVersion", "0"))
+        old_version = str(current.get("ClusterConfigurationVersion", "0"))
         if _version_key(parsed.version) <= _version_key(old_version):
             raise FabricFailure(
                 400,
@@ -279,14 +300,16 @@ class SimulatedCluster:
     # -- answers -----------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        """ClusterConfigurationUpgradeStatusInfo."""
+        """ClusterConfigurationUpgradeStatusInfo: ConfigVersion is the running version, even mid-upgrade."""
         with self._lock:
             self._advance()
-            run = self.upgrade
-            if run is None:
-                version = str(self.document.get("clusterConfigurationVersion", ""))
-                return {"UpgradeState": "RollingForwardCompleted", "ProgressStatus": 0, "ConfigVersion": version}
-            return {"UpgradeState": run.state, "ProgressStatus": 0, "ConfigVersion": run.target_version, "Details": ""}
+            state = self.upgrade.state if self.upgrade is not None else "RollingForwardCompleted"
+            return {
+                "UpgradeState": state,
+                "ProgressStatus": self.manifest_version,
+                "ConfigVersion": self.running_version(),
+                "Details": "",
+            }
 
     def progress(self) -> dict[str, Any]:
         """ClusterUpgradeProgressObject."""
@@ -295,8 +318,8 @@ class SimulatedCluster:
             run = self.upgrade
             now = self.clock()
             if run is None:
-                version = str(self.document.get("clusterConfigurationVersion", ""))
-                domains = sorted({str(n.get("upgradeDomain", "")) for n in self.document.get("nodes", [])})
+                version = str(self.manifest_version)
+                domains = sorted({str(n.get("UpgradeDomain", "")) for n in self.document.get("Nodes", [])})
                 states = [{"Name": d, "State": "Completed"} for d in domains]
                 return self._progress(
                     state="RollingForwardCompleted",
@@ -314,7 +337,7 @@ class SimulatedCluster:
             running = run.state == "RollingForwardInProgress"
             progress = self._progress(
                 state=run.state,
-                version=run.target_version,
+                version=str(self.manifest_version + (1 if running else 0)),
                 domains=states,
                 timeout=run.replica_timeout,
                 current=run.domains[run.index] if running else "",

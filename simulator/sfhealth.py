@@ -12,17 +12,14 @@ from datetime import timedelta
 from typing import Any
 
 from simulator.sfcluster import SimulatedCluster, thumbprint
+from simulator.sfjson import certificate_information
 
 EXPIRY_MARGIN = timedelta(days=30)
 
 
-def _certificate_information(document: dict[str, Any]) -> dict[str, Any]:
-    return dict(document.get("properties", {}).get("security", {}).get("CertificateInformation", {}))
-
-
 def node_events(cluster: SimulatedCluster, node: str) -> list[dict[str, Any]]:
     """The node's System.FabricNode certificate events, in Service Fabric's wording."""
-    info = _certificate_information(json.loads(cluster.running_text()))
+    info = certificate_information(json.loads(cluster.running_text()))
     now = cluster.wall()
     events = []
     for key, prop in (("ClusterCertificate", "Certificate_cluster"), ("ServerCertificate", "Certificate_server")):
@@ -61,7 +58,7 @@ def node_events(cluster: SimulatedCluster, node: str) -> list[dict[str, Any]]:
 
 def node_health(cluster: SimulatedCluster, node: str) -> dict[str, Any] | None:
     """NodeHealth, or None for an unknown node."""
-    names = {str(n.get("nodeName")) for n in json.loads(cluster.running_text()).get("nodes", [])}
+    names = {str(n.get("NodeName")) for n in json.loads(cluster.running_text()).get("Nodes", [])}
     if node not in names:
         return None
     events = node_events(cluster, node)
@@ -70,7 +67,7 @@ def node_health(cluster: SimulatedCluster, node: str) -> dict[str, Any] | None:
 
 def cluster_health(cluster: SimulatedCluster) -> dict[str, Any]:
     """ClusterHealth with each node's aggregated state."""
-    nodes = [str(n.get("nodeName")) for n in json.loads(cluster.running_text()).get("nodes", [])]
+    nodes = [str(n.get("NodeName")) for n in json.loads(cluster.running_text()).get("Nodes", [])]
     states = [
         {"Name": n, "AggregatedHealthState": _worst(e["HealthState"] for e in node_events(cluster, n))} for n in nodes
     ]

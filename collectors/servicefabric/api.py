@@ -144,13 +144,13 @@ def parse_version(answer: Any, where: str) -> str:
 
 
 def parse_upgrade_status(answer: Any, where: str) -> UpgradeStatus:
-    """ClusterConfigurationUpgradeStatusInfo."""
+    """ClusterConfigurationUpgradeStatusInfo: ConfigVersion is the running version, ProgressStatus a manifest one."""
     item = _object(answer, where)
-    progress = item.get("ProgressStatus")
+    manifest = item.get("ProgressStatus")
     return UpgradeStatus(
         state=str(item.get("UpgradeState") or "Invalid"),
-        config_version=str(item.get("ConfigVersion") or ""),
-        progress_status=progress if isinstance(progress, int) else None,
+        running_version=str(item.get("ConfigVersion") or ""),
+        manifest_version=manifest if type(manifest) is int else None,
         details=str(item.get("Details") or ""),
     )
 

@@ -47,7 +47,8 @@ def _rotation_supported(facts: GatewayFacts, target: str) -> Samples:
 def _upgrade_state(facts: GatewayFacts, target: str) -> Samples:
     status = facts.upgrade_status
     if status is not None:
-        yield (status.state, status.config_version), 1.0
+        manifest = "" if status.manifest_version is None else str(status.manifest_version)
+        yield (status.state, status.running_version, manifest), 1.0
 
 
 def _replica_timeout(facts: GatewayFacts, target: str) -> Samples:
@@ -87,8 +88,9 @@ SF_METRICS: tuple[MetricSpec, ...] = (
     ),
     MetricSpec(
         "certmon_sf_upgrade_state_info",
-        "1 for the configuration upgrade's current UpgradeState and the configuration version it concerns.",
-        ("state", "config_version"),
+        "1 for the configuration upgrade's UpgradeState, the configuration version the cluster runs now "
+        "(ConfigVersion) and the cluster manifest version (ProgressStatus).",
+        ("state", "running_config_version", "manifest_version"),
         _upgrade_state,
     ),
     MetricSpec(

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from collectors.answers import Evidence
-from collectors.clusterconfig import SF_CLIENT_ROLE, SF_ROLE, ClusterConfig
+from collectors.clusterconfig import SF_CLIENT_ROLE, SF_ROLE, ClusterConfig, SfCertificate
 from collectors.configtemplate import ConfigTemplate
 from collectors.model import Generation, Snapshot, SourceResult
 from collectors.servicefabric.model import FAILED_STATES, AppCertificate, GatewayFacts
@@ -89,12 +89,21 @@ def upgrade_idle_evidence(snapshot: Snapshot) -> Evidence:
     if status is None:
         return Evidence(None, "the configuration upgrade status could not be read")
     if facts.upgrade_in_progress:
-        return Evidence(False, f"an upgrade is in progress: {status.state} to configuration {status.config_version}")
-    return Evidence(True, f"no upgrade in progress ({status.state}, configuration {status.config_version})")
+        return Evidence(
+            False,
+            f"an upgrade is in progress ({status.state}); the cluster still runs configuration "
+            f"{status.running_version or facts.config.version}",
+        )
+    return Evidence(True, f"no upgrade in progress ({status.state}, running configuration {facts.config.version})")
 
 
 def upgrade_completed_evidence(snapshot: Snapshot, config_version: str | None = None) -> Evidence:
-    """Did the configuration upgrade reach RollingForwardCompleted (for that configuration version)?"""
+    """Did the configuration upgrade reach RollingForwardCompleted (for that configuration version)?
+
+    The status's ConfigVersion is the version running now, so "completed for version V" means:
+    the state is RollingForwardCompleted and the cluster runs V (the status and the configuration
+    GetClusterConfiguration returns agree).
+    """
     facts = gateway_facts(snapshot, fresh=True)
     if facts is None:
         return _no_gateway(snapshot, "the configuration upgrade")
@@ -102,16 +111,15 @@ def upgrade_completed_evidence(snapshot: Snapshot, config_version: str | None = 
     if status is None:
         return Evidence(None, "the configuration upgrade status could not be read")
     wanted = f" to configuration {config_version}" if config_version else ""
-    if config_version and status.config_version != config_version:
+    running = status.running_version or facts.config.version
+    if not status.completed:
+        return Evidence(False, f"the configuration upgrade is {status.state}; the cluster runs configuration {running}")
+    if config_version and (facts.config.version != config_version or running != config_version):
         return Evidence(
             False,
-            f"the last configuration upgrade concerns version {status.config_version or '(none)'} "
-            f"({status.state}), not {config_version}; the running configuration is {facts.config.version}",
+            f"the cluster runs configuration {running}, not {config_version}: the upgrade{wanted} has not "
+            "been started, has not finished, or was rolled back",
         )
-    if not status.completed:
-        return Evidence(False, f"the configuration upgrade{wanted} is {status.state}")
-    if config_version and facts.config.version != config_version:
-        return Evidence(False, f"the running configuration is {facts.config.version}, not {config_version}")
     return Evidence(True, f"the configuration upgrade{wanted} completed (RollingForwardCompleted)")
 
 
@@ -119,17 +127,17 @@ def stuck_reason(facts: GatewayFacts, stuck_after_seconds: float) -> str:
     """Why the upgrade is stuck or failed, or "" when it is not (or nothing is known)."""
     status, progress = facts.upgrade_status, facts.upgrade_progress
     state = status.state if status is not None else (progress.state if progress is not None else "")
-    version = status.config_version if status is not None else ""
+    version = status.running_version if status is not None else ""
     if state in FAILED_STATES:
         failure = f" ({progress.failure_reason})" if progress is not None and progress.failure_reason else ""
-        return f"the upgrade to configuration {version} is {state}{failure}"
+        return f"the configuration upgrade (from configuration {version or facts.config.version}) is {state}{failure}"
     if progress is None or not facts.upgrade_in_progress:
         return ""
     spent = progress.domain_duration_seconds
     if spent is not None and spent >= stuck_after_seconds:
         domain = progress.current_domain or progress.next_domain or "?"
         return (
-            f"the upgrade to configuration {version or progress.config_version} has spent {spent / 60:.0f} min on "
+            f"the upgrade from configuration {version or facts.config.version} has spent {spent / 60:.0f} min on "
             f"upgrade domain {domain} ({progress.completed_domains} of {len(progress.domains)} domains done)"
         )
     return ""
@@ -164,6 +172,30 @@ def app_certificates(snapshot: Snapshot) -> list[AppCertificate]:
     return list(facts.applications or ()) if facts is not None else []
 
 
+# The current certificate-rotation article needs the agent share's config.json step only for
+# LocalAgent 3.2.2 and earlier. The LocalAgent version is read from the running fabric:/LocalAgent
+# application's TypeVersion (UNVERIFIED: that the application type version is the LocalAgent release).
+LOCALAGENT_APPLICATION = "fabric:/LocalAgent"
+LAST_LOCALAGENT_NEEDING_SHARE_CONFIG = (3, 2, 2)
+
+
+def localagent_version(snapshot: Snapshot) -> str:
+    """The running LocalAgent application's type version, or "" when the gateway does not tell."""
+    for app in app_certificates(snapshot):
+        if app.application.lower() == LOCALAGENT_APPLICATION.lower() or app.type_name == "LocalAgentType":
+            return app.type_version
+    return ""
+
+
+def share_config_needed(version: str) -> bool | None:
+    """Does this LocalAgent version still read the agent share's config.json thumbprints (3.2.2 and earlier)?"""
+    parts = re.findall(r"\d+", version or "")
+    if len(parts) < 2:
+        return None
+    numbers = tuple(int(p) for p in parts[:3]) + (0,) * (3 - min(len(parts), 3))
+    return numbers <= LAST_LOCALAGENT_NEEDING_SHARE_CONFIG
+
+
 def app_thumbprints_by_role(snapshot: Snapshot) -> dict[str, set[str]]:
     """Role -> the thumbprints the running applications use for it."""
     out: dict[str, set[str]] = defaultdict(set)
@@ -172,13 +204,22 @@ def app_thumbprints_by_role(snapshot: Snapshot) -> dict[str, set[str]]:
     return dict(out)
 
 
-def in_use_evidence(snapshot: Snapshot, server: str, clients: Iterable[str]) -> Evidence:
-    """Does the running cluster use the new server/cluster certificate and the new admin client?"""
+def in_use_evidence(snapshot: Snapshot, server: str, clients: Iterable[str], old_server: str = "") -> Evidence:
+    """Does the running cluster use the new server/cluster certificate and the new admin client?
+
+    Slots with a certificate of their own (neither `server` nor `old_server`, and not the cluster
+    or server certificate) are not part of the rotation and are not judged.
+    """
     facts = gateway_facts(snapshot, fresh=True)
     if facts is None:
         return _no_gateway(snapshot, "which certificates the cluster uses")
     running = facts.config
-    wrong = [f"{c.kind} primary is {c.thumbprint}" for c in running.certificates if c.thumbprint != server]
+    related = [
+        c
+        for c in running.certificates
+        if c.kind in ("cluster", "server") or {c.thumbprint, c.thumbprint_secondary} & {server, old_server} - {""}
+    ]
+    wrong = [f"{c.kind} primary is {c.thumbprint}" for c in related if c.thumbprint != server]
     admins = {c.thumbprint for c in running.clients if c.is_admin}
     wrong += [f"client {t} is not admin" for t in clients if t not in admins]
     presented = facts.server_certificate
@@ -250,28 +291,77 @@ def sf_rotation(snapshot: Snapshot, config: ClusterConfig | None) -> SfRotation:
     return SfRotation(new_server, old_server, new_client, old_client, basis)
 
 
+def rotation_slots(config: ClusterConfig, rotation: SfRotation) -> list[SfCertificate]:
+    """The certificate slots this rotation moves: those on the old or new server thumbprint.
+
+    A slot with a certificate of its own (Microsoft's samples give the reverse proxy one) is not
+    part of the rotation: staging and clean-up leave it as it is.
+    """
+    wanted = {tp for tp in (rotation.new_server, rotation.old_server) if tp}
+    return [c for c in config.certificates if c.thumbprint and c.thumbprint in wanted]
+
+
+def other_slots(config: ClusterConfig, rotation: SfRotation) -> list[SfCertificate]:
+    """Slots declared by thumbprint that this rotation does not touch."""
+    ours = rotation_slots(config, rotation)
+    return [c for c in config.certificates if c.thumbprint and c not in ours]
+
+
 def leftover_secondaries(config: ClusterConfig, rotation: SfRotation) -> list[str]:
-    """ThumbprintSecondary values that are not this rotation's (new primary, old secondary) pair."""
+    """ThumbprintSecondary values of this rotation's slots that are not its (new primary, old secondary) pair."""
     return [
         f"{c.kind} ThumbprintSecondary {c.thumbprint_secondary} (primary {c.thumbprint})"
-        for c in config.secondaries()
-        if not (
+        for c in rotation_slots(config, rotation)
+        if c.thumbprint_secondary
+        and not (
             c.thumbprint == rotation.new_server
             and (not rotation.old_server or c.thumbprint_secondary == rotation.old_server)
         )
     ]
 
 
-def rotation_stage(config: ClusterConfig, rotation: SfRotation) -> str:
-    """Where a configuration stands in the rotation: before, staged, rotated, or mixed."""
-    certs = [c for c in config.certificates if c.thumbprint]
+def slot_stage(cert: SfCertificate, rotation: SfRotation) -> str:
+    """One slot's place in the rotation: before, staged, rotated, or mixed."""
+    if cert.thumbprint != rotation.new_server:
+        return "mixed" if cert.thumbprint_secondary else "before"
+    if not cert.thumbprint_secondary:
+        return "rotated"
+    if not rotation.old_server or cert.thumbprint_secondary == rotation.old_server:
+        return "staged"
+    return "mixed"
+
+
+def slot_states(config: ClusterConfig, rotation: SfRotation) -> list[str]:
+    """Each slot's and the admin clients' state, in words, for an operator fixing a file by hand."""
+    out = [
+        f"{c.kind}: {slot_stage(c, rotation)} (Thumbprint {c.thumbprint}"
+        + (f", ThumbprintSecondary {c.thumbprint_secondary})" if c.thumbprint_secondary else ")")
+        for c in rotation_slots(config, rotation)
+    ]
+    out += [
+        f"{c.kind}: its own certificate {c.thumbprint}, not part of this rotation (left as it is)"
+        for c in other_slots(config, rotation)
+    ]
     admins = {c.thumbprint for c in config.clients if c.is_admin}
     listed = {c.thumbprint for c in config.clients}
-    if certs and all(c.thumbprint != rotation.new_server and not c.thumbprint_secondary for c in certs):
+    for label, thumbprint in (("new admin client", rotation.new_client), ("old admin client", rotation.old_client)):
+        state = "admin" if thumbprint in admins else "read-only" if thumbprint in listed else "not listed"
+        out.append(f"{label} {thumbprint}: {state}")
+    return out
+
+
+def rotation_stage(config: ClusterConfig, rotation: SfRotation) -> str:
+    """Where a configuration stands in the rotation: before, staged, rotated, or mixed."""
+    slots = rotation_slots(config, rotation)
+    if not slots:
+        return "mixed"
+    stages = {slot_stage(c, rotation) for c in slots}
+    admins = {c.thumbprint for c in config.clients if c.is_admin}
+    listed = {c.thumbprint for c in config.clients}
+    if stages == {"before"}:
         return "before"
-    if certs and all(c.thumbprint == rotation.new_server for c in certs) and rotation.new_client in admins:
-        if all(c.thumbprint_secondary for c in certs) and rotation.old_client in listed:
-            return "staged"
-        if not any(c.thumbprint_secondary for c in certs) and rotation.old_client not in listed:
-            return "rotated"
+    if stages == {"staged"} and rotation.new_client in admins and rotation.old_client in listed:
+        return "staged"
+    if stages == {"rotated"} and rotation.new_client in admins and rotation.old_client not in listed:
+        return "rotated"
     return "mixed"

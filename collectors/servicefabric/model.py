@@ -19,11 +19,18 @@ REPLICA_CHECK_TIMEOUT_RESET_SECONDS = 4294967295
 
 @dataclass(frozen=True, slots=True)
 class UpgradeStatus:
-    """GetClusterConfigurationUpgradeStatus: where the configuration upgrade stands."""
+    """GetClusterConfigurationUpgradeStatus: where the configuration upgrade stands.
+
+    `running_version` is the answer's `ConfigVersion`: the configuration version the cluster runs
+    *now* (the Upgrade Orchestration Service fills it from the current configuration), not the
+    target of the upgrade under way; it changes only once an upgrade completes. `manifest_version`
+    is `ProgressStatus`: the cluster manifest version of the fabric upgrade, not a percentage.
+    The status never names the target configuration version.
+    """
 
     state: str
-    config_version: str
-    progress_status: int | None = None
+    running_version: str
+    manifest_version: int | None = None
     details: str = ""
 
     @property
@@ -51,6 +58,7 @@ class UpgradeProgress:
 
     state: str
     code_version: str
+    #: GetUpgradeProgress's ConfigVersion: on a standalone cluster the cluster manifest version
     config_version: str
     rolling_upgrade_mode: str = ""
     replica_set_check_timeout_seconds: int | None = None

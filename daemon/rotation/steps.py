@@ -9,6 +9,7 @@ from collectors.adfs.rollover import superseded_of
 from collectors.agentshare import SOURCE as SHARE_SOURCE
 from collectors.clusterconfig import SF_CLIENT_ROLE, SF_ROLE, ClusterConfig
 from collectors.servicefabric import evidence as sf_evidence
+from collectors.servicefabric.commonname import common_name_staging
 from daemon.context import Context, listing, short
 from daemon.evidence import LOCALAGENT_SOURCE, agent_configs
 from daemon.inventory import (
@@ -173,7 +174,7 @@ def sf_staged(ctx: Context, states: States) -> Verdict:
     evidence: list[str] = []
     for _source, target, cluster in configs:
         if cluster.by_common_name:
-            return not_applicable(f"{target} declares the cluster certificates by common name: no thumbprint staging")
+            return _common_name_staged(ctx, target, cluster)
         if pair.rotated(SF_ROLE):
             new, old = set(pair.new_thumbprints(SF_ROLE)), set(pair.retired(SF_ROLE))
             if not cluster.certificates:
@@ -185,6 +186,10 @@ def sf_staged(ctx: Context, states: States) -> Verdict:
                     evidence.append(f"{where}: primary {short(cert.thumbprint)} (new), secondary {second}")
                 elif cert.thumbprint in old:
                     problems.append(f"{where}: primary is still the old thumbprint {short(cert.thumbprint)}")
+                elif not cert.thumbprint_secondary and cert.kind == "reverse_proxy":
+                    # A reverse proxy with a certificate of its own (Microsoft's samples) is not rotated with
+                    # the cluster certificate; staging leaves it alone.
+                    evidence.append(f"{where}: its own certificate {short(cert.thumbprint)}, not part of this rotation")
                 else:
                     problems.append(
                         f"{where}: primary {short(cert.thumbprint)}, secondary "
@@ -200,6 +205,19 @@ def sf_staged(ctx: Context, states: States) -> Verdict:
     if problems:
         return pending(problems[0], *problems[1:], *evidence)
     return done("new thumbprints staged in the cluster configuration", *evidence)
+
+
+def _common_name_staged(ctx: Context, target: str, cluster: ClusterConfig) -> Verdict:
+    """A common-name cluster: staged when the new certificate carries a declared name from an allowed issuer."""
+    pair = template_pair(ctx)
+    seen = {tp: obs.certificate for tp, obs in certificates(ctx).items()}
+    check = common_name_staging(cluster, pair.new_thumbprints(SF_ROLE), seen, target)
+    note = "declared by common name: no thumbprint staging; the new certificate must be installed on every node"
+    if check.value is True:
+        return done(f"{target} {note} (certs-installed)", *check.lines)
+    if check.value is False:
+        return pending(check.lines[0] if check.lines else f"{target}: {note}", *check.lines[1:])
+    return unknown(check.lines[0] if check.lines else f"{target}: {note}", *check.lines[1:])
 
 
 def _agent_step(ctx: Context, share: bool, name: str) -> Verdict:
@@ -237,7 +255,17 @@ def localagent_updated(ctx: Context, states: States) -> Verdict:
 
 
 def deployment_config_updated(ctx: Context, states: States) -> Verdict:
-    """The agent share's config.json names the cluster's new server and client thumbprints."""
+    """The agent share's config.json names the cluster's new server and client thumbprints.
+
+    Only LocalAgent 3.2.2 and earlier need it (the current runbook); a newer running LocalAgent
+    makes the step not applicable instead of pending.
+    """
+    version = sf_evidence.localagent_version(ctx.snapshot)
+    if sf_evidence.share_config_needed(version) is False:
+        return not_applicable(
+            f"the running LocalAgent is {version} (fabric:/LocalAgent): the agent share's config.json step is only "
+            "needed for LocalAgent 3.2.2 and earlier"
+        )
     return _agent_step(ctx, share=True, name="the agent share's config.json")
 
 

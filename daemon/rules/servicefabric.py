@@ -21,11 +21,17 @@ LINGERING_STEP = "sf-cleaned"
 
 
 def sf_rotation_complete(ctx: Context) -> bool:
-    """True when every step that needs the old Service Fabric certificate, cleanup aside, is done."""
-    states = {s.step: s for s in checklist(ctx).steps}
-    return all(
-        states[step].status.satisfied for step in steps_needing(SF_ROLE) if step != LINGERING_STEP and step in states
-    )
+    """True when every step before the final clean-up is done.
+
+    The runbook keeps the previous certificate as ThumbprintSecondary until its last step, and the
+    checklist orders sf-cleaned after re-encryption: a rotation whose Service Fabric steps are
+    done but whose re-encryption still runs still needs it (issue 16, gate 5).
+    """
+    steps = list(checklist(ctx).steps)
+    names = [s.step for s in steps]
+    before = names[: names.index(LINGERING_STEP)] if LINGERING_STEP in names else names
+    needed = set(before) | {step for step in steps_needing(SF_ROLE) if step != LINGERING_STEP}
+    return all(s.status.satisfied for s in steps if s.step in needed)
 
 
 def secondary_lingering_findings(ctx: Context) -> Iterable[Finding]:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 
 from daemon.app import Daemon
 from daemon.payloads import status_payload
@@ -41,9 +42,16 @@ def _sha(path: Path) -> str:
 
 @pytest.fixture
 def api_lab(cli_lab: Lab) -> Lab:
-    """The small CLI lab with an API token configured."""
+    """The small CLI lab with an API token configured.
+
+    The lab has no Service Fabric gateway, so the LocalAgent update these tests drive through the
+    API runs with the operator's configured override (rules.agent_updates_without_cluster_evidence).
+    """
     write_token(cli_lab)
     configure_api(cli_lab, token_file=TOKEN_FILE)
+    config = yaml.safe_load(cli_lab.config_file.read_text(encoding="utf-8"))
+    config.setdefault("rules", {})["agent_updates_without_cluster_evidence"] = True
+    cli_lab.config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return cli_lab
 
 
@@ -373,6 +381,7 @@ def test_an_exporter_port_of_zero_gives_the_api_an_ephemeral_port(lab: Lab, now:
 
 def test_the_token_may_come_from_the_environment(cli_lab: Lab, now: datetime, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CERTMON_API__TOKEN", TOKEN)
+    monkeypatch.setenv("CERTMON_RULES__AGENT_UPDATES_WITHOUT_CLUSTER_EVIDENCE", "true")  # no gateway in this lab
     with running(cli_lab, now) as daemon:
         assert daemon.api is not None
         assert call(daemon.api.url + APPLY, "POST", headers=bearer("y" * 20)).status == 401

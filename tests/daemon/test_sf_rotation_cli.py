@@ -66,7 +66,7 @@ def test_stage_upgrade_and_clean_up_from_the_command_line(sf: SfLab, run_cli: Cl
     assert {(c.thumbprint, c.thumbprint_secondary) for c in final.certificates} == {(new, "")}
     assert [(c.thumbprint, c.is_admin) for c in final.clients] == [(new_client, True)]
     running = json.loads(sf.cluster.running_text())
-    assert running["clusterConfigurationVersion"] == "2.0.2"
+    assert running["ClusterConfigurationVersion"] == "2.0.2"
     posts = [who for method, _path, who in sf.gateway.requests if method == "POST"]
     assert posts == [old_client, new_client]
 

@@ -105,7 +105,7 @@ def test_deployment_config_update(context: ForkServerContext, lab_copy: Lab) -> 
 def cluster_state(sf: SfLab) -> tuple[str, str | None, str]:
     """What the cluster runs, the upgrade it was asked for (None: none), and that upgrade's state."""
     cluster = sf.cluster
-    running = str(json.loads(cluster.config_text)["clusterConfigurationVersion"])
+    running = str(json.loads(cluster.config_text)["ClusterConfigurationVersion"])
     upgrade = cluster.upgrade
     return running, upgrade.target_version if upgrade else None, upgrade.state if upgrade else ""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterator
 from datetime import datetime
@@ -14,6 +15,7 @@ from daemon.remediation import remediation_context, remediation_engine
 from daemon.settings import Settings, load_settings
 from remediations.base import RemediationContext
 from remediations.engine import Engine
+from remediations.sfgates import OVERRIDE_OPTION
 from simulator.lab import Lab
 
 # The Orchestrator nodes hold both Service Fabric certificates; one node keeps collection fast.
@@ -51,10 +53,22 @@ def daemon(rsettings: Settings, now: datetime) -> Iterator[Daemon]:
     instance.stop()
 
 
+def lab_context(daemon: Daemon) -> RemediationContext:
+    """The context `certmon remediate --without-cluster-evidence` builds.
+
+    The generated lab has no Service Fabric gateway source, so the LocalAgent-side remediations
+    refuse without the operator's override (tests/remediations/test_sf_gates.py tests that gate);
+    the other tests here exercise the file edit and the engine, as an operator who confirmed the
+    configuration upgrade by hand would run them.
+    """
+    ctx = remediation_context(daemon)
+    return dataclasses.replace(ctx, options={**ctx.options, OVERRIDE_OPTION: True})
+
+
 @pytest.fixture
 def ctx(daemon: Daemon) -> RemediationContext:
-    """The remediation context the CLI would build."""
-    return remediation_context(daemon)
+    """The remediation context the CLI would build (with the operator's override, see `lab_context`)."""
+    return lab_context(daemon)
 
 
 @pytest.fixture

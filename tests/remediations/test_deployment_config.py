@@ -9,14 +9,14 @@ from pathlib import Path
 
 from collectors.agentconfig import CLIENT_SETTING, SERVER_SETTING, load_agent_config
 from daemon.app import Daemon
-from daemon.remediation import remediation_context, remediation_engine
+from daemon.remediation import remediation_engine
 from remediations.base import RemediationContext
 from remediations.deploymentconfig import DeploymentConfigUpdate
 from remediations.engine import Engine
 from remediations.outcome import Outcome
 from simulator.agentshare import DEPLOYMENT_FOLDER
 from simulator.lab import Lab
-from tests.remediations.conftest import lab_settings_for
+from tests.remediations.conftest import lab_context, lab_settings_for
 
 REMEDIATION = DeploymentConfigUpdate()
 
@@ -32,6 +32,7 @@ def test_plan_edits_only_the_two_thumbprints(lab_copy: Lab, ctx: RemediationCont
         ("config.json located and read", True),
         ("cluster thumbprints known", True),
         ("new certificates in the inventory", True),
+        ("cluster configuration upgrade completed", True),  # overridden: the lab has no gateway (lab_context)
     ], checks
     plan = REMEDIATION.plan(ctx)
     (change,) = plan.files()
@@ -60,7 +61,7 @@ def test_apply_backs_up_writes_and_clears_then_nothing_to_do(
     assert config.server_thumbprint == lab_copy.cert("ServiceFabric", "new").thumbprint
     (backup,) = result.backups
     assert Path(backup).read_bytes() == before
-    again = engine.apply(REMEDIATION, remediation_context(daemon))
+    again = engine.apply(REMEDIATION, lab_context(daemon))
     assert again.outcome is Outcome.NOTHING_TO_DO
     assert again.message.startswith("nothing to change: config.json already carries the cluster's thumbprints")
 
@@ -75,7 +76,7 @@ def test_a_location_outside_the_share_is_refused(lab_copy: Lab, now: datetime) -
     daemon = Daemon(lab_settings_for(lab_copy), clock=lambda: now)
     try:
         daemon.collect_once()
-        result = remediation_engine(daemon, 0.2).apply(REMEDIATION, remediation_context(daemon))
+        result = remediation_engine(daemon, 0.2).apply(REMEDIATION, lab_context(daemon))
     finally:
         daemon.stop()
     assert result.outcome is Outcome.REFUSED
@@ -102,7 +103,7 @@ def test_before_the_rotation_there_is_nothing_to_do(lab_before: Lab, now: dateti
     daemon = Daemon(lab_settings_for(lab), clock=lambda: now)
     try:
         daemon.collect_once()
-        result = remediation_engine(daemon, 0.2).dry_run(REMEDIATION, remediation_context(daemon))
+        result = remediation_engine(daemon, 0.2).dry_run(REMEDIATION, lab_context(daemon))
     finally:
         daemon.stop()
     assert result.outcome is Outcome.NOTHING_TO_DO, result.message

@@ -25,7 +25,7 @@ from remediations.lock import EnvironmentLock
 from remediations.outcome import Outcome
 from remediations.plan import FileChange, Plan
 from simulator.lab import Lab
-from tests.remediations.conftest import tree_hashes
+from tests.remediations.conftest import lab_context, tree_hashes
 
 REMEDIATION = LocalAgentConfigUpdate()
 
@@ -280,9 +280,7 @@ def test_no_registered_secret_reaches_the_audit(lab_copy: Lab, daemon: Daemon, e
     text = text.replace('"clusterId": ', f'"sqlPassword": "{secret}",\r\n        "clusterId": ')
     lab_copy.localagent_config.write_bytes(text.encode())
     daemon.collect_source("localagent")
-    from daemon.remediation import remediation_context
-
-    ctx = remediation_context(daemon)
+    ctx = lab_context(daemon)
     result = engine.apply(REMEDIATION, ctx)
     assert result.outcome is Outcome.APPLIED
     assert result.plan is not None and secret in result.plan.files()[0].diff()  # it is in the diff context

@@ -9,14 +9,14 @@ import pytest
 
 from collectors.agentconfig import CLIENT_SETTING, SERVER_SETTING, load_agent_config
 from daemon.app import Daemon
-from daemon.remediation import remediation_context, remediation_engine
+from daemon.remediation import remediation_engine
 from daemon.settings import Settings
 from remediations.base import RemediationContext
 from remediations.engine import Engine
 from remediations.localagent import LocalAgentConfigUpdate
 from remediations.outcome import Outcome
 from simulator.lab import Lab
-from tests.remediations.conftest import lab_settings_for
+from tests.remediations.conftest import lab_context, lab_settings_for
 
 REMEDIATION = LocalAgentConfigUpdate()
 
@@ -32,7 +32,7 @@ def _old(lab: Lab) -> tuple[str, str]:
 def _collected(settings: Settings, now: datetime) -> tuple[Daemon, RemediationContext, Engine]:
     daemon = Daemon(settings, clock=lambda: now)
     daemon.collect_once()
-    return daemon, remediation_context(daemon), remediation_engine(daemon, lock_timeout=0.2, actor="tester")
+    return daemon, lab_context(daemon), remediation_engine(daemon, lock_timeout=0.2, actor="tester")
 
 
 def test_lab_preconditions_pass_and_plan_names_both_settings(lab_copy: Lab, ctx: RemediationContext) -> None:
@@ -42,8 +42,10 @@ def test_lab_preconditions_pass_and_plan_names_both_settings(lab_copy: Lab, ctx:
         "localagent-config.json collected",
         "cluster thumbprints known",
         "new certificates in the inventory",
+        "cluster configuration upgrade completed",
     ]
     assert all(c.ok for c in checks), checks
+    assert checks[-1].detail.startswith("OVERRIDDEN by the operator (--without-cluster-evidence")
     plan = REMEDIATION.plan(ctx)
     (change,) = plan.files()
     server, client = _new(lab_copy)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime
 
@@ -9,6 +10,7 @@ from collectors.clusterconfig import load_cluster_config
 from remediations.localagent import LocalAgentConfigUpdate
 from remediations.outcome import Outcome
 from remediations.servicefabric import CleanupOldCerts, StageRotation
+from remediations.sfgates import OVERRIDE_OPTION
 from tests.sfkit import SfLab, remediating
 
 CLEANUP = CleanupOldCerts()
@@ -34,8 +36,8 @@ def test_cleanup_is_refused_until_the_staged_configuration_runs(sf: SfLab, now: 
     assert result.outcome is Outcome.REFUSED
     failed = {c.name: c.detail for c in result.checks if not c.ok}
     assert failed == {
-        "staged configuration upgrade completed": "the last configuration upgrade concerns version 2.0.0 "
-        "(RollingForwardCompleted), not 2.0.1; the running configuration is 2.0.0",
+        "staged configuration upgrade completed": "the cluster runs configuration 2.0.0, not 2.0.1: the upgrade "
+        "to configuration 2.0.1 has not been started, has not finished, or was rolled back",
         "new certificates in use": f"the running configuration 2.0.0 does not use {new} yet: cluster primary is {old}; "
         f"server primary is {old}; reverse_proxy primary is {old}; client "
         f"{sf.lab.cert('ServiceFabricClient', 'new').thumbprint} is not admin; the gateway presents {old}",
@@ -56,8 +58,8 @@ def test_cleanup_while_the_staged_upgrade_runs_is_refused(sf: SfLab, now: dateti
         later.close()
     assert result.outcome is Outcome.REFUSED
     assert (
-        "precondition failed: staged configuration upgrade completed: the configuration upgrade to configuration "
-        in (result.message)
+        "precondition failed: staged configuration upgrade completed: the configuration upgrade is "
+        "RollingForwardInProgress; the cluster runs configuration 2.0.0" in (result.message)
     )
     assert "is RollingForwardInProgress" in result.message
 
@@ -83,7 +85,7 @@ def test_cleanup_after_the_upgrade_uses_the_new_admin_client(sf: SfLab, now: dat
     posts = [who for method, _path, who in sf.gateway.requests if method == "POST"]
     assert posts[-1] == new_client
     running = json.loads(sf.cluster.running_text())
-    assert running["clusterConfigurationVersion"] == "2.0.2"
+    assert running["ClusterConfigurationVersion"] == "2.0.2"
     assert "ThumbprintSecondary" not in json.dumps(running)
     again = remediating(sf, now)
     try:
@@ -103,9 +105,9 @@ def test_localagent_update_waits_for_the_configuration_upgrade(sf: SfLab, now: d
         run.close()
     assert refused.outcome is Outcome.REFUSED
     assert refused.message == (
-        "precondition failed: cluster configuration upgrade completed: the last configuration upgrade concerns "
-        "version 2.0.0 (RollingForwardCompleted), not 2.0.1; the running configuration is 2.0.0; the LocalAgent would "
-        "lose the cluster if pointed at certificates the cluster does not use yet"
+        "precondition failed: cluster configuration upgrade completed: the cluster runs configuration 2.0.0, not "
+        "2.0.1: the upgrade to configuration 2.0.1 has not been started, has not finished, or was rolled back; the "
+        "LocalAgent would lose the cluster if pointed at certificates the cluster does not use yet"
     )
     _stage_and_finish(sf, now)
     later = remediating(sf, now)
@@ -120,12 +122,19 @@ def test_localagent_update_waits_for_the_configuration_upgrade(sf: SfLab, now: d
     )
 
 
-def test_localagent_update_without_a_gateway_has_no_upgrade_check(sf: SfLab, now: datetime) -> None:
+def test_localagent_update_without_a_gateway_is_refused_unless_overridden(sf: SfLab, now: datetime) -> None:
+    """Missing evidence is never healthy: no gateway, no update from the staged file alone."""
     settings = sf.settings()
     settings.sources.servicefabric.enabled = False
     run = remediating(sf, now, settings=settings)
     try:
-        names = [c.name for c in LocalAgentConfigUpdate().preconditions(run.ctx)]
+        checks = {c.name: c for c in LocalAgentConfigUpdate().preconditions(run.ctx)}
+        overridden = dataclasses.replace(run.ctx, options={**run.ctx.options, OVERRIDE_OPTION: True})
+        allowed = {c.name: c for c in LocalAgentConfigUpdate().preconditions(overridden)}
     finally:
         run.close()
-    assert "cluster configuration upgrade completed" not in names
+    gate = checks["cluster configuration upgrade completed"]
+    assert not gate.ok
+    assert "no Service Fabric gateway source (sources.servicefabric) is configured" in gate.detail
+    assert allowed["cluster configuration upgrade completed"].ok
+    assert allowed["cluster configuration upgrade completed"].detail.startswith("OVERRIDDEN by the operator")

@@ -29,7 +29,7 @@ def test_a_held_upgrade_is_unblocked_and_the_finding_clears(lab_copy: Lab, now: 
             findings = {f.rule: f for f in run.ctx.findings if f.source == "servicefabric"}
             assert findings["sf-replica-check-timeout-reset"].remediation == "sf-replica-check-timeout"
             assert findings["sf-upgrade-stuck"].message.startswith(
-                "D365FOCluster: the upgrade to configuration 2.0.1 has spent 120 min on upgrade domain ud0 "
+                "D365FOCluster: the upgrade from configuration 2.0.0 has spent 120 min on upgrade domain ud0 "
                 "(0 of 3 domains done); the replica-set check timeout is at 49710.06:28:15"
             )
             plan = REPLICA.plan(run.ctx)
@@ -45,7 +45,7 @@ def test_a_held_upgrade_is_unblocked_and_the_finding_clears(lab_copy: Lab, now: 
         posts = [path for method, path, _who in sf.gateway.requests if method == "POST"]
         assert posts == ["/$/StartClusterConfigurationUpgrade", "/$/UpdateUpgrade"]
         assert run.progress[-1] == (
-            "sf-replica-check-timeout: configuration 2.0.1: RollingForwardInProgress, upgrade domain ud0 "
+            "sf-replica-check-timeout: RollingForwardInProgress, running configuration 2.0.0, upgrade domain ud0 "
             "(0 of 3 domains done), replica-set check timeout 30 s"
         )
         # Unblocked: the walk moves on and completes.
@@ -59,7 +59,7 @@ def test_a_held_upgrade_is_unblocked_and_the_finding_clears(lab_copy: Lab, now: 
     assert refused.outcome is Outcome.REFUSED
     assert refused.message == (
         "precondition failed: an upgrade is in progress: no upgrade is running (RollingForwardCompleted, "
-        "configuration 2.0.1): nothing to unblock"
+        "running configuration 2.0.1): nothing to unblock"
     )
 
 

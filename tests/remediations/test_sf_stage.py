@@ -51,9 +51,11 @@ def test_stage_writes_the_file_starts_the_upgrade_and_follows_it(sf: SfLab, now:
     posts = [(path, who) for method, path, who in sf.gateway.requests if method == "POST"]
     assert posts == [("/$/StartClusterConfigurationUpgrade", lab.cert("ServiceFabricClient", "old").thumbprint)]
     assert run.progress[0] == "sf-stage-rotation: the gateway accepted the configuration upgrade to 2.0.1"
-    assert run.progress[1] == "configuration 2.0.1: RollingForwardInProgress, upgrade domain ud0 (0 of 3 domains done)"
-    assert run.progress[-1] == "configuration 2.0.1: RollingForwardCompleted (3 of 3 domains done)"
-    assert json.loads(sf.cluster.running_text())["clusterConfigurationVersion"] == "2.0.1"
+    assert run.progress[1] == (
+        "RollingForwardInProgress, running configuration 2.0.0, upgrade domain ud0 (0 of 3 domains done)"
+    )
+    assert run.progress[-1] == "RollingForwardCompleted, running configuration 2.0.1 (3 of 3 domains done)"
+    assert json.loads(sf.cluster.running_text())["ClusterConfigurationVersion"] == "2.0.1"
     # Apply again: the file is staged and the cluster runs it.
     again = remediating(sf, now)
     try:
@@ -77,11 +79,13 @@ def test_a_staged_file_only_needs_the_upgrade_started(sf: SfLab, now: datetime) 
     assert _sha(sf) == before
     assert sf.cluster.status() == {
         "UpgradeState": "RollingForwardInProgress",
-        "ProgressStatus": 0,
-        "ConfigVersion": "2.0.1",
+        "ProgressStatus": 1,
+        "ConfigVersion": "2.0.0",
         "Details": "",
     }
-    assert run.progress[-1] == "configuration 2.0.1: RollingForwardInProgress, upgrade domain ud0 (0 of 3 domains done)"
+    assert run.progress[-1] == (
+        "RollingForwardInProgress, running configuration 2.0.0, upgrade domain ud0 (0 of 3 domains done)"
+    )
 
 
 def test_without_an_admin_certificate_only_the_file_is_written(sf: SfLab, now: datetime) -> None:
@@ -161,7 +165,8 @@ def test_refused_while_an_upgrade_is_in_progress(sf: SfLab, now: datetime) -> No
     sf.cluster.start_upgrade({"ClusterConfig": sf.lab.cluster_config.read_text(encoding="utf-8")})
     failed = _refusal(sf, now)
     assert failed == {
-        "no upgrade in progress": "an upgrade is in progress: RollingForwardInProgress to configuration 2.0.1"
+        "no upgrade in progress": "an upgrade is in progress (RollingForwardInProgress); the cluster still runs "
+        "configuration 2.0.0"
     }
 
 

@@ -217,6 +217,10 @@ def exposure(tmp_path_factory: pytest.TempPathFactory, postgres_server: Postgres
         with SimulatedFleet.from_lab(lab) as fleet, sf_lab(lab) as sf:
             sf_section = yaml.safe_load(sf.write_settings().read_text(encoding="utf-8"))["sources"]["servicefabric"]
             sf_section["follow_upgrade_seconds"] = 0
+            # The cluster runs the staged configuration (its upgrade completed), as deployment-config-update
+            # requires before it points the agent at the new certificates.
+            sf.cluster.start_upgrade({"ClusterConfig": lab.cluster_config.read_text(encoding="utf-8")})
+            sf.finish_upgrade()
             _configure(lab, fleet, sf_section, pg)
             with _sql_password(pg.password):
                 daemon = Daemon(load_settings(lab.config_file), clock=lambda: NOW)

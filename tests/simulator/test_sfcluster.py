@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from collectors.clusterconfig import member_key
 from simulator.lab import Lab
 from simulator.servicefabric import lab_cluster, running_config_text
 from simulator.sfcluster import RESET_TIMEOUT, FabricFailure, ManualClock, SimulatedCluster
@@ -37,15 +38,21 @@ def _advance(cluster: SimulatedCluster, seconds: float) -> None:
 def test_an_upgrade_walks_every_domain_then_applies_the_configuration(cluster: SimulatedCluster, lab_copy: Lab) -> None:
     assert cluster.status() == {
         "UpgradeState": "RollingForwardCompleted",
-        "ProgressStatus": 0,
+        "ProgressStatus": 1,
         "ConfigVersion": "2.0.0",
+        "Details": "",
     }
     cluster.start_upgrade({"ClusterConfig": _staged(lab_copy)})
     seen = []
     for _ in range(4):
         progress = cluster.progress()
+        status = cluster.status()
         seen.append((progress["UpgradeState"], [d["State"] for d in progress["UpgradeDomains"]]))
-        assert _document(cluster)["clusterConfigurationVersion"] == ("2.0.1" if len(seen) == 4 else "2.0.0")
+        running = "2.0.1" if len(seen) == 4 else "2.0.0"
+        assert _document(cluster)["ClusterConfigurationVersion"] == running
+        # ConfigVersion is the running version (never the target); ProgressStatus the manifest version.
+        assert (status["UpgradeState"], status["ConfigVersion"]) == (progress["UpgradeState"], running)
+        assert status["ProgressStatus"] == (2 if len(seen) == 4 else 1)
         _advance(cluster, STEP)
     assert seen == [
         ("RollingForwardInProgress", ["InProgress", "Pending", "Pending"]),
@@ -65,10 +72,12 @@ def _refused(cluster: SimulatedCluster, body: Any) -> FabricFailure:
 
 def _with(document: dict[str, Any], **changes: Any) -> str:
     changed = copy.deepcopy(document)
-    info = changed["properties"]["security"]["CertificateInformation"]
+    properties = changed[member_key(changed, "properties")]
+    security = properties[member_key(properties, "security")]
+    info = security["CertificateInformation"]
     for key, value in changes.items():
         if key == "version":
-            changed["clusterConfigurationVersion"] = value
+            changed[member_key(changed, "clusterConfigurationVersion")] = value
         elif value is None:
             info.pop(key)
         else:
@@ -160,7 +169,7 @@ def test_a_stuck_upgrade_never_leaves_its_domain(lab_copy: Lab) -> None:
     progress = cluster.progress()
     assert progress["UpgradeState"] == "RollingForwardInProgress"
     assert progress["UpgradeDomainDurationInMilliseconds"] == "PT2H0M0.000S"
-    assert _document(cluster)["clusterConfigurationVersion"] == "2.0.0"
+    assert _document(cluster)["ClusterConfigurationVersion"] == "2.0.0"
 
 
 def test_clients_are_authorized_by_the_running_configuration(cluster: SimulatedCluster, lab_copy: Lab) -> None:

@@ -127,7 +127,12 @@ def test_file_and_gateway_metrics_never_collide(sf: SfLab, now: datetime) -> Non
     assert samples["certmon_sf_code_version_info"] == [{"environment": "demo", "version": "7.2.457.9590"}]
     assert samples["certmon_sf_rotation_supported"] == [{"environment": "demo"}]
     assert samples["certmon_sf_upgrade_state_info"] == [
-        {"environment": "demo", "state": "RollingForwardCompleted", "config_version": "2.0.0"}
+        {
+            "environment": "demo",
+            "state": "RollingForwardCompleted",
+            "running_config_version": "2.0.0",
+            "manifest_version": "1",
+        }
     ]
     apps = {(s["application"], s["role"]) for s in samples["certmon_sf_app_cert_info"]}
     assert ("fabric:/AXSF", "DataEncryption") in apps and ("fabric:/LocalAgent", "Orchestrator") in apps

@@ -82,24 +82,34 @@ def test_upgrade_answers() -> None:
     assert upgrade_idle_evidence(done).true
     assert upgrade_completed_evidence(done, "1.0.1").true
     other = upgrade_completed_evidence(done, "1.0.2")
-    assert other.value is False and "concerns version 1.0.1" in other.detail
-    running = _snapshot(_facts(UpgradeStatus("RollingForwardInProgress", "1.0.2")))
+    assert other.value is False and "the cluster runs configuration 1.0.1, not 1.0.2" in other.detail
+    # While an upgrade to 1.0.2 runs, ConfigVersion is still the running 1.0.1 (never the target).
+    running = _snapshot(_facts(UpgradeStatus("RollingForwardInProgress", "1.0.1", 7)))
     assert upgrade_idle_evidence(running).value is False
     assert upgrade_completed_evidence(running, "1.0.2").detail == (
-        "the configuration upgrade to configuration 1.0.2 is RollingForwardInProgress"
+        "the configuration upgrade is RollingForwardInProgress; the cluster runs configuration 1.0.1"
     )
+
+
+def test_completed_needs_the_running_version_not_a_status_that_names_the_target() -> None:
+    """Regression: a status whose ConfigVersion equals the target is no proof while the cluster runs another."""
+    misleading = _snapshot(_facts(UpgradeStatus("RollingForwardCompleted", "1.0.2")))
+    evidence = upgrade_completed_evidence(misleading, "1.0.2")
+    assert evidence.value is False and "not 1.0.2" in evidence.detail
 
 
 def test_stuck_reasons() -> None:
     progress = UpgradeProgress(
         "RollingForwardInProgress", "7.2", "1.0.2", domain_duration_seconds=600.0, current_domain="ud1"
     )
-    status = UpgradeStatus("RollingForwardInProgress", "1.0.2")
+    status = UpgradeStatus("RollingForwardInProgress", "1.0.1")
     assert stuck_reason(_facts(status, progress), 601) == ""
-    assert stuck_reason(_facts(status, progress), 600).startswith("the upgrade to configuration 1.0.2 has spent 10 min")
+    assert stuck_reason(_facts(status, progress), 600).startswith(
+        "the upgrade from configuration 1.0.1 has spent 10 min"
+    )
     failed = UpgradeProgress("Failed", "7.2", "1.0.2", failure_reason="HealthCheck")
-    assert stuck_reason(_facts(UpgradeStatus("Failed", "1.0.2"), failed), 600) == (
-        "the upgrade to configuration 1.0.2 is Failed (HealthCheck)"
+    assert stuck_reason(_facts(UpgradeStatus("Failed", "1.0.1"), failed), 600) == (
+        "the configuration upgrade (from configuration 1.0.1) is Failed (HealthCheck)"
     )
     completed = UpgradeProgress("RollingForwardCompleted", "7.2", "1.0.2", domain_duration_seconds=600.0)
     assert stuck_reason(_facts(UpgradeStatus("RollingForwardCompleted", "1.0.2"), completed), 1) == ""

@@ -69,7 +69,7 @@ def test_an_upgrade_stuck_on_a_domain(lab_copy: Lab, now: datetime) -> None:
         "sf-upgraded",
     )
     assert stuck.message == (
-        "D365FOCluster: the upgrade to configuration 2.0.1 has spent 61 min on upgrade domain ud0 (0 of 3 domains "
+        "D365FOCluster: the upgrade from configuration 2.0.0 has spent 61 min on upgrade domain ud0 (0 of 3 domains "
         "done); see Get-ServiceFabricClusterUpgrade and the cluster's health"
     )
 
@@ -79,7 +79,9 @@ def test_a_rolled_back_upgrade(sf: SfLab, now: datetime) -> None:
     assert sf.cluster.upgrade is not None
     sf.cluster.upgrade.state = "RollingBackCompleted"
     (finding,) = _findings(sf, now)
-    assert finding.message.startswith("D365FOCluster: the upgrade to configuration 2.0.1 is RollingBackCompleted")
+    assert finding.message.startswith(
+        "D365FOCluster: the configuration upgrade (from configuration 2.0.0) is RollingBackCompleted"
+    )
 
 
 def test_a_reset_replica_timeout_only_matters_while_an_upgrade_runs(lab_copy: Lab, now: datetime) -> None:
