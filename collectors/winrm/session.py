@@ -27,7 +27,7 @@ from winrm.protocol import Protocol
 from collectors.base import Deadline
 from collectors.errors import CollectorError, Reason
 from collectors.winrm import soap
-from collectors.winrm.transport import Endpoint, classify, connection_alive, open_protocol, refused
+from collectors.winrm.transport import Endpoint, arm_deadline, classify, connection_alive, open_protocol, refused
 
 log = logging.getLogger("certmon.winrm")
 
@@ -218,6 +218,8 @@ class WinRMSession:
         """No single HTTP exchange may outlive the deadline."""
         # pywinrm passes this to requests as the timeout; floats work although it is typed int.
         protocol.transport.read_timeout_sec = self._remaining(deadline)  # type: ignore[assignment]
+        # The timeout bounds each read; the adapter's deadline bounds the exchange (a trickling node).
+        arm_deadline(protocol, deadline.at)
 
     def _remaining(self, deadline: Deadline) -> float:
         remaining = deadline.remaining()
