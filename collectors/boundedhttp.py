@@ -141,7 +141,7 @@ class BoundedAdapter(HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": TrackedPool, "https": TrackedHTTPSPool}
 
-    def _abort(self) -> None:
+    def abort(self) -> None:
         """The deadline passed: wake every read on this adapter's connections in use (idle ones stay)."""
         pools = self.poolmanager.pools  # a container that refuses iteration: go by its keys
         for key in list(pools.keys()):
@@ -176,7 +176,7 @@ class BoundedAdapter(HTTPAdapter):
 
         def abort() -> None:
             aborted.append(True)
-            self._abort()
+            self.abort()
 
         handle = watchdog.watch(ends, abort)
         try:

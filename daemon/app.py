@@ -178,9 +178,11 @@ class Daemon:
             pass
 
     def run_forever(self) -> None:
-        """Start, run until a stop signal, then stop."""
+        """Start, run until a stop signal, then stop within the stop timeout (exiting past it)."""
+        from daemon.stopping import stop_within
+
         self.start()
         try:
             self.wait_for_stop()
         finally:
-            self.stop()
+            stop_within(self.stop, self.settings.stop_timeout_seconds)

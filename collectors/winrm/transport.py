@@ -168,6 +168,16 @@ def arm_deadline(protocol: Protocol, at: float) -> None:
             adapter.deadline = at
 
 
+def abort_exchanges(protocol: Protocol) -> None:
+    """Shut down the connections in use now (a stopping daemon does not wait for a hung node)."""
+    session = protocol.transport.session
+    if session is None:
+        return
+    for adapter in list(session.adapters.values()):
+        if isinstance(adapter, BoundedAdapter):
+            adapter.abort()
+
+
 def connection_alive(protocol: Protocol, endpoint: Endpoint) -> bool:
     """True when the authenticated keep-alive connection is still open (Basic needs no such thing)."""
     if endpoint.transport == "https-basic":

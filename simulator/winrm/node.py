@@ -157,6 +157,7 @@ class SimulatedNode:
         async def handle(connection: Connection, request: Request) -> Response | None:
             mode = self.faults.hostile_answer
             if mode and (not self.faults.hostile_after_logon or isinstance(connection.state.get("user"), str)):
+                self.counters.add("requests")
                 sent = [0]
                 assert self._stopping is not None
                 try:
