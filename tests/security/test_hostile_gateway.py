@@ -1,4 +1,4 @@
-"""A Service Fabric gateway (or anything at its address) that floods certmon with JSON.
+"""A Service Fabric gateway (or anything at its address), or a JSON file, that floods certmon with values.
 
 16 MiB of `[{},{},...]` cost 461 MiB to parse; the client refuses answers past its body cap, and
 smaller answers holding more values than its budget, before building any object.
@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import resource
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
 from collectors.base import Deadline
 from collectors.errors import CollectorError, Reason
+from collectors.files import load_json
 from collectors.jsonbudget import MAX_JSON_VALUES, loads_within, value_bound
 from collectors.servicefabric import api
 from collectors.servicefabric.client import MAX_BODY
@@ -67,3 +69,16 @@ def test_real_answers_are_far_within_the_budget(lab_copy: Lab, now: datetime) ->
     assert status == 200
     assert value_bound(data) < MAX_JSON_VALUES / 100
     assert isinstance(loads_within(data), dict)
+
+
+def test_json_file_flood_is_refused_without_building_it(tmp_path: Path) -> None:
+    """File sources (ClusterConfig.json, localagent-config.json, Credentials.json) read JSON the same way."""
+    path = tmp_path / "ClusterConfig.json"
+    path.write_bytes(_values(30 * 1024 * 1024 // 3))  # under the 32 MiB file cap: 10 million empty objects
+    peak_before = _peak_rss_mib()
+    with pytest.raises(CollectorError) as caught:
+        load_json(path)
+    grown = _peak_rss_mib() - peak_before
+    assert caught.value.reason is Reason.PARSE_ERROR
+    assert caught.value.source == str(path) and "JSON values" in caught.value.message
+    assert grown < 64, f"peak RSS grew {grown:.0f} MiB"
