@@ -98,7 +98,7 @@ def _worker(lab: Lab, seed: int) -> list[Kill]:
         lab.localagent_config.write_bytes(original)
         # A third over the whole run (`draw` with an odd index), the rest while the journal exists.
         mode = "anytime" if index % 3 == 0 else "change"
-        step = calibration.draw(1 if mode == "anytime" else 0, rng)
+        step = calibration.draw("whole" if mode == "anytime" else "journal", rng)
         proc = _apply(lab, step=str(step))
         proc.communicate(timeout=300)
         journal_at_kill = _journal(lab).exists()

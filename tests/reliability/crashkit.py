@@ -21,7 +21,8 @@ and its calls that write, commit or exchange bytes, and SIGKILLs itself before t
 uninterrupted runs calibrate the count (their median) and where the intent journal lives; half the
 kills are drawn uniformly over 1.2 times the whole apply (lock, recovery, plan, journal, backup,
 write, remote call, verification, re-collection and audit), half over the steps while the journal
-exists, where the side effects are. A busy machine slows the child down but does not move its kills.
+exists (every other one over its first quarter), where the side effects are; the first kill lands
+before the journal is written. A busy machine slows the child down but does not move its kills.
 """
 
 from __future__ import annotations
@@ -233,9 +234,13 @@ def crash_loop(context: ForkServerContext, scenario: Scenario, kills: int, seed:
         scenario.reset()
         assert scenario.state() == before
         child = Child(context, scenario)
-        # Half over the whole apply, half while the journal exists: where the backups, writes and remote
-        # calls are (the re-collection and the audit fill much of a run).
-        step = calibration.draw(index, rng)
+        # Half over the whole apply, half while the journal exists (every other one in its first quarter, where
+        # the backups, writes and remote calls begin; the re-collection and the audit fill much of a run). The
+        # first kill lands before the journal, so every loop sees the "before" state however the draws fall.
+        band = (
+            "before-journal" if index == 0 else "whole" if index % 2 else ("journal-start", "journal")[index // 2 % 2]
+        )
+        step = calibration.draw(band, rng)
         child.go(step)
         finished = child.result() is not None
         where = f"{scenario.remediation} kill {index} (seed {seed}, before step {step}{', ran to the end' * finished})"

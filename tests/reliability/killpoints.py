@@ -87,12 +87,19 @@ class Calibration:
     journal_from: int | None
     journal_to: int | None
 
-    def draw(self, index: int, rng: Any) -> int:
-        """A kill step: odd indexes over the whole run and a little past it, even ones while the journal exists."""
-        if index % 2 or self.journal_from is None:
+    def draw(self, band: str, rng: Any) -> int:
+        """A kill step in `band`: `whole` (the run and a little past it), `journal` (while the journal exists),
+        `journal-start` (its first quarter, where backups, writes and remote calls begin) or `before-journal`
+        (nothing changed yet)."""
+        if self.journal_from is None or band == "whole":
             return int(rng.randrange(0, int(self.steps * 1.2) + 1))
-        end = self.journal_to if self.journal_to is not None else self.steps
-        return int(rng.randrange(self.journal_from, max(self.journal_from, end) + 1))
+        start = self.journal_from
+        end = max(start, self.journal_to if self.journal_to is not None else self.steps)
+        if band == "before-journal":
+            return int(rng.randrange(0, start + 1))
+        if band == "journal-start":
+            return int(rng.randrange(start, start + max(1, (end - start) // 4) + 1))
+        return int(rng.randrange(start, end + 1))
 
 
 class StepCounter:
