@@ -10,6 +10,7 @@ from defusedxml import DefusedXmlException
 from defusedxml import ElementTree as SafeET
 
 from collectors.errors import CollectorError, Reason, file_error
+from collectors.jsonbudget import MAX_JSON_VALUES, value_bound
 
 MAX_FILE_BYTES = 32 * 1024 * 1024
 
@@ -39,7 +40,11 @@ def decode_text(data: bytes, name: str) -> str:
 
 
 def parse_json(data: bytes, name: str) -> Any:
-    """Parse JSON text; the error names the file, line and column."""
+    """Parse JSON text; the error names the file, line and column. Past the value budget it is not parsed."""
+    bound = value_bound(data)
+    if bound > MAX_JSON_VALUES:
+        # 32 MiB of `[{},...]` would build 11 million objects (over 900 MiB) before anyone looked at them.
+        raise CollectorError(name, Reason.PARSE_ERROR, f"may hold {bound} JSON values; at most {MAX_JSON_VALUES}")
     text = decode_text(data, name)
     try:
         return json.loads(text)

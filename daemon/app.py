@@ -199,11 +199,13 @@ class Daemon:
             pass
 
     def run_forever(self) -> None:
-        """Start, run until a stop signal, then stop."""
+        """Start, run until a stop signal, then stop within the stop timeout (exiting past it)."""
+        from daemon.stopping import stop_within
+
         # Before start: once /metrics answers, a stop signal must already mean "stop cleanly".
         self._handle_stop_signals()
         self.start()
         try:
             self.wait_for_stop()
         finally:
-            self.stop()
+            stop_within(self.stop, self.settings.stop_timeout_seconds)

@@ -15,6 +15,7 @@ from types import FrameType
 
 from daemon.app import Daemon
 from daemon.settings import ConfigError, Settings
+from daemon.stopping import stop_within
 
 log = logging.getLogger("certmon.service")
 
@@ -63,7 +64,8 @@ class Service:
                     self._reload = False
                     daemon, settings = self._reloaded(daemon, settings)
         finally:
-            daemon.stop()
+            # Bounded whatever a peer does: past stop_timeout_seconds the process exits (daemon/stopping.py).
+            stop_within(daemon.stop, settings.stop_timeout_seconds)
 
     def _reloaded(self, daemon: Daemon, settings: Settings) -> tuple[Daemon, Settings]:
         try:

@@ -196,6 +196,8 @@ class Settings(BaseSettings):
     rules: RuleSettings = Field(default_factory=RuleSettings)
     sources: Sources = Field(default_factory=Sources)
     simulated_time: SimulatedTimeSettings | None = None
+    #: SIGTERM/Ctrl+C ends the process within this many seconds, whatever a peer does (below TimeoutStopSec)
+    stop_timeout_seconds: float = Field(90.0, gt=0, le=3600)
 
     @model_validator(mode="after")
     def _real_time_in_production(self) -> Settings:

@@ -74,6 +74,9 @@ class _Handler(BaseHTTPRequestHandler):
         if owner.garbage:
             self._reply(200, b"\x00<html>\xff\xfe not JSON at all")
             return
+        if owner.body_override is not None:
+            self._reply(200, owner.body_override)
+            return
         try:
             if owner.fail_status and (not owner.fail_paths or path in owner.fail_paths):
                 raise FabricFailure(owner.fail_status, "FABRIC_E_SERVICE_OFFLINE", "the service is unavailable")
@@ -140,6 +143,8 @@ class ServiceFabricGateway:
         self.latency = latency
         #: answer every request 200 with a body that is not JSON
         self.garbage = False
+        #: answer every request 200 with exactly these bytes (hostile answers: huge, or a flood of values)
+        self.body_override: bytes | None = None
         self.requests: list[tuple[str, str, str]] = []
         self.handshake_failures = 0
         #: TLS connections accepted (a client that keeps its connection alive makes one per collection)

@@ -30,6 +30,7 @@ from OpenSSL import SSL
 from collectors.base import Deadline
 from collectors.certificate import Certificate, certificate_from_der
 from collectors.errors import CertificateError, CollectorError, Reason
+from collectors.jsonbudget import JsonTooLarge, loads_within
 from collectors.servicefabric.identity import ClientIdentity
 from collectors.tls.chain import TrustCache, verify_chain
 from collectors.tls.client import SocketTlsClient, TlsStream, tls_failure
@@ -38,7 +39,9 @@ from collectors.transport import RECEIVE_SIZE, connect, network_error
 DEFAULT_PORT = 19080
 # How long to wait for a TLS 1.3 server's first records (session tickets or an alert) after the handshake.
 POST_HANDSHAKE_WAIT = 0.5
-MAX_BODY = 16 * 1024 * 1024
+# The largest gateway answers (cluster health with node events, applications with their
+# parameters, a cluster configuration as a JSON string) are a few MiB at most.
+MAX_BODY = 8 * 1024 * 1024
 # What a server says, in our TLS error texts, when it does not accept the client certificate.
 _CLIENT_REJECTED = (
     "rejected the client certificate",
@@ -114,7 +117,7 @@ def client_context(identity: ClientIdentity | None) -> SSL.Context:
 def fabric_error(body: bytes) -> tuple[str, str]:
     """(code, message) of a FabricError body {"Error": {"Code", "Message"}}, or ("", text)."""
     try:
-        document = json.loads(body.decode("utf-8-sig"))
+        document = loads_within(body, 1000)  # an error is a few values; more is not an error body
     except (UnicodeDecodeError, ValueError, RecursionError):
         return "", body[:200].decode("utf-8", "replace").strip()
     error = document.get("Error") if isinstance(document, dict) else None
@@ -292,7 +295,9 @@ class GatewaySession:
         if not data.strip():
             return None
         try:
-            return json.loads(data.decode("utf-8-sig"))
+            return loads_within(data)
+        except JsonTooLarge as err:
+            raise CollectorError(url, Reason.BAD_OUTPUT, f"the answer is refused: {err}") from err
         except (UnicodeDecodeError, ValueError, RecursionError) as err:
             raise CollectorError(url, Reason.BAD_OUTPUT, f"the answer is not JSON: {err}") from err
 

@@ -27,7 +27,15 @@ from winrm.protocol import Protocol
 from collectors.base import Deadline
 from collectors.errors import CollectorError, Reason
 from collectors.winrm import soap
-from collectors.winrm.transport import Endpoint, classify, connection_alive, open_protocol, refused
+from collectors.winrm.transport import (
+    Endpoint,
+    abort_exchanges,
+    arm_deadline,
+    classify,
+    connection_alive,
+    open_protocol,
+    refused,
+)
 
 log = logging.getLogger("certmon.winrm")
 
@@ -94,8 +102,14 @@ class WinRMSession:
             self._lock.release()
 
     def close(self, timeout: float = 5.0) -> None:
-        """Delete the shell (best effort) and drop the connection."""
-        with self._lock:
+        """Delete the shell (best effort) and drop the connection; a collection still running is cut off."""
+        if not self._lock.acquire(timeout=timeout):
+            # A hung or trickling node holds the collection past `timeout`: end its exchange now.
+            protocol = self._protocol
+            if protocol is not None:
+                abort_exchanges(protocol)
+            return
+        try:
             if self._protocol is not None:
                 deadline = Deadline.after(timeout)
                 for shell_id in [*self._orphans, *([self._shell_id] if self._shell_id else [])]:
@@ -103,6 +117,8 @@ class WinRMSession:
             self._orphans.clear()
             self._shell_id = None
             self._reset_connection()
+        finally:
+            self._lock.release()
 
     # -- one attempt ----------------------------------------------------------------------
 
@@ -218,6 +234,8 @@ class WinRMSession:
         """No single HTTP exchange may outlive the deadline."""
         # pywinrm passes this to requests as the timeout; floats work although it is typed int.
         protocol.transport.read_timeout_sec = self._remaining(deadline)  # type: ignore[assignment]
+        # The timeout bounds each read; the adapter's deadline bounds the exchange (a trickling node).
+        arm_deadline(protocol, deadline.at)
 
     def _remaining(self, deadline: Deadline) -> float:
         remaining = deadline.remaining()

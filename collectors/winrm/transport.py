@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -17,6 +18,7 @@ from winrm.exceptions import (
 )
 from winrm.protocol import Protocol
 
+from collectors.boundedhttp import AnswerTooLarge, BoundedAdapter
 from collectors.errors import Reason
 from collectors.winrm import negotiate, soap
 
@@ -56,12 +58,21 @@ class Endpoint:
         return f"{scheme}://{host}:{self.port}/wsman"
 
 
-class PinnedAdapter(HTTPAdapter):
+# Envelope framing and message encryption around an answer of at most MaxEnvelopeSize bytes.
+ANSWER_MARGIN = 64 * 1024
+
+
+def answer_cap(endpoint: Endpoint) -> int:
+    """The largest HTTP body a node may send: WS-Management answers stay within the MaxEnvelopeSize asked for."""
+    return 2 * endpoint.max_envelope_size + ANSWER_MARGIN
+
+
+class PinnedAdapter(BoundedAdapter):
     """Checks the server certificate's SHA-1 thumbprint on every new TLS connection."""
 
-    def __init__(self, thumbprint: str) -> None:
+    def __init__(self, thumbprint: str, max_body: int) -> None:
         self._thumbprint = thumbprint
-        super().__init__(pool_connections=1, pool_maxsize=2)
+        super().__init__(max_body)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         """Pools that assert the pinned fingerprint (urllib3 then skips the host-name check)."""
@@ -94,11 +105,16 @@ def open_protocol(endpoint: Endpoint, timeout: float) -> Protocol:
     session.headers.update(transport.default_headers)
     if endpoint.transport not in negotiate.NEGOTIATE_TRANSPORTS:
         session.auth = _authentication(endpoint)
+    # Every answer, the logon's 401s included, is read within a size cap and the deadline.
+    adapter = BoundedAdapter(answer_cap(endpoint))
     if endpoint.transport in HTTPS_TRANSPORTS:
         # With only a pin, the pin is the trust: chain and host name are not checked.
         session.verify = endpoint.ca_bundle or not endpoint.server_thumbprint
         if endpoint.server_thumbprint:
-            session.mount("https://", PinnedAdapter(endpoint.server_thumbprint))
+            adapter = PinnedAdapter(endpoint.server_thumbprint, answer_cap(endpoint))
+    adapter.deadline = time.monotonic() + timeout
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
     transport.session = session
     try:
         if endpoint.transport in ("ntlm", "kerberos"):
@@ -156,6 +172,26 @@ def _authentication(endpoint: Endpoint) -> requests.auth.AuthBase:
     return requests.auth.HTTPBasicAuth(endpoint.username, endpoint.password)
 
 
+def arm_deadline(protocol: Protocol, at: float) -> None:
+    """No exchange on this connection may outlive monotonic time `at` (the watchdog closes it then)."""
+    session = protocol.transport.session
+    if session is None:
+        return
+    for adapter in session.adapters.values():
+        if isinstance(adapter, BoundedAdapter):
+            adapter.deadline = at
+
+
+def abort_exchanges(protocol: Protocol) -> None:
+    """Shut down the connections in use now (a stopping daemon does not wait for a hung node)."""
+    session = protocol.transport.session
+    if session is None:
+        return
+    for adapter in list(session.adapters.values()):
+        if isinstance(adapter, BoundedAdapter):
+            adapter.abort()
+
+
 def connection_alive(protocol: Protocol, endpoint: Endpoint) -> bool:
     """True when the authenticated keep-alive connection is still open (Basic needs no such thing)."""
     if endpoint.transport == "https-basic":
@@ -199,6 +235,8 @@ def classify(err: BaseException) -> tuple[Reason, str]:
     """The reason and an operator-readable message for a failure talking to a node."""
     import spnego.exceptions
 
+    if isinstance(err, AnswerTooLarge):
+        return Reason.BAD_OUTPUT, f"the node's answer was refused: {_short(err)}"
     if isinstance(err, requests.exceptions.SSLError):
         return Reason.TLS_ERROR, f"TLS handshake failed: {_short(err)}"
     if isinstance(err, requests.Timeout):

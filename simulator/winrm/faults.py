@@ -7,6 +7,8 @@ from collections import Counter
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from simulator.winrm.hostile import HOSTILE_MODES
+
 STDOUT_MODES = ("ok", "garbage", "truncated")
 
 
@@ -42,6 +44,12 @@ class Faults:
     plaintext_answers: bool = False
     #: close keep-alive connections idle this long (HTTP.sys closes them after 120 s); None = never
     idle_connection_timeout: float | None = None
+    #: answer with a stream no WinRM service sends (simulator.winrm.hostile.HOSTILE_MODES); None = never
+    hostile_answer: str | None = None
+    #: only once the connection has logged on (else: to the first request, before any credential)
+    hostile_after_logon: bool = False
+    #: seconds between the bytes of a trickling answer
+    trickle_interval: float = 1.0
 
     def update(self, **changes: Any) -> None:
         """Set knobs by name; unknown names are errors."""
@@ -49,6 +57,8 @@ class Faults:
         for name, value in changes.items():
             if name not in names:
                 raise TypeError(f"unknown fault knob {name!r}; known: {', '.join(sorted(names))}")
+            if name == "hostile_answer" and value not in (None, *HOSTILE_MODES):
+                raise ValueError(f"hostile_answer must be one of {', '.join(HOSTILE_MODES)}")
             if name == "stdout" and value not in STDOUT_MODES:
                 raise ValueError(f"stdout must be one of {', '.join(STDOUT_MODES)}")
             setattr(self, name, value)
@@ -65,6 +75,8 @@ class Counters:
     logons: int = 0
     auth_failures: int = 0
     faults: int = 0
+    #: bytes of hostile answers written (until the client closed the connection)
+    hostile_bytes: int = 0
     actions: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -89,6 +101,7 @@ class Counters:
                 "logons": self.logons,
                 "auth_failures": self.auth_failures,
                 "faults": self.faults,
+                "hostile_bytes": self.hostile_bytes,
                 "actions": dict(self.actions),
             }
 
@@ -96,5 +109,5 @@ class Counters:
         """Start counting from zero."""
         with self._lock:
             self.connections = self.requests = self.encrypted = self.handshakes = self.logons = 0
-            self.auth_failures = self.faults = 0
+            self.auth_failures = self.faults = self.hostile_bytes = 0
             self.actions.clear()

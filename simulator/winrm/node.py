@@ -25,6 +25,7 @@ from simulator.winrm.auth import (
     write_user_file,
 )
 from simulator.winrm.faults import Counters, Faults
+from simulator.winrm.hostile import send_hostile
 from simulator.winrm.http import Connection, Request, Response, serve_connection
 from simulator.winrm.powershell import NodeFolder, PowerShellHost
 from simulator.winrm.wsman import WsmanService
@@ -158,8 +159,22 @@ class SimulatedNode:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.counters.add("connections")
         self._writers.add(writer)
+
+        async def handle(connection: Connection, request: Request) -> Response | None:
+            mode = self.faults.hostile_answer
+            if mode and (not self.faults.hostile_after_logon or isinstance(connection.state.get("user"), str)):
+                self.counters.add("requests")
+                sent = [0]
+                assert self._stopping is not None
+                try:
+                    await send_hostile(writer, mode, self.faults.trickle_interval, self._stopping, sent)
+                finally:
+                    self.counters.add("hostile_bytes", sent[0])
+                return None
+            return await self._handle(connection, request)
+
         try:
-            await serve_connection(reader, writer, self._handle, lambda: self.faults.idle_connection_timeout)
+            await serve_connection(reader, writer, handle, lambda: self.faults.idle_connection_timeout)
         except asyncio.CancelledError:
             writer.transport.abort()  # the fleet is shutting down
         finally:

@@ -1,11 +1,13 @@
 """SIGKILL `certmon remediate localagent-config-update --apply` at random points, many times.
 
 After every kill the file must hold exactly the old or exactly the new bytes, and a re-run
-must complete. A third of the kills land at a uniformly random moment of the whole run
+must complete. A third of the kills land at a uniformly random step of the whole run
 (start-up, collection, planning, the change, the re-collection, shut-down); the rest land at
-a random moment after the intent journal appears, the few milliseconds in which the backup,
-the temporary file, the rename, the verification and the audit happen. No hook in the
-product: the test only watches the file system and picks the moment.
+a random step while the intent journal exists, where the backup, the temporary file, the rename,
+the verification and the audit happen. Kill points are steps the process counts (its I/O events
+and calls that write or exchange bytes, `tests.reliability.killpoints`), calibrated by an
+uninterrupted run, so a busy machine does not move them. No hook in the product: the test runs
+the command line under `tests.reliability.killrun`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ import pytest
 from daemon.state import StateStore
 from remediations.audit import AUDIT_FILE, JsonlAuditLog
 from simulator.lab import Lab
+from tests.reliability.killpoints import Calibration
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "localagent-config-update"
@@ -39,29 +41,31 @@ TERMINAL = {"applied", "failed", "rolled-back", "interrupted"}
 
 @dataclass(frozen=True)
 class Kill:
-    """One killed run: how it was timed, what the file held afterwards, what the re-run did."""
+    """One killed run: where it was killed, what the file held afterwards, what the re-run did."""
 
     mode: str
-    delay: float
+    step: int
     journal_at_kill: bool
     state: str
     rerun: str
     recovered: bool
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTMON_")}
+def _env(**killpoint: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CERTMON_", "KILLPOINT_"))}
     env["PYTHONPATH"] = str(ROOT)
+    env.update({f"KILLPOINT_{name.upper()}": value for name, value in killpoint.items()})
     return env
 
 
-def _apply(lab: Lab) -> subprocess.Popen[str]:
+def _apply(lab: Lab, **killpoint: str) -> subprocess.Popen[str]:
+    command = ["remediate", NAME, "--apply", "--format", "json"]
     return subprocess.Popen(
-        [sys.executable, "-m", "daemon", "-c", str(lab.config_file), "remediate", NAME, "--apply", "--format", "json"],
+        [sys.executable, "-m", "tests.reliability.killrun", "-c", str(lab.config_file), *command],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_env(),
+        env=_env(**killpoint),
         cwd=ROOT,
     )
 
@@ -74,68 +78,45 @@ def _leftovers(lab: Lab) -> list[Path]:
     return [p for p in lab.root.rglob("*.certmon-*.tmp") if "backups" not in p.parts]
 
 
-def _watch(lab: Lab, proc: subprocess.Popen[str]) -> tuple[float | None, str, str]:
-    """Run to completion while timing how long its intent journal exists (None: no change made)."""
-    seen = gone = None
-    while proc.poll() is None:
-        exists = _journal(lab).exists()
-        if seen is None and exists:
-            seen = time.monotonic()
-        elif seen is not None and gone is None and not exists:
-            gone = time.monotonic()
-        time.sleep(0.0002)
-    ended = time.monotonic()
-    out, err = proc.communicate()
-    return (None if seen is None else (gone or ended) - seen), out, err
-
-
-def _wait_until(proc: subprocess.Popen[str], moment: float) -> None:
-    while proc.poll() is None and time.monotonic() < moment:
-        time.sleep(0.0002)
+def _calibrate(lab: Lab) -> tuple[Calibration, str, str]:
+    """An uninterrupted run: its steps (from start-up), where its journal lived, and its output."""
+    report = lab.root / "killpoint-report.json"
+    report.unlink(missing_ok=True)
+    proc = _apply(lab, report=str(report))
+    out, err = proc.communicate(timeout=300)
+    return Calibration(**json.loads(report.read_text(encoding="utf-8"))), out, err
 
 
 def _worker(lab: Lab, seed: int) -> list[Kill]:
     rng = random.Random(seed)
     original = lab.localagent_config.read_bytes()
-    # One uninterrupted run: how long a run takes, how long its change takes, the bytes it writes.
-    started = time.monotonic()
-    window, out, err = _watch(lab, _apply(lab))
-    total = time.monotonic() - started
-    assert window is not None and json.loads(out)["outcome"] == "applied", err
-    windows = [window]
+    calibration, out, err = _calibrate(lab)
+    assert calibration.journal_from is not None and json.loads(out)["outcome"] == "applied", err
     new = lab.localagent_config.read_bytes()
     kills = []
     for index in range(RUNS_PER_WORKER):
         lab.localagent_config.write_bytes(original)
-        proc = _apply(lab)
-        started = time.monotonic()
-        if index % 3 == 0:
-            mode, delay = "anytime", rng.uniform(0.0, total * 1.1)
-            _wait_until(proc, started + delay)
-        else:
-            # The journal lives from just before the backup until the outcome is audited.
-            mode, delay = "change", rng.uniform(0.0, sorted(windows)[len(windows) // 2])
-            while proc.poll() is None and not _journal(lab).exists():
-                time.sleep(0.0001)
-            _wait_until(proc, time.monotonic() + delay)
+        # A third over the whole run (`draw` with an odd index), the rest while the journal exists.
+        mode = "anytime" if index % 3 == 0 else "change"
+        step = calibration.draw("whole" if mode == "anytime" else "journal", rng)
+        proc = _apply(lab, step=str(step))
+        proc.communicate(timeout=300)
         journal_at_kill = _journal(lab).exists()
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate()
-        left_journal = _journal(lab).exists()
+        left_journal = journal_at_kill
         content = lab.localagent_config.read_bytes()
         state = "old" if content == original else "new" if content == new else "PARTIAL"
-        assert state != "PARTIAL", f"run {index} ({mode}, {delay:.4f} s): the file is neither old nor new: {content!r}"
+        assert state != "PARTIAL", f"run {index} ({mode}, step {step}): the file is neither old nor new: {content!r}"
 
-        window, out, err = _watch(lab, _apply(lab))
+        rerun = _apply(lab)
+        out, err = rerun.communicate(timeout=300)
         assert out, f"re-run after kill {index} failed: {err}"
         result = json.loads(out)
         assert result["outcome"] == ("applied" if state == "old" else "nothing-to-do"), result["message"]
-        if window is not None and state == "old" and not left_journal:
-            windows.append(window)  # a clean re-run: its journal timing is a fresh sample
         assert lab.localagent_config.read_bytes() == new
         assert not _journal(lab).exists()
         assert _leftovers(lab) == []
-        kills.append(Kill(mode, delay, journal_at_kill, state, result["outcome"], result["recovered"] is not None))
+        kills.append(Kill(mode, step, journal_at_kill, state, result["outcome"], result["recovered"] is not None))
+        assert (result["recovered"] is not None) == left_journal, f"run {index} ({mode}, step {step})"
     return kills
 
 
@@ -175,15 +156,15 @@ def test_sigkill_at_random_points_never_leaves_a_partial_file(cli_lab: Lab, tmp_
     )
     assert len(kills) >= 50
     assert {k.state for k in kills} == {"old", "new"}
-    assert in_change.total() >= 5  # typically 15-30; a loaded machine shifts kills later
+    assert in_change.total() >= 5  # steps, not delays: a loaded machine does not shift them
     assert sum(k.recovered for k in kills) == audit["interrupted"] >= 1
 
 
 def test_sigterm_during_the_change_rolls_back_or_completes(cli_lab: Lab) -> None:
     """An operator's Ctrl+C or a service stop: rolled back (old bytes) or committed (new), and said so."""
     original = cli_lab.localagent_config.read_bytes()
-    window, out, _err = _watch(cli_lab, _apply(cli_lab))
-    assert window is not None
+    calibration, out, _err = _calibrate(cli_lab)
+    assert calibration.journal_from is not None and calibration.journal_to is not None, out
     new = cli_lab.localagent_config.read_bytes()
     rng = random.Random()
     outcomes: Counter[str] = Counter()
@@ -191,11 +172,10 @@ def test_sigterm_during_the_change_rolls_back_or_completes(cli_lab: Lab) -> None
     while runs < 10 or (outcomes["rolled-back"] == 0 and runs < 40):
         runs += 1
         cli_lab.localagent_config.write_bytes(original)
-        proc = _apply(cli_lab)
-        while proc.poll() is None and not _journal(cli_lab).exists():
-            time.sleep(0.0001)
-        _wait_until(proc, time.monotonic() + rng.uniform(0.0, window * 0.6))
-        proc.send_signal(signal.SIGTERM)
+        # The process sends itself SIGTERM at a step of the change's first 60 %, as a service stop would.
+        window = calibration.journal_to - calibration.journal_from
+        step = calibration.journal_from + rng.randrange(0, max(1, int(window * 0.6)))
+        proc = _apply(cli_lab, step=str(step), signal="TERM")
         out, err = proc.communicate(timeout=60)
         content = cli_lab.localagent_config.read_bytes()
         assert content in (original, new)

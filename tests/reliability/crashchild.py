@@ -1,11 +1,12 @@
-"""A `certmon remediate NAME --apply` that a crash test can kill at a moment measured from the change.
+"""A `certmon remediate NAME --apply` that a crash test can kill at a step counted from the change.
 
 The child does what `cmd_remediate` does before the apply, with the same functions (load the
 settings, build the daemon, collect once, build the engine and the context), reports `ready`,
-and waits for `go`. Only then does it call `Engine.apply`, send the result, and stop the daemon.
-The test measures its kill point from `go`, so the random delays spread over the apply itself
-(lock, recovery, plan, journal, backups, writes, remote calls, verification, re-collection,
-audit) instead of over the interpreter's start-up and the collection. Children are forked from a
+and waits for `go` and a kill step. Only then does it arm its step counter (`killpoints`), call
+`Engine.apply`, send the result with the steps it counted, and stop the daemon. The kill step
+counts from `go`, so the kills spread over the apply itself (lock, recovery, plan, journal,
+backups, writes, remote calls, verification, re-collection, audit) instead of over the
+interpreter's start-up and the collection, and land at the same step however busy the machine is. Children are forked from a
 `multiprocessing` fork server that has imported certmon once, which makes a child cheap enough
 for hundreds of kills. Nothing in the product knows it is being tested.
 """
@@ -25,10 +26,12 @@ from daemon.remediation import remediation_context, remediation_engine
 from daemon.settings import load_settings
 from remediations.registry import get_remediation
 from remediations.sfgates import OVERRIDE_OPTION
+from tests.reliability.killpoints import StepCounter
 
 
 def apply_when_told(conn: Connection, config: str, name: str) -> None:
-    """Collect, say `ready`, wait for `go`, apply; send the result's JSON form."""
+    """Collect, say `ready`, wait for `go` and a kill step (None: none), apply; send the result and the steps."""
+    counter = StepCounter()
     daemon = Daemon(load_settings(Path(config)))
     try:
         daemon.collect_once()
@@ -38,9 +41,14 @@ def apply_when_told(conn: Connection, config: str, name: str) -> None:
         ctx = dataclasses.replace(ctx, options={**ctx.options, OVERRIDE_OPTION: True})
         remediation = get_remediation(name)
         conn.send("ready")
-        if conn.recv() != "go":
+        command, kill_at = conn.recv()
+        if command != "go":
             return
-        conn.send(engine.apply(remediation, ctx).to_dict())
+        counter.profile()
+        counter.arm(kill_at)
+        result = engine.apply(remediation, ctx).to_dict()
+        calibration = counter.disarm()
+        conn.send((result, calibration))
     finally:
         daemon.stop()
 

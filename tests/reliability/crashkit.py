@@ -16,10 +16,13 @@ seeded-random delay, then check:
   name the remediation cleared, the targets in the "after" state, no journal or temporary file
   left, and an unfinished run recorded as `interrupted`.
 
-The delays are calibrated from uninterrupted runs (the time from `go` to the result): half are drawn
-uniformly over 1.2 times that, so the kills spread over the whole apply (lock, recovery, plan,
-journal, backup, write, remote call, verification, re-collection and audit), half over its first
-quarter, where the side effects begin.
+Kill points are steps, not delays (`tests.reliability.killpoints`): the child counts its I/O events
+and its calls that write, commit or exchange bytes, and SIGKILLs itself before the drawn step. Two
+uninterrupted runs calibrate the count (their median) and where the intent journal lives; half the
+kills are drawn uniformly over 1.2 times the whole apply (lock, recovery, plan, journal, backup,
+write, remote call, verification, re-collection and audit), half over the steps while the journal
+exists (every other one over its first quarter), where the side effects are; the first kill lands
+before the journal is written. A busy machine slows the child down but does not move its kills.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ from __future__ import annotations
 import json
 import random
 import statistics
-import time
 from collections import Counter
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -41,6 +43,7 @@ from daemon.state import StateStore
 from remediations.audit import AUDIT_FILE
 from remediations.lock import EnvironmentLock
 from tests.reliability.crashchild import apply_when_told
+from tests.reliability.killpoints import Calibration
 
 TERMINAL = {"applied", "failed", "rolled-back", "interrupted", "refused", "nothing-to-do"}
 READY_SECONDS = 120.0
@@ -74,12 +77,14 @@ class Report:
     journal_left: int = 0
     recovered: int = 0
     reruns: Counter[str] = field(default_factory=Counter)
-    apply_seconds: float = 0.0
+    steps: int = 0
+    journal: tuple[int | None, int | None] = (None, None)
 
     def line(self, name: str) -> str:
         """One summary line for the test output."""
         return (
-            f"{name}: {self.kills} kills over {self.apply_seconds * 1000:.0f} ms applies; after the kill "
+            f"{name}: {self.kills} kills over {self.steps}-step applies (journal at steps {self.journal}); "
+            "after the kill "
             f"{dict(self.states)}; journal left {self.journal_left}; re-runs {dict(self.reruns)}, "
             f"{self.recovered} recorded an interrupted run"
         )
@@ -107,29 +112,27 @@ class Child:
         except EOFError as err:
             raise AssertionError("the child died before answering") from err
 
-    def go(self) -> float:
-        """Start the apply; returns the moment."""
-        self.conn.send("go")
-        return time.monotonic()
+    def go(self, kill_at: int | None = None) -> None:
+        """Start the apply; the child SIGKILLs itself before step `kill_at` (None: never)."""
+        self.conn.send(("go", kill_at))
 
-    def result(self) -> dict[str, Any]:
-        """The apply's result (waits for it)."""
+    def result(self) -> tuple[dict[str, Any], Calibration] | None:
+        """The apply's result and its steps (waits for it); None when the child killed itself first."""
         if not self.conn.poll(READY_SECONDS):
             self.process.kill()
             raise AssertionError("the apply did not finish")
-        answer = self._recv(self.conn)
+        try:
+            answer = self.conn.recv()
+        except EOFError:
+            answer = None
         self.process.join(30)
         self.conn.close()
-        assert isinstance(answer, dict)
-        return answer
-
-    def kill_at(self, moment: float) -> None:
-        """SIGKILL at `moment` (monotonic), unless the child has ended by then."""
-        while time.monotonic() < moment and self.process.is_alive():
-            time.sleep(0.0002)
-        self.process.kill()  # SIGKILL
-        self.process.join(30)
-        self.conn.close()
+        if answer is None:
+            assert self.process.exitcode == -9, f"the child died with {self.process.exitcode}, not by its kill step"
+            return None
+        result, steps = answer
+        assert isinstance(result, dict) and isinstance(steps, Calibration)
+        return result, steps
 
 
 def journal_path(scenario: Scenario) -> Path:
@@ -197,12 +200,13 @@ def check_lock_free(scenario: Scenario) -> None:
     lock.release()
 
 
-def run_to_end(context: ForkServerContext, scenario: Scenario) -> tuple[dict[str, Any], float]:
-    """An uninterrupted apply; its result and the time from `go` to the result."""
+def run_to_end(context: ForkServerContext, scenario: Scenario) -> tuple[dict[str, Any], Calibration]:
+    """An uninterrupted apply; its result and its steps."""
     child = Child(context, scenario)
-    started = child.go()
-    result = child.result()
-    return result, time.monotonic() - started
+    child.go()
+    answer = child.result()
+    assert answer is not None
+    return answer
 
 
 def crash_loop(context: ForkServerContext, scenario: Scenario, kills: int, seed: int) -> Report:
@@ -211,26 +215,35 @@ def crash_loop(context: ForkServerContext, scenario: Scenario, kills: int, seed:
     scenario.reset()
     before = scenario.state()
     originals = {p: p.read_bytes() for p in scenario.files}
-    timings = []
+    calibrations = []
     for _ in range(2):
         scenario.reset()
-        result, seconds = run_to_end(context, scenario)
+        result, steps = run_to_end(context, scenario)
         assert result["outcome"] == "applied" and result["cleared"] is not False, result["message"]
-        timings.append(seconds)
+        calibrations.append(steps)
     after = scenario.state()
     assert after != before
     applied = {p: p.read_bytes() for p in scenario.files}
-    report = Report(apply_seconds=statistics.median(timings))
+    first = calibrations[0]
+    calibration = Calibration(
+        int(statistics.median(c.steps for c in calibrations)), first.journal_from, first.journal_to
+    )
+    report = Report(steps=calibration.steps, journal=(first.journal_from, first.journal_to))
     allowed: Counter[tuple[str, str]] = Counter()
     for index in range(kills):
         scenario.reset()
         assert scenario.state() == before
         child = Child(context, scenario)
-        # Half over the whole apply, half over its first quarter: where the lock, the journal and the first
-        # side effect are (the re-collection and the audit fill the rest of a run).
-        delay = rng.uniform(0.0, (1.2 if index % 2 else 0.25) * report.apply_seconds)
-        child.kill_at(child.go() + delay)
-        where = f"{scenario.remediation} kill {index} (seed {seed}, {delay * 1000:.1f} ms after go)"
+        # Half over the whole apply, half while the journal exists (every other one in its first quarter, where
+        # the backups, writes and remote calls begin; the re-collection and the audit fill much of a run). The
+        # first kill lands before the journal, so every loop sees the "before" state however the draws fall.
+        band = (
+            "before-journal" if index == 0 else "whole" if index % 2 else ("journal-start", "journal")[index // 2 % 2]
+        )
+        step = calibration.draw(band, rng)
+        child.go(step)
+        finished = child.result() is not None
+        where = f"{scenario.remediation} kill {index} (seed {seed}, before step {step}{', ran to the end' * finished})"
         state = scenario.state()
         label = "before" if state == before else "after" if state == after else scenario.intermediate(state)
         assert label is not None, f"{where}: the targets are neither before nor after: {state!r}"

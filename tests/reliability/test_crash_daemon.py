@@ -2,7 +2,10 @@
 
 The daemon runs the lab with every source on a 0.3 s interval, so it is always collecting or
 writing: certificate locations, re-encryption progress samples (the lab's SQL probe), evaluation.
-Each run is killed at a seeded-random moment once it has written a cycle. After every kill the
+Each run is killed at a seeded-random step once it has written a cycle: the daemon runs under
+`tests.reliability.killrun`, which counts its I/O events and calls that write, commit or exchange
+bytes, and SIGKILLs it a drawn number of steps after the test saw the new sample (up to three
+cycles' worth, measured on the first run), so a busy machine does not move the kills. After every kill the
 store must pass `PRAGMA integrity_check` and still hold everything it held before the run
 (an operator's audit entry from before, every location and progress sample); the last run is
 stopped cleanly and must have resumed: new samples, exit code 0.
@@ -12,11 +15,13 @@ from __future__ import annotations
 
 import os
 import random
+import select
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -41,16 +46,56 @@ def _fast_lab(lab: Lab) -> None:
     lab.config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
 
 
-def _daemon(lab: Lab) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTMON_")}
+@dataclass
+class Daemon:
+    """A `certmon run` under the step counter, and the pipe its counter answers on."""
+
+    proc: subprocess.Popen[bytes]
+    replies: int
+
+    def now(self) -> int:
+        """The daemon's step count."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(b"now\n")
+        self.proc.stdin.flush()
+        ready, _, _ = select.select([self.replies], [], [], 60)
+        assert ready, "the daemon's step counter did not answer"
+        return int(os.read(self.replies, 64).split()[0])
+
+    def kill_in(self, steps: int) -> None:
+        """SIGKILL `steps` steps from now; waits for the process to end."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"kill {steps}\n".encode())
+        self.proc.stdin.flush()
+        try:
+            self.proc.wait(timeout=120)
+        finally:
+            self.proc.kill()  # the step never came: end it anyway (the asserts below say so)
+            self.close()
+        assert self.proc.returncode == -signal.SIGKILL
+
+    def close(self) -> None:
+        """Collect the process and close the pipes."""
+        self.proc.communicate(timeout=60)
+        os.close(self.replies)
+
+
+def _daemon(lab: Lab) -> Daemon:
+    replies, write_end = os.pipe()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CERTMON_", "KILLPOINT_"))}
     env["PYTHONPATH"] = str(ROOT)
-    return subprocess.Popen(
-        [sys.executable, "-m", "daemon", "-c", str(lab.config_file), "run"],
+    env["KILLPOINT_CONTROL"] = str(write_end)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.reliability.killrun", "-c", str(lab.config_file), "run"],
+        stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env=env,
         cwd=ROOT,
+        pass_fds=(write_end,),
     )
+    os.close(write_end)
+    return Daemon(proc, replies)
 
 
 def _history(lab: Lab) -> tuple[set[tuple[object, ...]], set[tuple[object, ...]], set[tuple[object, ...]]]:
@@ -102,17 +147,20 @@ def test_sigkill_mid_cycle_keeps_the_store_and_its_history(lab_copy: Lab) -> Non
     seed = random.SystemRandom().randrange(2**32)
     rng = random.Random(seed)
     audit, locations, samples = _history(lab_copy)
+    per_cycle = 0
     for index in range(KILLS):
-        proc = _daemon(lab_copy)
-        try:
-            _wait_for_new_sample(lab_copy, len(samples), proc)
-            # Somewhere in the next cycles: collecting, evaluating, or writing locations and samples.
-            time.sleep(rng.uniform(0.0, 3 * INTERVAL))
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.communicate(timeout=30)
+        daemon = _daemon(lab_copy)
+        _wait_for_new_sample(lab_copy, len(samples), daemon.proc)
+        if not per_cycle:
+            # How many steps a cycle takes: between two samples of the first run.
+            first = daemon.now()
+            _wait_for_new_sample(lab_copy, len(samples) + 1, daemon.proc)
+            per_cycle = max(1, daemon.now() - first)
+        # Somewhere in the next cycles: collecting, evaluating, or writing locations and samples.
+        steps = rng.randrange(0, 3 * per_cycle)
+        daemon.kill_in(steps)
         now_audit, now_locations, now_samples = _history(lab_copy)
-        where = f"kill {index} (seed {seed})"
+        where = f"kill {index} (seed {seed}, {steps} steps after a sample; {per_cycle} steps a cycle)"
         assert audit <= now_audit, f"{where}: audit entries lost"
         assert {row[:4] for row in locations} <= {row[:4] for row in now_locations}, f"{where}: locations lost"
         # first_seen never moves: the history of where a certificate was is kept.
@@ -120,14 +168,18 @@ def test_sigkill_mid_cycle_keeps_the_store_and_its_history(lab_copy: Lab) -> Non
         assert samples <= now_samples and len(now_samples) > len(samples), f"{where}: progress samples lost"
         audit, locations, samples = now_audit, now_locations, now_samples
     # The daemon resumes on the same store, and stops cleanly.
-    proc = _daemon(lab_copy)
+    daemon = _daemon(lab_copy)
     try:
-        _wait_for_new_sample(lab_copy, len(samples), proc)
+        _wait_for_new_sample(lab_copy, len(samples), daemon.proc)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        _out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err.decode()
+        daemon.proc.send_signal(signal.SIGTERM)
+        _out, err = daemon.proc.communicate(timeout=60)
+        os.close(daemon.replies)
+    assert daemon.proc.returncode == 0, err.decode()
     final = _history(lab_copy)
     assert audit <= final[0] and locations <= final[1] and samples < final[2]
     assert any(row[3] == '{"run_id": "before-the-crashes"}' for row in final[0])
-    print(f"\n{KILLS} kills mid-cycle (seed {seed}): {len(final[1])} locations, {len(final[2])} progress samples kept")
+    print(
+        f"\n{KILLS} kills mid-cycle (seed {seed}, {per_cycle} steps a cycle): {len(final[1])} locations, "
+        f"{len(final[2])} progress samples kept"
+    )
