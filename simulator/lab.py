@@ -32,6 +32,7 @@ from simulator.labmodel import (
     RoleSpec,
 )
 from simulator.pki import Issued, days, make_certificate, pfx_bytes, rsa_key
+from simulator.secretfile import secret_folder, write_secret
 
 ADFS_HOST = f"adfs.{DOMAIN}"
 ROGUE_CA = "Untrusted Test Root CA"
@@ -145,8 +146,8 @@ def _write_data(lab: Lab) -> None:
 
 
 def _write_node_folders(lab: Lab) -> None:
-    lab.password_file.parent.mkdir(exist_ok=True)
-    lab.password_file.write_text(lab.password + "\n", encoding="utf-8")
+    secret_folder(lab.password_file.parent)
+    write_secret(lab.password_file, lab.password + "\n")
     for node in lab.nodes:
         folder = lab.certs_dir / node.name
         (folder / "Root").mkdir(parents=True, exist_ok=True)
@@ -167,7 +168,7 @@ def install_generation(lab: Lab, generation: str) -> list[Path]:
         data = pfx_bytes(cert.issued, password)
         for name in cert.nodes:
             path = lab.certs_dir / name / f"{cert.file_stem}.pfx"
-            path.write_bytes(data)
+            write_secret(path, data)
             written.append(path)
     return written
 
@@ -181,8 +182,9 @@ def _write_node_facts(lab: Lab, cng_roles: tuple[str, ...]) -> None:
     granted = [*IMPORTED, [*NETWORK_SERVICE, READ, 0]]
     granted += [[f"{LAB_DOMAIN_SID}-{rid}", f"{WINRM_DOMAIN}\\{name}", READ, 0] for _, name, rid in SERVICE_ACCOUNTS]
 
-    lab.winrm_password_file.write_text(lab.winrm_password + "\n", encoding="utf-8")
-    lab.ntlm_user_file.write_text(f"{WINRM_DOMAIN}:{WINRM_USER}:{lab.winrm_password}\n", encoding="utf-8")
+    secret_folder(lab.winrm_password_file.parent)
+    write_secret(lab.winrm_password_file, lab.winrm_password + "\n")
+    write_secret(lab.ntlm_user_file, f"{WINRM_DOMAIN}:{WINRM_USER}:{lab.winrm_password}\n")
     for node in lab.nodes:
         set_key_acl(lab.certs_dir / node.name, None, granted)
         if node.purpose == "SQL":
