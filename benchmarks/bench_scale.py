@@ -35,7 +35,7 @@ from collectors.certificate import certificate_from_der
 from collectors.model import CertObservation, Observation
 from daemon.app import Daemon
 from daemon.settings import load_settings
-from daemon.sources import build_collectors
+from daemon.sources.registry import build_collectors
 from daemon.status import status_document
 from daemon.statuspage import render_page
 from simulator.lab import build_lab

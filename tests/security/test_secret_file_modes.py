@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from daemon.demo import API_TOKEN_FILE, DemoOptions, _demo_config
 
+from simulator.demo import API_TOKEN_FILE, DemoOptions, _demo_config
 from simulator.lab import build_lab
 from simulator.secretfile import write_secret
 from simulator.servicefabric import write_client_files
