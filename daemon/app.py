@@ -98,11 +98,11 @@ class Daemon:
     def _evaluate(self) -> View:
         snapshot = self.runner.snapshot()
         evaluation = evaluate(snapshot, self.store.locations(), self.clock(), self.settings)
-        families = tuple(build_families(evaluation, self.runner.collectors, self.settings))
         # process_* (CPU, memory, open files, start time; /proc, Linux only) as of this evaluation: the
         # exposition is rendered once per evaluation, so they are too.
-        process = tuple(self._process.collect())
-        return View(evaluation, families, render_exposition(families + process))
+        families = tuple(build_families(evaluation, self.runner.collectors, self.settings))
+        families += tuple(self._process.collect())
+        return View(evaluation, families, render_exposition(families))
 
     def publish(self) -> View:
         """Re-evaluate the latest results and swap in the new view."""

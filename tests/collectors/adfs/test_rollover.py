@@ -13,7 +13,7 @@ from collectors.certificate import certificate_from_der
 from simulator.adfs import AdfsServer
 from simulator.lab import ADFS_HOST, Lab
 
-SAMPLE = Path(__file__).parent.parent / "samples" / "adfs" / "FederationMetadata-devrcsj.xml"
+SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "adfs" / "FederationMetadata-devrcsj.xml"
 
 
 def _states(facts: AdfsFacts) -> dict[tuple[str, str], str]:
