@@ -31,6 +31,7 @@ from daemon.remediate import remediation_context, remediation_engine
 from daemon.settings import load_settings
 from simulator.control import ControlError, StageControl, StageLog, request_stage
 from simulator.lab import BUILT_STAGES, STAGES, Lab, build_lab, edit_config, write_config
+from simulator.secretfile import write_secret
 from simulator.services import LabServices
 from simulator.stages import LabRotation, StageError
 from simulator.winrm import SimulatedFleet
@@ -131,8 +132,7 @@ def _pin_ports(lab: Lab, daemon: Daemon) -> None:
 def _demo_config(lab: Lab, options: DemoOptions, since: datetime) -> None:
     """The API token, simulated time and the scaled schedule in the lab's certmon.yaml."""
     token = lab.root / API_TOKEN_FILE
-    token.write_text(secrets.token_urlsafe(24) + "\n", encoding="utf-8")
-    token.chmod(0o600)
+    write_secret(token, secrets.token_urlsafe(24) + "\n")
 
     def change(config: dict[str, Any]) -> None:
         config.setdefault("api", {})["token_file"] = API_TOKEN_FILE

@@ -18,6 +18,7 @@ import yaml
 from cryptography.x509.oid import NameOID
 
 from simulator.pki import Issued, days, make_certificate, pfx_bytes, rsa_key
+from simulator.secretfile import secret_folder, write_secret
 
 DOMAIN = "contoso.lab"
 # The rotation as the demo walks it (simulator/stages.py); removed-early is the one detour, from re-encrypting.
@@ -350,8 +351,8 @@ def _write_data(lab: Lab) -> None:
 
 
 def _write_node_folders(lab: Lab) -> None:
-    lab.password_file.parent.mkdir(exist_ok=True)
-    lab.password_file.write_text(lab.password + "\n", encoding="utf-8")
+    secret_folder(lab.password_file.parent)
+    write_secret(lab.password_file, lab.password + "\n")
     for node in lab.nodes:
         folder = lab.certs_dir / node.name
         (folder / "Root").mkdir(parents=True, exist_ok=True)
@@ -372,7 +373,7 @@ def install_generation(lab: Lab, generation: str) -> list[Path]:
         data = pfx_bytes(cert.issued, password)
         for name in cert.nodes:
             path = lab.certs_dir / name / f"{cert.file_stem}.pfx"
-            path.write_bytes(data)
+            write_secret(path, data)
             written.append(path)
     return written
 
@@ -381,8 +382,9 @@ def _write_node_facts(lab: Lab, cng_roles: tuple[str, ...]) -> None:
     """The WinRM account, and node.json: SQL Server's TLS thumbprint on SQL nodes, CNG keys where asked."""
     from simulator.winrm.nodefile import CNG_DEFAULT, set_key_provider, set_sql_certificate
 
-    lab.winrm_password_file.write_text(lab.winrm_password + "\n", encoding="utf-8")
-    lab.ntlm_user_file.write_text(f"{WINRM_DOMAIN}:{WINRM_USER}:{lab.winrm_password}\n", encoding="utf-8")
+    secret_folder(lab.winrm_password_file.parent)
+    write_secret(lab.winrm_password_file, lab.winrm_password + "\n")
+    write_secret(lab.ntlm_user_file, f"{WINRM_DOMAIN}:{WINRM_USER}:{lab.winrm_password}\n")
     for node in lab.nodes:
         if node.purpose == "SQL":
             set_sql_certificate(lab.certs_dir / node.name, "MSSQLSERVER", lab.current("SQLCluster").thumbprint)

@@ -18,6 +18,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from simulator.secretfile import write_secret
+
 SUPERUSER = "postgres"
 DRIVER = "PostgreSQL Unicode"
 
@@ -72,7 +74,7 @@ class PostgresServer:
         """initdb (first time) and start on a free port; retries when the port was taken meanwhile."""
         if not self.data.exists():
             pwfile = self.root / "pw"
-            pwfile.write_text(self.password + "\n", encoding="utf-8")
+            write_secret(pwfile, self.password + "\n")
             if self._as_user:
                 shutil.chown(pwfile, user=SUPERUSER)
             self._run(

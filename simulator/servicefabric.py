@@ -32,6 +32,7 @@ from cryptography import x509
 from simulator.lab import Lab
 from simulator.labconfigs import cluster_config_document
 from simulator.pki import Issued, pfx_bytes
+from simulator.secretfile import write_secret
 from simulator.sfcluster import FabricFailure, SimulatedCluster, thumbprint
 from simulator.sfhealth import cluster_health, node_health
 from simulator.tls import server_context
@@ -320,7 +321,7 @@ def write_client_files(lab: Lab) -> dict[str, Path]:
         "admin-new": (lab.cert("ServiceFabricClient", "new").issued, folder / "admin-new.pfx"),
     }
     for issued, path in files.values():
-        path.write_bytes(pfx_bytes(issued, password, legacy=False))
+        write_secret(path, pfx_bytes(issued, password, legacy=False))
     return {name: path for name, (_issued, path) in files.items()}
 
 
