@@ -17,7 +17,9 @@ from collectors.base import Collector
 from collectors.model import Observation, SourceResult
 from collectors.sql import SqlCollector
 from daemon.clock import settings_clock
+from daemon.datalock import DataDirLock
 from daemon.evaluator import Evaluation, evaluate
+from daemon.history import StoreHistory
 from daemon.http import HttpServer, Request, Response, Router, metrics_handler
 from daemon.metrics import build_families
 from daemon.runner import Clock, Runner
@@ -25,6 +27,8 @@ from daemon.scheduler import Scheduler
 from daemon.settings import Settings
 from daemon.sources import build_collectors
 from daemon.state import StateError, StateStore
+from daemon.stateschema import LocationHistory
+from daemon.storemetrics import store_families
 from daemon.webconfig import load_web_config
 
 if TYPE_CHECKING:
@@ -65,7 +69,9 @@ class Daemon:
         #: the wall clock, or the demo's simulated time when the configuration asks for it
         self.clock: Clock = clock or settings_clock(settings)
         self.on_progress: Callable[[str, str, bool], None] | None = None
-        self.store = StateStore(settings.data_dir)
+        # audit.jsonl (remediations.audit.AUDIT_FILE) is the durable audit copy a new store re-imports.
+        self.store = StateStore(settings.data_dir, audit_file=settings.data_dir / "audit.jsonl")
+        self._removals: dict[tuple[str, tuple[str, ...]], list[LocationHistory]] = {}
         chosen = list(collectors) if collectors is not None else build_collectors(settings)
         for collector in chosen:
             # Sources that keep a history (re-encryption progress) keep it in the state store.
@@ -84,6 +90,7 @@ class Daemon:
         self.api: ApiServer | None = None
         self.scheduler: Scheduler | None = None
         self._stop = threading.Event()
+        self._data_lock: DataDirLock | None = None
 
     @property
     def collectors(self) -> dict[str, Collector]:
@@ -101,9 +108,21 @@ class Daemon:
             log.error("%s", err)
 
     def _evaluate(self) -> View:
+        self.store.check()
         snapshot = self.runner.snapshot()
-        evaluation = evaluate(snapshot, self.store.locations(), self.clock(), self.settings)
-        return View(evaluation, tuple(build_families(evaluation, self.runner.collectors)))
+        if self.store.recreated:
+            # A new store replaced a corrupt one: what is known now goes in again.
+            self.store.recreated = False
+            for result in snapshot:
+                if result.observation is not None:
+                    self.store.record_locations(
+                        result.source, result.target, result.observation.certificates, snapshot.taken_at
+                    )
+        history = StoreHistory(self.store, self._removals)
+        evaluation = evaluate(snapshot, history, self.clock(), self.settings)
+        families = build_families(evaluation, self.runner.collectors)
+        families += store_families(self.settings.environment, self.store.status())
+        return View(evaluation, tuple(families))
 
     def publish(self) -> View:
         """Re-evaluate the latest results and swap in the new view."""
@@ -123,11 +142,20 @@ class Daemon:
 
     def _healthz(self, request: Request) -> Response:
         running = self.scheduler is not None and self.scheduler.running
-        status = 200 if running or self.scheduler is None else 503
-        return Response.json({"status": "ok" if status == 200 else "stopping"}, status)
+        if not running and self.scheduler is not None:
+            return Response.json({"status": "stopping"}, 503)
+        store = self.store.status()
+        if not store.up:
+            # Collection goes on in memory, but what the daemon must remember is not being kept.
+            return Response.json({"status": "degraded", "state_store": str(store.fault), "message": store.message}, 503)
+        return Response.json({"status": "ok"}, 200)
 
     def start(self, *, serve: bool = True, schedule: bool = True) -> None:
         """Start the HTTP listener and the schedule (first cycle of every source right away)."""
+        if schedule and self._data_lock is None:
+            lock = DataDirLock(self.settings.data_dir)
+            lock.acquire()  # raises DataDirInUse when another daemon runs on the folder
+            self._data_lock = lock
         if serve:
             exporter = self.settings.exporter
             web_config = load_web_config(exporter.web_config_file)
@@ -163,6 +191,9 @@ class Daemon:
             self.http.stop()
         self.runner.close()
         self.store.close()
+        if self._data_lock is not None:
+            self._data_lock.release()
+            self._data_lock = None
 
     def request_stop(self, signum: int = 0, frame: FrameType | None = None) -> None:
         """Signal handler: ask the main loop to stop."""

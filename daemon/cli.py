@@ -201,6 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except CertmonError as err:
         print(f"certmon: {err}", file=sys.stderr)
-        return EXIT_FINDINGS
+        # A state store that cannot be used at start (corrupt, in use by another daemon) exits 2.
+        return int(getattr(err, "exit_code", EXIT_FINDINGS))
     except KeyboardInterrupt:
         return 130
