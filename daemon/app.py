@@ -7,6 +7,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ from daemon.evaluator import Evaluation, evaluate
 from daemon.history import StoreHistory
 from daemon.http import HttpServer, Request, Response, Router, metrics_handler
 from daemon.metrics import build_families
+from daemon.retention import RetentionSchedule
 from daemon.runner import Clock, Runner
 from daemon.scheduler import Scheduler
 from daemon.settings import Settings
@@ -72,6 +74,7 @@ class Daemon:
         # audit.jsonl (remediations.audit.AUDIT_FILE) is the durable audit copy a new store re-imports.
         self.store = StateStore(settings.data_dir, audit_file=settings.data_dir / "audit.jsonl")
         self._removals: dict[tuple[str, tuple[str, ...]], list[LocationHistory]] = {}
+        self._retention = RetentionSchedule(settings.retention)
         chosen = list(collectors) if collectors is not None else build_collectors(settings)
         for collector in chosen:
             # Sources that keep a history (re-encryption progress) keep it in the state store.
@@ -120,9 +123,15 @@ class Daemon:
                     )
         history = StoreHistory(self.store, self._removals)
         evaluation = evaluate(snapshot, history, self.clock(), self.settings)
+        keep = {r.thumbprint for r in evaluation.references if r.thumbprint}
+        self._retention.run(self.store, evaluation.evaluated_at, keep, self._progress_needed())
         families = build_families(evaluation, self.runner.collectors)
         families += store_families(self.settings.environment, self.store.status())
         return View(evaluation, tuple(families))
+
+    def _progress_needed(self) -> timedelta:
+        policies = [c.options.policy for c in self.runner.collectors.values() if isinstance(c, SqlCollector)]
+        return max((max(p.rate_window, p.stall_after) for p in policies), default=timedelta(0))
 
     def publish(self) -> View:
         """Re-evaluate the latest results and swap in the new view."""

@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from daemon.retention import RetentionSettings
 from daemon.sourcesettings import (
     AdfsSource,
     CertFolderSource,
@@ -207,6 +208,7 @@ class Settings(BaseSettings):
     rules: RuleSettings = Field(default_factory=RuleSettings)
     sources: Sources = Field(default_factory=Sources)
     simulated_time: SimulatedTimeSettings | None = None
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @model_validator(mode="after")
     def _real_time_in_production(self) -> Settings:
