@@ -34,5 +34,3 @@ def setup_logging(level: str = "INFO") -> None:
     handler._certmon = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
-    # APScheduler logs every job run at INFO; keep it to warnings.
-    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
