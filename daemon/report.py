@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from collectors.certfiles import load_certificate_file
 from collectors.certificate import LoadedCertificate, iso_z, to_record
 from collectors.errors import CertificateError
-from collectors.model import Finding, Severity, SourceResult
+from collectors.model import CertObservation, Finding, Severity, SourceResult
 from collectors.secrets import read_secret_file
 from daemon.app import Daemon, View
 from daemon.output import Progress, dump_json, table
@@ -72,12 +73,12 @@ def _exit_code(view: View) -> int:
     return EXIT_FINDINGS if bad_source or serious else EXIT_OK
 
 
-def collection_payload(view: View) -> dict[str, Any]:
-    """The JSON document `collect --once` prints."""
+def collection_payload(view: View, observations: Iterable[CertObservation] | None = None) -> dict[str, Any]:
+    """The JSON document `collect --once` prints (with every certificate, or those given)."""
     evaluation = view.evaluation
     roles = evaluation.roles
     certificates = []
-    for obs in evaluation.snapshot.certificates():
+    for obs in evaluation.snapshot.certificates() if observations is None else observations:
         record = to_record(LoadedCertificate(obs.certificate, obs.has_private_key, obs.location))
         record.update(
             source=obs.source,
