@@ -125,7 +125,7 @@ class Daemon:
         evaluation = evaluate(snapshot, history, self.clock(), self.settings)
         keep = {r.thumbprint for r in evaluation.references if r.thumbprint}
         self._retention.run(self.store, evaluation.evaluated_at, keep, self._progress_needed())
-        families = build_families(evaluation, self.runner.collectors)
+        families = build_families(evaluation, self.runner.collectors, self.settings.exporter.summarized_stores)
         families += store_families(self.settings.environment, self.store.status())
         return View(evaluation, tuple(families))
 

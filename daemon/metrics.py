@@ -16,6 +16,7 @@ from daemon.compactmetrics import CompactSamples
 from daemon.evaluator import Evaluation
 from daemon.rotation import StepStatus
 from daemon.sqlmetrics import sql_families
+from daemon.storesummary import SUMMARY_LABELS, StoreSummary
 
 log = logging.getLogger("certmon.metrics")
 
@@ -88,8 +89,10 @@ class Families:
         return list(self._families.values())
 
 
-def build_families(evaluation: Evaluation, collectors: Mapping[str, Collector]) -> list[Metric]:
-    """Every certmon metric for one evaluation."""
+def build_families(
+    evaluation: Evaluation, collectors: Mapping[str, Collector], summarized_stores: Iterable[str] = ()
+) -> list[Metric]:
+    """Every certmon metric for one evaluation (unreferenced certificates of `summarized_stores` as counts)."""
     snapshot = evaluation.snapshot
     env = snapshot.environment
     out = Families()
@@ -105,7 +108,8 @@ def build_families(evaluation: Evaluation, collectors: Mapping[str, Collector]) 
         CERT_LABELS,
     )
     roles = evaluation.roles
-    for obs in snapshot.certificates():
+    summary = StoreSummary(summarized_stores)
+    for obs in summary.exported(snapshot.certificates(), roles):
         cert = obs.certificate
         for role in roles.get(obs.thumbprint, ("",)):
             labels = (env, obs.source, obs.node, obs.store, obs.thumbprint, cert.subject_cn, cert.issuer_cn, role)
@@ -113,6 +117,20 @@ def build_families(evaluation: Evaluation, collectors: Mapping[str, Collector]) 
             out.add(not_before, labels, cert.not_before.timestamp())
             if obs.has_private_key is not None:
                 out.add(has_key, labels, 1.0 if obs.has_private_key else 0.0)
+    if summary.counts:
+        count = out.gauge(
+            "certmon_store_certificates",
+            "Certificates of a summarized store (exporter.summarized_stores) that no configuration references.",
+            SUMMARY_LABELS,
+        )
+        earliest = out.gauge(
+            "certmon_store_earliest_not_after_timestamp_seconds",
+            "The earliest notAfter among those summarized certificates, Unix time.",
+            SUMMARY_LABELS,
+        )
+        for key, number in summary.counts.items():
+            out.add(count, (env, *key), float(number))
+            out.add(earliest, (env, *key), summary.earliest[key])
     expected = out.gauge(
         "certmon_expected_cert_info",
         "1 for each thumbprint a configuration references, by role and rotation generation.",
