@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 
 from collectors.base import Collector
-from collectors.model import Observation, SourceResult
+from collectors.model import Observation, Snapshot, SourceResult
 from collectors.sql import SqlCollector
 from daemon.clock import settings_clock
 from daemon.datalock import DataDirLock
@@ -123,11 +123,18 @@ class Daemon:
                     )
         history = StoreHistory(self.store, self._removals)
         evaluation = evaluate(snapshot, history, self.clock(), self.settings)
-        keep = {r.thumbprint for r in evaluation.references if r.thumbprint}
-        self._retention.run(self.store, evaluation.evaluated_at, keep, self._progress_needed())
+        if self._complete(snapshot):
+            # Only with every source's references known: a certificate still named must not lose its history.
+            keep = {r.thumbprint for r in evaluation.references if r.thumbprint}
+            self._retention.run(self.store, evaluation.evaluated_at, keep, self._progress_needed())
         families = build_families(evaluation, self.runner.collectors, self.settings.exporter.summarized_stores)
         families += store_families(self.settings.environment, self.store.status())
         return View(evaluation, tuple(families))
+
+    def _complete(self, snapshot: Snapshot) -> bool:
+        """True when every source has data (its latest, or its last good collection)."""
+        with_data = {r.source for r in snapshot if r.observation is not None}
+        return bool(self.runner.collectors) and with_data >= set(self.runner.collectors)
 
     def _progress_needed(self) -> timedelta:
         policies = [c.options.policy for c in self.runner.collectors.values() if isinstance(c, SqlCollector)]
