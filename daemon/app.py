@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from types import FrameType
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -78,7 +76,6 @@ class Daemon:
         #: the status page and remediation API (`api:`), on their own listener
         self.api: ApiServer | None = None
         self.scheduler: Scheduler | None = None
-        self._stop = threading.Event()
 
     @property
     def collectors(self) -> dict[str, Collector]:
@@ -181,31 +178,3 @@ class Daemon:
             self.http.stop()
         self.runner.close()
         self.store.close()
-
-    def request_stop(self, signum: int = 0, frame: FrameType | None = None) -> None:
-        """Signal handler: ask the main loop to stop."""
-        log.info("stopping (signal %s)", signum)
-        self._stop.set()
-
-    def _handle_stop_signals(self) -> None:
-        for name in ("SIGTERM", "SIGINT", "SIGBREAK"):
-            if hasattr(signal, name):
-                signal.signal(getattr(signal, name), self.request_stop)
-
-    def wait_for_stop(self) -> None:
-        """Block until SIGTERM, SIGINT (Ctrl+C) or, on Windows, Ctrl+Break."""
-        self._handle_stop_signals()
-        while not self._stop.wait(1.0):
-            pass
-
-    def run_forever(self) -> None:
-        """Start, run until a stop signal, then stop within the stop timeout (exiting past it)."""
-        from daemon.stopping import stop_within
-
-        # Before start: once /metrics answers, a stop signal must already mean "stop cleanly".
-        self._handle_stop_signals()
-        self.start()
-        try:
-            self.wait_for_stop()
-        finally:
-            stop_within(self.stop, self.settings.stop_timeout_seconds)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from collectors.model import Finding, Generation, Severity
+from collectors.model import Finding, Severity
 from daemon.evaluator import Evaluation
 from daemon.rotation import StepStatus
+from daemon.rules.expiry import rotated_out
 from remediations.registry import REMEDIATIONS
 
 #: Findings of the step quoted as what blocks it.
@@ -71,11 +72,11 @@ def _urgent_finding(evaluation: Evaluation) -> Finding | None:
     # A critical finding comes before the checklist: the damage in progress first, then the
     # certificates something uses, then the rest. The expiry window of a previous-generation
     # certificate is left to the checklist: finishing the rotation is its fix.
-    rotated_out = {ref.thumbprint for ref in evaluation.references if ref.generation is Generation.OLD}
+    outgoing = rotated_out(evaluation.references)
     candidates = [
         f
         for f in evaluation.findings
-        if f.severity is Severity.CRITICAL and not (f.rule in _EXPIRY_RULES and f.thumbprint in rotated_out)
+        if f.severity is Severity.CRITICAL and not (f.rule in _EXPIRY_RULES and (f.role, f.thumbprint) in outgoing)
     ]
 
     def rank(finding: Finding) -> tuple[int, int]:

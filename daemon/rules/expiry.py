@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from collectors.model import CertObservation, Finding, Generation, Severity
+from collectors.model import CertObservation, CertReference, Finding, Generation, Severity
 from daemon.context import Context
 from daemon.rules.adfsrollover import superseded_token_certificates
 
@@ -33,7 +33,7 @@ def expiry_findings(ctx: Context) -> Iterable[Finding]:
     expires) gets no warning or critical window: the expiry that matters is the new one's.
     """
     superseded = superseded_token_certificates(ctx)
-    successors = rotated_out(ctx)
+    successors = rotated_out(ctx.references)
     for thumbprint, observations in by_thumbprint(ctx.snapshot.certificates()).items():
         cert = observations[0].certificate
         roles = ctx.roles.get(thumbprint, ())
@@ -88,11 +88,11 @@ def expiry_findings(ctx: Context) -> Iterable[Finding]:
             )
 
 
-def rotated_out(ctx: Context) -> dict[tuple[str, str], str]:
+def rotated_out(references: Iterable[CertReference]) -> dict[tuple[str, str], str]:
     """(role, thumbprint) of previous-generation certificates whose role has a new one -> the new thumbprint(s)."""
     new: dict[str, set[str]] = {}
     old: set[tuple[str, str]] = set()
-    for ref in ctx.references:
+    for ref in references:
         if not ref.thumbprint:
             continue
         if ref.generation is Generation.NEW:
