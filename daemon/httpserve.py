@@ -402,6 +402,10 @@ class Engine:
                 for start in range(0, len(view), WRITE_CHUNK):
                     writer.write(view[start : start + WRITE_CHUNK])
                     await writer.drain()
+            if close:
+                # drain() returns under the low-water mark, not at empty; the connection closes next and
+                # would drop what the transport still holds (CI lost the last 28 KiB of /metrics that way).
+                writer.transport.set_write_buffer_limits(high=0)
             await writer.drain()
 
 
