@@ -105,7 +105,9 @@ class Daemon:
         """Re-evaluate the latest results and swap in the new view."""
         with self._publish_lock:
             self.view = self._evaluate()
-            if self._finding_log is not None:
+            # Until every source has reported once, findings of the sources still to come would be logged as
+            # cleared (and raised again a minute later): the log starts when the picture is whole.
+            if self._finding_log is not None and self.runner.every_source_reported():
                 self._finding_log.update(self.view.evaluation.findings)
         return self.view
 
@@ -114,8 +116,14 @@ class Daemon:
         self.runner.run_source(name)
         self.publish()
 
-    def log_findings(self) -> None:
-        """From the next evaluation on, log every finding raised and cleared (the service; one-shot commands print)."""
+    def log_findings(self, previous: Daemon | None = None) -> None:
+        """From the next evaluation on, log every finding raised and cleared (the service; one-shot commands print).
+
+        `previous`: the daemon this one replaces (a configuration reload); its active findings are not
+        logged again as raised.
+        """
+        if previous is not None and previous._finding_log is not None:
+            self._finding_log = previous._finding_log
         if self._finding_log is None:
             self._finding_log = FindingLog()
 

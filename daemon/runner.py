@@ -70,11 +70,17 @@ class Runner:
         # One cycle of a source at a time: the scheduler and a remediation's re-collection may both
         # ask; the second waits and then reads afresh instead of seeing the first's targets as hung.
         self._cycles = {name: threading.Lock() for name in self.collectors}
+        self._cycled: set[str] = set()
 
     def snapshot(self) -> Snapshot:
         """An immutable copy of the latest results."""
         with self._lock:
             return Snapshot(self.environment, self.clock(), dict(self._results))
+
+    def every_source_reported(self) -> bool:
+        """Whether every source has finished a cycle (with data or errors) since this runner started."""
+        with self._lock:
+            return self._cycled >= self.collectors.keys()
 
     def run_once(self) -> Snapshot:
         """Collect every source once, one after the other."""
@@ -108,6 +114,8 @@ class Runner:
         """Collect every target of one source, at most `concurrency` at a time."""
         with self._cycles[name]:
             self._run_source(name)
+        with self._lock:
+            self._cycled.add(name)
 
     def _run_source(self, name: str) -> None:
         collector = self.collectors[name]

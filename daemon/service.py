@@ -2,12 +2,15 @@
 
 A reload re-reads the configuration (file, environment, flags); when it is invalid, or the
 daemon cannot start with it (a port in use), the running configuration stays, with one log
-line naming why. Windows has no SIGHUP: restart the service (deploy/windows/README.md).
+line naming why. The running daemon stops within `stop_timeout_seconds` (past that the process
+exits 1 and the service manager starts it again with the new configuration), and findings
+already logged as raised are not logged again. Windows has no SIGHUP: restart the service (deploy/windows/README.md).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -73,15 +76,34 @@ class Service:
         except ConfigError as err:
             log.error("configuration reload refused, keeping the running configuration: %s", err)
             return daemon, settings
-        daemon.stop()
+        if not _stopped_within(daemon, settings.stop_timeout_seconds):
+            # A worker that ignores its deadline holds the old daemon: exit non-zero, and the service
+            # manager (Restart=on-failure) starts certmon again with the new configuration.
+            log.error(
+                "configuration reload: the running daemon did not stop within %.0f s; exiting so the service "
+                "manager restarts certmon with the new configuration",
+                settings.stop_timeout_seconds,
+            )
+            logging.shutdown()
+            os._exit(1)
         try:
             replacement = Daemon(new)
+            replacement.log_findings(previous=daemon)
             replacement.start()
         except (ConfigError, OSError) as err:
             log.error("configuration reload failed to start, back to the running configuration: %s", err)
-            daemon = Daemon(settings)
+            previous, daemon = daemon, Daemon(settings)
+            daemon.log_findings(previous=previous)
             daemon.start()
             return daemon, settings
         self.reloads += 1
         log.info("configuration reloaded (environment %s)", new.environment)
         return replacement, new
+
+
+def _stopped_within(daemon: Daemon, seconds: float) -> bool:
+    """Stop the daemon in a helper thread; whether it stopped within `seconds`."""
+    helper = threading.Thread(target=daemon.stop, name="certmon-reload-stop", daemon=True)
+    helper.start()
+    helper.join(seconds)
+    return not helper.is_alive()

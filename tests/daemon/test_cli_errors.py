@@ -128,7 +128,13 @@ def _metrics(port: int) -> str:
 @pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="SIGHUP is POSIX")
 def test_sighup_reloads_and_an_invalid_configuration_keeps_the_running_one(lab: Lab, tmp_path: Path) -> None:
     port = free_port()
-    config = _config(tmp_path, f"environment: before\nsources:\n  clusterconfig: {{path: {lab.cluster_config}}}\n")
+    broken = tmp_path / "localagent-config.json"
+    broken.write_text("{")  # a finding (the source cannot read its file) that stays through the reload
+    config = _config(
+        tmp_path,
+        f"environment: before\nsources:\n  clusterconfig: {{path: {lab.cluster_config}}}\n"
+        f"  localagent: {{path: {broken}}}\n",
+    )
     log = tmp_path / "certmon.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CERTMON_")} | {"PYTHONPATH": str(ROOT)}
     with log.open("wb") as stderr:
@@ -150,15 +156,25 @@ def test_sighup_reloads_and_an_invalid_configuration_keeps_the_running_one(lab: 
         )
     try:
         _wait_for(lambda: 'environment="before"' in _metrics(port), "the first configuration")
+        _wait_for(lambda: "finding raised" in log.read_text(), "the first daemon's finding in the log")
+        raised = [line for line in log.read_text().splitlines() if "finding raised" in line]
         config.write_text(config.read_text().replace("environment: before", "environment: after"))
         proc.send_signal(signal.SIGHUP)
         _wait_for(lambda: 'environment="after"' in _metrics(port), "the reloaded configuration")
+        _wait_for(lambda: "configuration reloaded" in log.read_text(), "the reload in the log")
+        for source in ("clusterconfig", "localagent"):  # the reloaded daemon has evaluated every source
+            collected = re.compile(rf'certmon_source_up\{{[^}}]*environment="after"[^}}]*source="{source}"')
+            _wait_for(lambda c=collected: bool(c.search(_metrics(port))), f"{source} collected after the reload")
         config.write_text("sources: [not, a, mapping\n")
         proc.send_signal(signal.SIGHUP)
         _wait_for(lambda: "configuration reload refused" in log.read_text(), "the refusal in the log")
         assert 'environment="after"' in _metrics(port), "the running configuration stays"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
+        text = log.read_text()
+        # The reloaded daemon's evaluations carried the same findings: none is logged as raised again.
+        assert [line for line in text.splitlines() if "finding raised" in line] == raised, text
+        assert "finding cleared" not in text, text
     finally:
         if proc.poll() is None:
             proc.kill()

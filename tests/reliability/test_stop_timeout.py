@@ -73,3 +73,53 @@ def test_sigterm_ends_within_the_stop_timeout_whatever_the_nodes_do(lab_copy: La
     assert proc.returncode == 0, err.decode()
     assert elapsed < STOP_SECONDS + SLACK
     assert lab_copy.winrm_password not in err.decode()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="SIGHUP is POSIX")
+def test_a_reload_is_not_held_by_a_hung_node(lab_copy: Lab, tmp_path: Path) -> None:
+    """SIGHUP while a node hangs: the reload ends within the stop timeout (reloaded, or exit 1 for a restart)."""
+    names = ["AOS1", "ORCH1"]
+    log = tmp_path / "certmon.log"
+    with SimulatedFleet.from_lab(lab_copy, names=names) as fleet:
+        fleet["AOS1"].configure(hang=True)
+        fleet["ORCH1"].configure(hostile_answer="trickle-body", trickle_interval=0.5)
+        write_config(lab_copy, 0, fleet.addresses())
+        config = yaml.safe_load(lab_copy.config_file.read_text(encoding="utf-8"))
+        config["sources"]["winrm"].update(config_template=None, nodes=names, timeout_seconds=WINRM_DEADLINE)
+        config["stop_timeout_seconds"] = STOP_SECONDS
+        lab_copy.config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CERTMON_")}
+        env["PYTHONPATH"] = str(ROOT)
+        with log.open("wb") as stderr:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "daemon", "-c", str(lab_copy.config_file), "run"],
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                env=env,
+                cwd=ROOT,
+            )
+        try:
+            _wait_for_requests(fleet, names, proc)
+            proc.send_signal(signal.SIGHUP)
+            started = time.monotonic()
+            while time.monotonic() - started < STOP_SECONDS + SLACK:
+                text = log.read_text()
+                if proc.poll() is not None or "configuration reloaded" in text:
+                    break
+                time.sleep(0.1)
+            elapsed = time.monotonic() - started
+            text = log.read_text()
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=STOP_SECONDS + SLACK)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+    print(f"\nSIGHUP to reload or exit: {elapsed:.1f} s, exit code {proc.returncode}")
+    assert elapsed < STOP_SECONDS + SLACK, text
+    reloaded = "configuration reloaded" in text
+    restarted = proc.returncode == 1 and "did not stop within" in text
+    assert reloaded or restarted, text
+    assert lab_copy.winrm_password not in text
