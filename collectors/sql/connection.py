@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any
 
 from collectors.base import Deadline
-from collectors.errors import CollectorError
+from collectors.errors import CollectorError, Reason
 from collectors.secrets import redact, register_secret
 from collectors.sql.connstring import (
     DATABASE_KEYWORDS,
@@ -54,6 +54,12 @@ def database_errors() -> tuple[type[Exception], ...]:
     except ImportError:
         return (sqlite3.Error,)
 
+
+#: Rows one statement may answer: certmon's queries read a handful (a flight, a key, a job's runs);
+#: past this a table is not what it should be, and reading it whole would cost the daemon's memory.
+MAX_ROWS = 10_000
+#: Characters (or bytes) of one value: config.json locations, configuration values, job captions.
+MAX_VALUE_CHARS = 1_000_000
 
 # SQLite checks the deadline every this many virtual-machine instructions.
 SQLITE_PROGRESS_STEPS = 20_000
@@ -140,15 +146,7 @@ class Database:
         self, statement: Statement, parameters: Sequence[Any] = (), limit: int | None = None
     ) -> list[tuple[Any, ...]]:
         """Run a SELECT and return its rows (the first `limit` of them: no TOP/LIMIT dialect needed)."""
-        cursor = self.raw.cursor()
-        try:
-            cursor.execute(statement.render(self.dialect), tuple(parameters))
-            rows = cursor.fetchall() if limit is None else cursor.fetchmany(limit)
-            return [tuple(row) for row in rows]
-        except database_errors() as err:
-            raise self._error(err, statement) from err
-        finally:
-            cursor.close()
+        return self.query_named(statement, parameters, limit)[1]
 
     def query_named(
         self, statement: Statement, parameters: Sequence[Any] = (), limit: int | None = None
@@ -158,12 +156,26 @@ class Database:
         try:
             cursor.execute(statement.render(self.dialect), tuple(parameters))
             names = [str(column[0]).lower() for column in cursor.description or ()]
-            rows = cursor.fetchall() if limit is None else cursor.fetchmany(limit)
-            return names, [tuple(row) for row in rows]
+            rows = cursor.fetchmany(limit) if limit is not None else cursor.fetchmany(MAX_ROWS + 1)
+            if limit is None and len(rows) > MAX_ROWS:
+                raise CollectorError(
+                    self.spec.label, Reason.BAD_OUTPUT, f"{statement.name}: more than {MAX_ROWS:,} rows; not read"
+                )
+            return names, [self._bounded(statement, tuple(row)) for row in rows]
         except database_errors() as err:
             raise self._error(err, statement) from err
         finally:
             cursor.close()
+
+    def _bounded(self, statement: Statement, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        for value in row:
+            if isinstance(value, str | bytes | bytearray) and len(value) > MAX_VALUE_CHARS:
+                raise CollectorError(
+                    self.spec.label,
+                    Reason.BAD_OUTPUT,
+                    f"{statement.name}: a value of {len(value):,} characters (at most {MAX_VALUE_CHARS:,} are read)",
+                )
+        return row
 
     def execute(self, statement: Statement, parameters: Sequence[Any] = ()) -> int:
         """Run a statement that changes rows; returns how many it touched."""

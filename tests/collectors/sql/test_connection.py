@@ -164,3 +164,22 @@ def test_spec_label_names_place_not_user() -> None:
     spec = DatabaseSpec("AXDB", "Driver={ODBC Driver 18 for SQL Server};Server=sql1;Database=AXDB;UID=axdbadmin")
     assert spec.label == "AXDB (server sql1, database AXDB)"
     assert "axdbadmin" not in spec.label and "s3cr3t-value" not in repr(DatabaseSpec("x", "y", "s3cr3t-value"))
+
+
+def test_a_statement_answering_too_many_rows_or_a_huge_value_is_refused(pg: PgEnvironment) -> None:
+    """A hostile or broken database cannot make the collector read without bound (issue 18, item 2)."""
+    from collectors.sql.connection import MAX_ROWS, MAX_VALUE_CHARS
+
+    many = Statement("many rows", f"SELECT n FROM generate_series(1, {MAX_ROWS + 5}) AS n")
+    huge = Statement("huge value", f"SELECT repeat('x', {MAX_VALUE_CHARS + 1}) AS v")
+    with connect(spec_for(pg), Deadline.after(10)) as db:
+        with pytest.raises(CollectorError) as rows:
+            db.query(many)
+        assert rows.value.reason is Reason.BAD_OUTPUT and f"many rows: more than {MAX_ROWS:,} rows" in str(rows.value)
+        assert len(db.query(many, limit=3)) == 3  # an explicit limit reads that many and no error
+        with pytest.raises(CollectorError) as value:
+            db.query(huge)
+        assert value.value.reason is Reason.BAD_OUTPUT and "huge value: a value of 1,000,001 characters" in str(
+            value.value
+        )
+        assert db.query(SELECT_ONE) == [(1,)]  # the connection is still usable
