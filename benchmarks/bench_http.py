@@ -1,4 +1,4 @@
-"""The HTTP listener under attack, side by side with the standard library's ThreadingHTTPServer.
+"""The HTTP listener under attack, side by side with ThreadingHTTPServer, cheroot and waitress.
 
 Each listener runs in a process of its own (tests/reliability/httpchild.py) serving the same
 /metrics bytes; the attackers and a legitimate scraper (20 scrapes, 10 s timeout each) run here:
@@ -9,7 +9,11 @@ Each listener runs in a process of its own (tests/reliability/httpchild.py) serv
 2. 2,000 concurrent scrapes (each client twice);
 3. 250 clients holding 15 KB heads, then 250 sending 1 MB of header lines: peak RSS growth.
 
-Run: .venv/bin/python benchmarks/bench_http.py
+cheroot (CherryPy's server) and waitress are the production pure-Python servers that run on
+Windows and Linux; cheroot also does TLS with client certificates (the exporter-toolkit web
+config's needs), waitress does no TLS. Each gets an exporter's sizing (8 worker threads).
+
+Run: .venv/bin/python benchmarks/bench_http.py [certmon threading cheroot waitress]
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ def _scrapes(port: int, count: int = SCRAPES) -> tuple[int, float]:
     return failures, worst
 
 
-def slowloris(threading_baseline: bool) -> dict[str, float]:
+def slowloris(threading_baseline: bool | str) -> dict[str, float]:
     """Scrapes and collector room during 1,200 slow connections, 700 descriptors."""
     with child(700, threading_baseline) as listener, Slowloris(listener.port, 1200):
         listener.wait_for(lambda s: s["connections"] + s["evicted"] >= 200)
@@ -48,7 +52,7 @@ def slowloris(threading_baseline: bool) -> dict[str, float]:
     return {"failures": failures, "worst_s": worst, "collectors_ok": float(room.get("ok", False))}
 
 
-def flood(threading_baseline: bool) -> dict[str, float]:
+def flood(threading_baseline: bool | str) -> dict[str, float]:
     """Scrapes during 2,000 concurrent scrapes."""
     with child(None, threading_baseline) as listener:
         answers: list[int] = []
@@ -64,7 +68,7 @@ def flood(threading_baseline: bool) -> dict[str, float]:
     return {"failures": failures, "worst_s": worst, "flood_ok": answers.count(200) / max(len(answers), 1)}
 
 
-def big_headers(threading_baseline: bool) -> dict[str, float]:
+def big_headers(threading_baseline: bool | str) -> dict[str, float]:
     """Peak RSS growth from 250 held 15 KB heads and 250 senders of 1 MB of header lines."""
     line = b"X-Big: " + b"a" * 1000 + b"\r\n"
     blast = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n" + (b"X-Huge: " + b"b" * 65000 + b"\r\n") * 16
@@ -91,17 +95,21 @@ def big_headers(threading_baseline: bool) -> dict[str, float]:
     return {"grown_mib": (after["peak_rss_kib"] - before["rss_kib"]) / 1024}
 
 
-def measure() -> dict[str, dict[str, float]]:
-    """Every attack against both listeners; print and return the figures."""
+SERVERS: dict[str, bool | str] = {"certmon": False, "threading": True, "cheroot": "cheroot", "waitress": "waitress"}
+
+
+def measure(names: list[str] | None = None) -> dict[str, dict[str, float]]:
+    """Every attack against each listener (certmon's, the stdlib's and two libraries'); print and return the figures."""
     figures: dict[str, dict[str, float]] = {}
-    for name, baseline in (("certmon", False), ("threading", True)):
+    for name in names or list(SERVERS):
+        baseline = SERVERS[name]
         figures[name] = {
             **{f"slowloris_{k}": v for k, v in slowloris(baseline).items()},
             **{f"flood_{k}": v for k, v in flood(baseline).items()},
             **{f"headers_{k}": v for k, v in big_headers(baseline).items()},
         }
-    ours, theirs = figures["certmon"], figures["threading"]
-    print("HTTP listener under attack (certmon's listener | stdlib ThreadingHTTPServer, same bytes)")
+        print(name, figures[name], flush=True)
+    print("HTTP listener under attack, same /metrics bytes: " + " | ".join(figures))
     rows = (
         ("slowloris 1,200 conns, 700 fds: failed scrapes of 20", "slowloris_failures", "{:.0f}"),
         ("  worst scrape", "slowloris_worst_s", "{:.2f} s"),
@@ -112,9 +120,10 @@ def measure() -> dict[str, dict[str, float]]:
         ("large headers, 500 clients: peak RSS growth", "headers_grown_mib", "{:.1f} MiB"),
     )
     for title, key, fmt in rows:
-        print(f"  {title:48} {fmt.format(ours[key]):>10} | {fmt.format(theirs[key]):>10}")
+        cells = " | ".join(f"{fmt.format(values[key]):>10}" for values in figures.values())
+        print(f"  {title:48} {cells}")
     return figures
 
 
 if __name__ == "__main__":
-    measure()
+    measure(sys.argv[1:] or None)

@@ -1,6 +1,6 @@
 """A certmon listener in a process of its own, for the HTTP attack tests.
 
-    python -m tests.reliability.httpchild [DESCRIPTOR_LIMIT] [--threading]
+    python -m tests.reliability.httpchild [DESCRIPTOR_LIMIT] [--threading | --cheroot | --waitress]
 
 Serves a pre-rendered /metrics of `SERIES` certificate-like series (daemon.http.HttpServer,
 the listener the daemon uses), prints `{"port", "cap"}` as one JSON line, then answers
@@ -13,16 +13,19 @@ commands on stdin, one JSON line each:
 With DESCRIPTOR_LIMIT the process's soft and hard descriptor limits are set to it first, so
 that a test can show the listener leaves room for the collectors. With `--threading` the same
 bytes are served by the standard library's ThreadingHTTPServer (the listener certmon had
-before), for benchmarks/bench_http.py to compare.
+before), with `--cheroot` or `--waitress` by those production server libraries, for
+benchmarks/bench_http.py to compare.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import sys
 import threading
+from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 
@@ -93,6 +96,57 @@ class _Threading:
         return {"connections": threading.active_count() - 2, "evicted": 0}
 
 
+def _sockets() -> int:
+    """Sockets this process holds (the listener's included): connections, whatever the server calls them."""
+    count = 0
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"/proc/self/fd/{name}").startswith("socket:")
+    return count
+
+
+def _wsgi_app(body: bytes) -> Any:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        headers = [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Content-Length", str(len(body)))]
+        start_response("200 OK", headers)
+        return [body]
+
+    return app
+
+
+class _Cheroot:
+    """cheroot (CherryPy's WSGI server: Windows and Linux, TLS with client certificates), same bytes."""
+
+    def __init__(self, body: bytes) -> None:
+        from cheroot import wsgi
+
+        # An exporter's sizing: 8 workers (certmon's), the library's own 10 s socket timeout.
+        self.server = wsgi.Server(("127.0.0.1", 0), _wsgi_app(body), numthreads=8, request_queue_size=4096)
+        self.server.prepare()
+        self.port = int(self.server.bind_addr[1])
+        threading.Thread(target=self.server.serve, daemon=True).start()
+
+    def state(self) -> dict[str, int]:
+        return {"connections": _sockets() - 1, "evicted": 0}
+
+
+class _Waitress:
+    """waitress (pure Python, Windows and Linux; no TLS), same bytes, its default connection limit."""
+
+    def __init__(self, body: bytes) -> None:
+        from waitress.server import create_server
+
+        self.server = create_server(_wsgi_app(body), host="127.0.0.1", port=0, threads=8, backlog=4096)
+        self.port = int(self.server.getsockname()[1])  # type: ignore[union-attr]
+        threading.Thread(target=self.server.run, daemon=True).start()
+
+    def state(self) -> dict[str, int]:
+        return {"connections": _sockets() - 1, "evicted": 0}
+
+
+BASELINES = {"--threading": _Threading, "--cheroot": _Cheroot, "--waitress": _Waitress}
+
+
 def main() -> None:
     """Serve until told to stop."""
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
@@ -107,8 +161,9 @@ def main() -> None:
     for i in range(SERIES):
         family.add_metric([f"NODE{i % 20:03d}", f"{i:040X}"], 1.8e9 + i)
     exposition = render_exposition([family])
-    if "--threading" in sys.argv:
-        baseline = _Threading(exposition.text)
+    chosen = [BASELINES[a] for a in sys.argv[1:] if a in BASELINES]
+    if chosen:
+        baseline = chosen[0](exposition.text)
         print(json.dumps({"port": baseline.port, "cap": 0}), flush=True)
         for line in sys.stdin:
             command = line.strip()
