@@ -26,6 +26,13 @@ DONE_AT = {
     | {"reencryption-enabled"},
 }
 REMOVED_RULES = {"data-encryption-old-cert-removed-early", "old-cert-removed-early"}
+# The Service Fabric configuration upgrade whose pre-flight checks the status page shows at each stage.
+PREFLIGHT_AT = {
+    "before": "sf-stage-rotation",
+    "staged": "sf-stage-rotation",
+    "upgraded": "sf-cleanup-old-certs",
+    "re-encrypting": "sf-cleanup-old-certs",
+}
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +96,22 @@ def test_each_stage_shows_the_runbook_steps_done_so_far(walk: Demo, stage: str) 
     # Each pending step names the remediations that complete it, with their dry-run commands.
     for remediation in action["remediations"]:
         assert remediation["dry_run"] == f"certmon remediate {remediation['name']}"
+    # The pre-flight checks of the next configuration upgrade, computed with the view.
+    preflight = walk.daemon.view.preflight
+    assert preflight["remediation"] == PREFLIGHT_AT[stage], preflight
+    results = {c["name"]: c["result"] for c in preflight["checks"]}
+    if stage == "staged":  # the staged file, the running 2.0.0 and the nodes: every check passes, with its reason
+        assert set(results.values()) == {"pass"}, preflight
+        assert {"configuration version increases", "no in-place swap of a primary", "no upgrade in progress"} <= set(
+            results
+        )
+        reasons = {c["name"]: c["reason"] for c in preflight["checks"]}
+        assert reasons["configuration version increases"] == "2.0.0 -> 2.0.1"
+        assert preflight["summary"] == f"{len(results)} pass, 0 fail, 0 unknown: the upgrade may start"
+    if stage == "before":  # nothing staged yet: the old admin client cannot be told apart without InfrastructureOld
+        assert results["rotation thumbprints known"] == "unknown", preflight
+    if stage == "upgraded":
+        assert results["staged configuration upgrade completed"] == "pass", preflight
 
 
 def test_removed_early_raises_the_critical_finding_on_the_node(walk: Demo) -> None:
@@ -129,6 +152,11 @@ def test_done_completes_the_checklist(walk: Demo) -> None:
     assert action["what"].startswith("cert-expired: certificate expired.contoso.lab"), action
     assert walk.lab is not None
     assert not list(walk.lab.certs_dir.glob("*/*-old.pfx"))
+    assert walk.daemon.view.preflight == {
+        "remediation": None,
+        "step": None,
+        "summary": "no Service Fabric configuration upgrade is pending",
+    }
 
 
 def test_a_demo_starts_directly_at_removed_early(tmp_path: Path) -> None:
