@@ -11,7 +11,7 @@ from daemon.evaluator import Evaluation
 from daemon.nextaction import next_action
 from daemon.rotation.model import StepStatus
 from simulator.demo import Demo, DemoOptions
-from simulator.stages import REMOVED_EARLY_NODE, StageError, path_between
+from simulator.stages import KEY_ACL_ACCOUNT, KEY_ACL_NODE, REMOVED_EARLY_NODE, StageError, path_between
 
 # The runbook steps (DESIGN section 2) done at each stage. Before the rotation there is no
 # secondary thumbprint to clean up; from staged until done there is.
@@ -61,9 +61,16 @@ def test_path_between_walks_forward_with_one_detour() -> None:
     assert path_between("removed-early", "done") == ["re-encrypting", "done"]
     assert path_between("removed-early", "re-encrypting") == ["re-encrypting"]
     assert path_between("done", "done") == []
+    assert path_between("before", "key-acl-missing") == ["staged", "key-acl-missing"]
+    assert path_between("key-acl-missing", "staged") == ["staged"]
+    assert path_between("key-acl-missing", "re-encrypting") == ["staged", "upgraded", "re-encrypting"]
+    assert path_between("staged", "re-encrypting") == ["upgraded", "re-encrypting"], "the detour is not walked"
 
 
-@pytest.mark.parametrize(("current", "target"), [("done", "staged"), ("upgraded", "before"), ("done", "removed-early")])
+@pytest.mark.parametrize(
+    ("current", "target"),
+    [("done", "staged"), ("upgraded", "before"), ("done", "removed-early"), ("upgraded", "key-acl-missing")],
+)
 def test_a_rotation_does_not_run_backwards(current: str, target: str) -> None:
     with pytest.raises(StageError, match=f"does not go back from {current} to {target}"):
         path_between(current, target)
@@ -166,3 +173,24 @@ def test_a_demo_starts_directly_at_removed_early(tmp_path: Path) -> None:
         assert demo.control is None
         rules = {f.rule for f in demo.daemon.collect_once().evaluation.findings}
         assert "data-encryption-old-cert-removed-early" in rules
+
+
+def test_key_acl_missing_raises_the_finding_before_the_switch_and_the_grant_clears_it(tmp_path: Path) -> None:
+    options = DemoOptions(directory=tmp_path / "demo", port=0, stage="key-acl-missing", speed=600, run=False)
+    with Demo(options, echo=lambda text: None) as demo:
+        assert demo.lab is not None and demo.rotation is not None and demo.lab.stage == "key-acl-missing"
+        evaluation = demo.daemon.collect_once().evaluation
+        new = demo.lab.cert("DataEncryption", "new").thumbprint
+        missing = [f for f in evaluation.findings if f.rule == "private-key-acl-missing"]
+        assert [(f.severity.value, f.node, f.role, f.thumbprint) for f in missing] == [
+            ("critical", KEY_ACL_NODE, "DataEncryption", new)
+        ]
+        assert f"{KEY_ACL_ACCOUNT} cannot read the private key" in missing[0].message
+        # The new certificates are not ready for the switch while their service cannot open the key.
+        assert _statuses(evaluation)["certs-installed"] is StepStatus.PENDING
+        assert not [f for f in evaluation.findings if f.rule == "private-key-acl-unverified"]
+        # The remedy: Read granted again (back to staged); the finding clears and the step is done.
+        demo.rotation.move_to("staged")
+        evaluation = demo.daemon.collect_once().evaluation
+        assert not [f for f in evaluation.findings if f.rule.startswith("private-key-acl")]
+        assert _statuses(evaluation)["certs-installed"] is StepStatus.DONE
