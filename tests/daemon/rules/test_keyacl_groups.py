@@ -118,3 +118,14 @@ def test_system_reads_through_administrators(scenario: Scenario, fleet: Simulate
     set_key_acl(folder, thumbprint, [[*ADMINISTRATORS, READ, 0]])
     evaluation = collect(scenario, fleet, edit=system_must_read)
     assert findings(evaluation, RULE) == [] and findings(evaluation, UNVERIFIED) == []
+
+
+def test_a_group_the_node_cannot_list_is_unknown(scenario: Scenario, fleet: SimulatedFleet) -> None:
+    # Get-LocalGroupMember fails on a group with a member it cannot resolve: the script leaves it out.
+    thumbprint = _axsf_only_through(scenario, LOCAL_READERS)
+    _groups(scenario, **{LOCAL_READERS[0].replace("-", "_"): {"error": "Failed to compare two elements"}})  # type: ignore[arg-type]
+    evaluation = collect(scenario, fleet)
+    assert findings(evaluation, RULE) == []
+    (finding,) = findings(evaluation, UNVERIFIED)
+    assert finding.thumbprint == thumbprint
+    assert "AOS2\\CertKeyReaders (a group or account the node did not list)" in finding.message
