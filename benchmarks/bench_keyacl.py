@@ -1,8 +1,9 @@
 """What reading private-key ACLs adds to one node's inventory: output size and parse time, side by side.
 
 The same 100-certificate inventory line (as the simulated node prints it), once without the `k`
-objects and once with the five access rules the lab's key files carry, parsed with certmon's
-parse_inventory; prints bytes per node and parse time per 1,000 certificates, and the ratios.
+objects, once with the five access rules the lab's key files carry, and once more with the members
+of the local Administrators group those rules name (`g`), parsed with certmon's parse_inventory;
+prints bytes per node and parse time per 1,000 certificates, and the ratios to the first.
 
 Run: .venv/bin/python benchmarks/bench_keyacl.py [--certs 100] [--rounds 200]
 """
@@ -31,6 +32,13 @@ from simulator.winrm.keyfiles import IMPORTED, NETWORK_SERVICE, READ, key_file
 
 RULES = [*IMPORTED, [*NETWORK_SERVICE, READ, 0], ["S-1-5-21-1-2-3-1106", "CONTOSO\\svc-AXSF$", READ, 0]]
 RULES.append(["S-1-5-21-1-2-3-1105", "CONTOSO\\svc-LocalAgent$", READ, 0])
+GROUPS = {
+    "S-1-5-32-544": [
+        ["S-1-5-21-9-8-7-500", "AOS1\\Administrator", "User"],
+        ["S-1-5-21-1-2-3-512", "CONTOSO\\Domain Admins", "Group"],
+        ["S-1-5-21-1-2-3-1300", "CONTOSO\\svc-certmon", "User"],
+    ]
+}
 
 
 def certificates(count: int) -> list[bytes]:
@@ -46,7 +54,7 @@ def certificates(count: int) -> list[bytes]:
     return out
 
 
-def inventory(ders: list[bytes], with_acl: bool) -> bytes:
+def inventory(ders: list[bytes], with_acl: bool, with_groups: bool = False) -> bytes:
     """One inventory line for LocalMachine\\My holding these certificates, all with CAPI keys."""
     items = []
     for index, der in enumerate(ders):
@@ -54,7 +62,14 @@ def inventory(ders: list[bytes], with_acl: bool) -> bytes:
         if with_acl:
             item["k"] = {"f": key_file("AOS1", f"{index:040X}", 24), "a": RULES}
         items.append(item)
-    document = {"v": 2, "stores": [{"s": "LocalMachine\\My", "c": items}], "sql": [], "n": len(items)}
+    document: dict[str, object] = {
+        "v": 2,
+        "stores": [{"s": "LocalMachine\\My", "c": items}],
+        "sql": [],
+        "n": len(items),
+    }
+    if with_groups:
+        document["g"] = GROUPS
     return json.dumps(document, separators=(",", ":")).encode() + b"\r\n"
 
 
@@ -75,15 +90,20 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=200)
     args = parser.parse_args()
     ders = certificates(args.certs)
-    plain, with_acl = inventory(ders, False), inventory(ders, True)
-    base = [per_1000(plain, args.certs, args.rounds // 4) for _ in range(4)]
-    acl = [per_1000(with_acl, args.certs, args.rounds // 4) for _ in range(4)]
-    b, a = statistics.median(base), statistics.median(acl)
+    plain, with_acl, with_groups = inventory(ders, False), inventory(ders, True), inventory(ders, True, True)
+    base, acl, grouped = [], [], []
+    for _ in range(4):  # interleaved, so load changes hit all three
+        base.append(per_1000(plain, args.certs, args.rounds // 4))
+        acl.append(per_1000(with_acl, args.certs, args.rounds // 4))
+        grouped.append(per_1000(with_groups, args.certs, args.rounds // 4))
+    b, a, g = statistics.median(base), statistics.median(acl), statistics.median(grouped)
     print(f"{args.certs} certificates per node, {len(RULES)} access rules per key, median of {args.rounds} parses")
     print(f"{'':>22} {'bytes/node':>11} {'parse ms/1000 certs':>20}")
     print(f"{'without key ACLs':>22} {len(plain):>11} {b * 1000:>20.2f}")
     print(f"{'with key ACLs':>22} {len(with_acl):>11} {a * 1000:>20.2f}")
-    print(f"{'ratio':>22} {len(with_acl) / len(plain):>11.2f} {a / b:>20.2f}")
+    print(f"{'+ local groups':>22} {len(with_groups):>11} {g * 1000:>20.2f}")
+    print(f"{'ratio key ACLs':>22} {len(with_acl) / len(plain):>11.2f} {a / b:>20.2f}")
+    print(f"{'ratio + groups':>22} {len(with_groups) / len(plain):>11.2f} {g / b:>20.2f}")
     return 0
 
 

@@ -20,6 +20,7 @@ from daemon.http import HttpServer, Request, Response, Router, exposition_handle
 from daemon.landing import HEADERS as LANDING_HEADERS
 from daemon.landing import landing_page
 from daemon.metrics import build_families
+from daemon.preflight import preflight_payload
 from daemon.runner import Clock, Runner
 from daemon.scheduler import Scheduler
 from daemon.settings import ConfigError, Settings
@@ -99,7 +100,7 @@ class Daemon:
         # exposition is rendered once per evaluation, so they are too.
         families = tuple(build_families(evaluation, self.runner.collectors, self.settings))
         families += tuple(self._process.collect())
-        return View(evaluation, families, render_exposition(families))
+        return View(evaluation, families, render_exposition(families), preflight_payload(evaluation, self.settings))
 
     def publish(self) -> View:
         """Re-evaluate the latest results and swap in the new view."""

@@ -3,8 +3,10 @@
 A certificate imported without the Read grant for the gMSA (AXSF) or NETWORK SERVICE (Service Fabric)
 breaks the service at the switch with "Keyset does not exist". The runbook's Configure-PreReqs step
 grants it; certmon checks the grant on every node the WinRM inventory read, before the switch.
-Only direct grants are seen: an account that reads the key through a group it belongs to is reported
-missing (the inventory does not expand group membership).
+An account that reads the key through a group counts as reading it when the node's local groups (listed
+by the inventory) or Microsoft's well-known groups show it; where membership cannot be determined (a
+domain group, a group the node could not list) the account is "unknown", never "missing"
+(daemon.keymembership).
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from dataclasses import dataclass
 from collectors.configtemplate import ConfigTemplate
 from collectors.winrm.collector import SOURCE as WINRM
 from collectors.winrm.collector import NodeFacts
-from collectors.winrm.keyacl import CertKeyAccess
+from collectors.winrm.keyacl import CertKeyAccess, LocalGroup
 from daemon.context import Context, listing, memoized
 from daemon.inventory import node_inventory, node_key, template_pair
+from daemon.keymembership import key_readable
 
 MY = "localmachine\\my"
 # Microsoft "Well-known SIDs": the names shown for the SIDs an operator is most likely to configure.
@@ -70,12 +73,16 @@ def resolve_account(spec: str, template: ConfigTemplate) -> Account | None:
     return Account(name=named) if named else None
 
 
-def _access(ctx: Context) -> dict[tuple[str, str], tuple[str, str, CertKeyAccess]]:
-    found: dict[tuple[str, str], tuple[str, str, CertKeyAccess]] = {}
+Groups = dict[str, LocalGroup]
+
+
+def _access(ctx: Context) -> dict[tuple[str, str], tuple[str, str, CertKeyAccess, Groups]]:
+    found: dict[tuple[str, str], tuple[str, str, CertKeyAccess, Groups]] = {}
     for target, facts in ctx.snapshot.facts(WINRM, NodeFacts):
+        groups = {g.sid.upper(): g for g in facts.local_groups}
         for entry in facts.key_access:
             if entry.store.lower() == MY:
-                found[(node_key(facts.node), entry.thumbprint)] = (facts.node, target, entry)
+                found[(node_key(facts.node), entry.thumbprint)] = (facts.node, target, entry, groups)
     return found
 
 
@@ -90,11 +97,14 @@ class Gap:
     file: str
     missing: tuple[str, ...]
     rotating: bool
+    #: accounts whose access cannot be determined, each with the groups that could not be expanded
+    unknown: tuple[str, ...] = ()
 
 
 @memoized
 def key_acl_gaps(ctx: Context) -> list[Gap]:
-    """Every current ConfigTemplate.xml certificate, on a node that needs it, with accounts that cannot read it."""
+    """Every current ConfigTemplate.xml certificate, on a node that needs it, with accounts that cannot (or may
+    not) read it."""
     return list(_gaps(ctx))
 
 
@@ -107,6 +117,12 @@ def _gaps(ctx: Context) -> Iterable[Gap]:
     if not access:
         return
     inventory = node_inventory(ctx)
+    configured = {
+        a
+        for specs in ctx.settings.rules.key_readers.values()
+        for a in (resolve_account(s, template) for s in specs)
+        if a is not None
+    }
     for role, role_pair in sorted(pair.pairs.items()):
         specs = ctx.settings.rules.key_readers.get(role, [])
         accounts = [a for a in (resolve_account(s, template) for s in specs) if a is not None]
@@ -117,10 +133,19 @@ def _gaps(ctx: Context) -> Iterable[Gap]:
                 seen = access.get((node_key(node.name), thumbprint))
                 if seen is None or seen[2].error:
                     continue  # not held, or its ACL unread: other findings and problems say so
-                name, target, entry = seen
-                missing = tuple(str(a) for a in accounts if not a.reads(entry.readers))
-                if missing:
-                    yield Gap(name, target, role, thumbprint, entry.file, missing, role_pair.rotated)
+                name, target, entry, groups = seen
+                missing: list[str] = []
+                unknown: list[str] = []
+                for account in accounts:
+                    verdict = key_readable(account, entry.readers, groups, configured - {account})
+                    if verdict.reads is False:
+                        missing.append(str(account))
+                    elif verdict.reads is None:
+                        unknown.append(f"{account} (only possibly through {verdict.detail})")
+                if missing or unknown:
+                    yield Gap(
+                        name, target, role, thumbprint, entry.file, tuple(missing), role_pair.rotated, tuple(unknown)
+                    )
 
 
 def unreadable_new_keys(ctx: Context) -> list[str]:
@@ -128,5 +153,14 @@ def unreadable_new_keys(ctx: Context) -> list[str]:
     return [
         f"{g.node}: {g.role} {g.thumbprint[:8]}: key not readable by {listing(list(g.missing))}"
         for g in key_acl_gaps(ctx)
-        if g.rotating
+        if g.rotating and g.missing
+    ]
+
+
+def unverified_new_keys(ctx: Context) -> list[str]:
+    """`NODE: ROLE THUMBPRINT: cannot tell whether ACCOUNTS read the key` for the rotated roles' new certificates."""
+    return [
+        f"{g.node}: {g.role} {g.thumbprint[:8]}: cannot tell whether {'; '.join(g.unknown)} can read the key"
+        for g in key_acl_gaps(ctx)
+        if g.rotating and g.unknown
     ]

@@ -119,6 +119,7 @@ def status_payload(view: View, payload: dict[str, Any] | None = None) -> dict[st
     payload = payload if payload is not None else collection_payload(view)
     document = {k: payload[k] for k in ("environment", "collected_at", "sources")}
     document["next_action"] = next_action(view.evaluation)
+    document["preflight"] = view.preflight
     document.update(checklist_payload(view.evaluation.checklist))
     document["findings"] = payload["findings"]
     return document

@@ -129,6 +129,17 @@ def _print_checklist(checklist: Checklist) -> None:
         )
 
 
+def _print_preflight(preflight: dict[str, Any]) -> None:
+    if not preflight:
+        return
+    name = preflight.get("remediation")
+    if name is None:
+        print(f"\nPRE-FLIGHT: {preflight['summary']}")
+        return
+    print(f"\nPRE-FLIGHT of {name} (step {preflight['step']}): {preflight['summary']}")
+    table(("CHECK", "RESULT", "REASON"), [(c["name"], c["result"], c["reason"]) for c in preflight["checks"]])
+
+
 def print_status(view: View, fmt: str) -> int:
     """Print sources, the rotation checklist and findings."""
     checklist = view.evaluation.checklist
@@ -139,6 +150,7 @@ def print_status(view: View, fmt: str) -> int:
     _print_next_action(next_action(view.evaluation))
     _print_sources(view)
     _print_checklist(checklist)
+    _print_preflight(view.preflight)
     _print_findings(view)
     return _exit_code(view)
 

@@ -257,12 +257,36 @@ def _next_action(action: Mapping[str, Any]) -> str:
     return "".join(lines)
 
 
+_PREFLIGHT_BADGE = {"pass": "ok", "fail": "critical", "unknown": "unknown"}
+
+
+def _preflight(preflight: Mapping[str, Any]) -> str:
+    if not preflight:
+        return '<p class="muted" id="preflight-empty">Not computed for this view.</p>'
+    name = preflight.get("remediation")
+    if name is None:
+        return f'<p class="muted" id="preflight-empty">{_e(preflight["summary"])}</p>'
+    head = (
+        f'<p id="preflight-summary" data-remediation="{_e(name)}">Before <code>{_e(name)}</code> '
+        f"(step <code>{_e(preflight['step'])}</code>) starts a configuration upgrade: {_e(preflight['summary'])}. "
+        f"Dry run: <code>{_e(preflight['dry_run'])}</code>.</p>"
+    )
+    rows = [
+        f'<tr class="preflight" data-check="{_e(c["name"])}" data-result="{_e(c["result"])}">'
+        f"<td>{_e(c['name'])}</td><td>{_badge(_PREFLIGHT_BADGE.get(c['result'], 'unknown'), c['result'])}</td>"
+        f"<td>{_e(c['reason'])}</td></tr>"
+        for c in preflight["checks"]
+    ]
+    return head + _table("preflight", ("check", "result", "reason"), rows, "No checks ran.")
+
+
 def render_page(document: Mapping[str, Any]) -> str:
     """The status page for one status document."""
     environment = _e(document["environment"])
     sections = (
         ("next", "Next action", _next_action(document["next_action"])),
         ("checklist", "Rotation checklist", _checklist(document["checklist"])),
+        ("preflight", "Pre-flight checks", _preflight(document.get("preflight") or {})),
         ("findings", f"Findings ({len(document['findings'])})", _findings(document["findings"])),
         ("certificates", "Certificates by node and role", _matrix(document["matrix"])),
         ("elsewhere", "Certificates at endpoints and in files", _elsewhere(document["matrix"]["elsewhere"])),

@@ -7,8 +7,8 @@ the remediation wiring name only this protocol, so none of them imports `app` an
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from prometheus_client.core import Metric
 
@@ -28,6 +28,8 @@ class View:
     families: tuple[Metric, ...]
     #: /metrics bodies, rendered on the publishing thread so a scrape only sends bytes
     exposition: Exposition
+    #: the next Service Fabric upgrade's pre-flight checks (daemon.preflight), also run on the publishing thread
+    preflight: dict[str, Any] = field(default_factory=dict)
 
 
 class RunningDaemon(Protocol):

@@ -58,6 +58,8 @@ class Check:
     name: str
     ok: bool
     detail: str
+    #: False when the evidence to decide is missing (the check fails then: missing evidence is never healthy)
+    known: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""

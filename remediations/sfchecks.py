@@ -32,7 +32,7 @@ NOT_BY_THUMBPRINT = (
 
 def check(name: str, evidence: Evidence) -> Check:
     """A precondition from an evidence answer; unknown fails."""
-    return Check(name, evidence.true, evidence.detail)
+    return Check(name, evidence.true, evidence.detail, evidence.value is not None)
 
 
 def file_config(ctx: RemediationContext) -> ClusterConfig | None:
@@ -58,10 +58,15 @@ def file_checks(ctx: RemediationContext) -> tuple[list[Check], ClusterConfig | N
     failing = "; ".join(f"{r.target}: {r.health.reason}: {r.health.message}" for r in results if not r.health.ok)
     config = file_config(ctx)
     if not results:
-        checks.append(Check("ClusterConfig.json read", False, "the clusterconfig source was not collected"))
+        checks.append(Check("ClusterConfig.json read", False, "the clusterconfig source was not collected", False))
     else:
         checks.append(
-            Check("ClusterConfig.json read", not failing, failing or f"version {config.version if config else '?'}")
+            Check(
+                "ClusterConfig.json read",
+                not failing,
+                failing or f"version {config.version if config else '?'}",
+                not failing,
+            )
         )
     if config is not None:
         by_thumbprint = bool(config.certificates) and not config.by_common_name
@@ -75,7 +80,7 @@ def rotation_check(ctx: RemediationContext, config: ClusterConfig | None) -> tup
     """The rotation's thumbprints, from the ConfigTemplate pair (and the configuration for the old client)."""
     rotation = sf_rotation(ctx.snapshot, config)
     if not rotation.known:
-        return Check("rotation thumbprints known", False, rotation.problem), rotation
+        return Check("rotation thumbprints known", False, rotation.problem, False), rotation
     detail = (
         f"{SF_ROLE} {rotation.old_server or '?'} -> {rotation.new_server}, {SF_CLIENT_ROLE} admin "
         f"{rotation.old_client} -> {rotation.new_client} (from {rotation.basis})"

@@ -52,7 +52,7 @@ def version_increases_check(ctx: RemediationContext, target: str) -> Check:
     name = "configuration version increases"
     facts = gateway_facts(ctx.snapshot, fresh=True)
     if facts is None:
-        return Check(name, False, "the running configuration version is unknown (the gateway was not read)")
+        return Check(name, False, "the running configuration version is unknown (the gateway was not read)", False)
     running = facts.config.version
     if running == target:
         return Check(name, True, f"the cluster already runs {target}: no upgrade is needed")
@@ -87,7 +87,7 @@ def no_in_place_swap_check(ctx: RemediationContext, config: ClusterConfig, rotat
     name = "no in-place swap of a primary"
     facts = gateway_facts(ctx.snapshot, fresh=True)
     if facts is None:
-        return Check(name, False, "the running configuration is unknown (the gateway was not read)")
+        return Check(name, False, "the running configuration is unknown (the gateway was not read)", False)
     running = {c.kind: c for c in facts.config.certificates}
     swaps = []
     for cert in rotation_slots(config, rotation):
@@ -138,7 +138,7 @@ def same_as_running_check(ctx: RemediationContext, data_text: str) -> Check:
     name = "file equals the running configuration apart from the rotation"
     facts = gateway_facts(ctx.snapshot, fresh=True)
     if facts is None:
-        return Check(name, False, "the running configuration is unknown (the gateway was not read)")
+        return Check(name, False, "the running configuration is unknown (the gateway was not read)", False)
     try:
         found = differences(json.loads(data_text), json.loads(facts.config_text))
     except (ValueError, RecursionError) as err:

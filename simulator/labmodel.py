@@ -12,8 +12,9 @@ from pathlib import Path
 from simulator.pki import Issued
 
 DOMAIN = "contoso.lab"
-# The rotation as the demo walks it (simulator/stages.py); removed-early is the one detour, from re-encrypting.
-STAGES = ("before", "staged", "upgraded", "re-encrypting", "removed-early", "done")
+# The rotation as the demo walks it (simulator/stages.py), with two detours: key-acl-missing from staged (a new
+# key the gMSA cannot read, before the switch) and removed-early from re-encrypting.
+STAGES = ("before", "staged", "key-acl-missing", "upgraded", "re-encrypting", "removed-early", "done")
 #: the stages `build_lab` writes directly; later ones are reached by operating on the running lab
 BUILT_STAGES = ("before", "staged")
 # The account certmon uses on the (simulated) Windows nodes.
@@ -231,5 +232,5 @@ class Lab:
         return self.cert(role, "old" if self.stage == "before" else "new")
 
     def reached(self, stage: str) -> bool:
-        """Whether the rotation has got as far as `stage` (removed-early counts as re-encrypting)."""
+        """Whether the rotation has got as far as `stage` (a detour counts as the stage it leaves from)."""
         return STAGES.index(self.stage) >= STAGES.index(stage)

@@ -6,6 +6,10 @@
   the new certificates imported on every node that needs them, SQL Server and the TLS endpoints
   rebound, certmon told about InfrastructureOld (it re-reads its configuration), and
   ClusterConfig.json staged with certmon's `sf-stage-rotation` (file only);
+* staged -> key-acl-missing: the new DataEncryption certificate's key on AOS2 loses the gMSA's Read
+  grant (as when a certificate is imported by hand after Configure-PreReqs ran), so AXSF would fail
+  with "Keyset does not exist" after the switch: certmon raises private-key-acl-missing before it;
+* key-acl-missing -> staged: the remedy, Read granted to the gMSA again;
 * staged -> upgraded: `sf-stage-rotation` starts the configuration upgrade on the simulated
   gateway, which walks its upgrade domains; the gateway then presents the new certificate;
 * upgraded -> re-encrypting: `localagent-config-update`, `deployment-config-update`,
@@ -22,7 +26,8 @@
 Steps certmon has a remediation for are applied through certmon (the injected `Operator`),
 audited like an operator's; the others are what an administrator does on the machines, done
 here to the lab's files, databases and simulated services. A rotation does not run backwards:
-only removed-early goes back to re-encrypting.
+only the detours go back to the stage they left from (key-acl-missing to staged, removed-early to
+re-encrypting).
 """
 
 from __future__ import annotations
@@ -41,9 +46,14 @@ from simulator.labconfigs import write_templates
 from simulator.labmodel import STAGES
 from simulator.servicefabric import lab_applications
 from simulator.services import LabServices
-from simulator.winrm.nodefile import set_sql_certificate
+from simulator.winrm.nodefile import key_acl, set_key_acl, set_sql_certificate
 
 REMOVED_EARLY_NODE = "AOS1"
+KEY_ACL_NODE = "AOS2"
+#: the account whose Read grant the key-acl-missing stage takes away (ConfigTemplate gmsaAXSF)
+KEY_ACL_ACCOUNT = "CONTOSO\\svc-AXSF$"
+#: the detour stages and the stage each one leaves from and returns to
+DETOURS = {"key-acl-missing": "staged", "removed-early": "re-encrypting"}
 DATA_ENCRYPTION = "DataEncryption"
 UPGRADE_WAIT_SECONDS = 600.0
 HOUR = timedelta(hours=1)
@@ -70,12 +80,12 @@ def path_between(current: str, target: str) -> list[str]:
     if target == current:
         return []
     steps = []
-    if current == "removed-early":
-        steps.append("re-encrypting")
-        current = "re-encrypting"
+    if current in DETOURS:
+        current = DETOURS[current]
+        steps.append(current)
         if target == current:
             return steps
-    forward = [s for s in STAGES if s != "removed-early" or target == "removed-early"]
+    forward = [s for s in STAGES if s not in DETOURS or s == target]
     if target not in forward or forward.index(target) < forward.index(current):
         raise StageError(
             f"a rotation does not go back from {current} to {target}; start a new demo with --stage {target}"
@@ -106,6 +116,7 @@ class LabRotation:
         self._lock = threading.Lock()
         self._steps: dict[str, Callable[[bool], None]] = {
             "staged": self._stage_scripts_and_certificates,
+            "key-acl-missing": self._revoke_gmsa_key_read,
             "upgraded": self._upgrade_cluster,
             "re-encrypting": self._start_reencryption,
             "removed-early": self._remove_data_encryption_cert,
@@ -124,6 +135,8 @@ class LabRotation:
                 self.say(f"stage {self.lab.stage} -> {stage}")
                 if self.lab.stage == "removed-early":
                     self._reimport()
+                elif self.lab.stage == "key-acl-missing":
+                    self._grant_gmsa_key_read()
                 else:
                     self._steps[stage](fast)
                 self.lab.stage = stage
@@ -159,6 +172,27 @@ class LabRotation:
         self.operator.reload()
         self.say("certmon reads InfrastructureOld now (certmon.yaml changed, configuration reloaded)")
         self.say(self.operator.remediate("sf-stage-rotation", start_upgrade=False))
+
+    def _key_file_rules(self) -> tuple[Path, str, list[list[object]]]:
+        cert = self.lab.cert(DATA_ENCRYPTION, "new")
+        folder = self.lab.certs_dir / KEY_ACL_NODE
+        return folder, cert.thumbprint, key_acl(folder, cert.thumbprint)
+
+    def _revoke_gmsa_key_read(self, fast: bool) -> None:
+        folder, thumbprint, rules = self._key_file_rules()
+        set_key_acl(folder, thumbprint, [rule for rule in rules if rule[1] != KEY_ACL_ACCOUNT])
+        self.say(
+            f"the new DataEncryption certificate's private key on {KEY_ACL_NODE} no longer grants Read to "
+            f'{KEY_ACL_ACCOUNT}: AXSF would fail with "Keyset does not exist" after the switch'
+        )
+
+    def _grant_gmsa_key_read(self) -> None:
+        folder, thumbprint, rules = self._key_file_rules()
+        granted = next(
+            rule for rule in key_acl(folder, "") if rule[1] == KEY_ACL_ACCOUNT
+        )  # the node's default rules, as Configure-PreReqs left them
+        set_key_acl(folder, thumbprint, [*rules, granted])
+        self.say(f"Read on the new DataEncryption key on {KEY_ACL_NODE} granted to {KEY_ACL_ACCOUNT} again")
 
     def _upgrade_cluster(self, fast: bool) -> None:
         self._upgrade("sf-stage-rotation", fast)

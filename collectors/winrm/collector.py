@@ -25,7 +25,7 @@ from collectors.model import (
     Problem,
 )
 from collectors.winrm.command import ApprovedCommand, CommandOutcome, run_in
-from collectors.winrm.keyacl import CertKeyAccess, key_acl_read_samples, key_reader_samples
+from collectors.winrm.keyacl import CertKeyAccess, LocalGroup, key_acl_read_samples, key_reader_samples
 from collectors.winrm.output import Inventory, interpret
 from collectors.winrm.script import inventory_command
 from collectors.winrm.session import WinRMSession
@@ -96,6 +96,8 @@ class NodeFacts:
     key_providers: tuple[KeyProvider, ...]
     sql_instances: tuple[SqlTlsCertificate, ...]
     key_access: tuple[CertKeyAccess, ...] = ()
+    #: members of the local groups named by the key access rules (Get-LocalGroupMember)
+    local_groups: tuple[LocalGroup, ...] = ()
 
 
 def _key_provider_samples(facts: Any, target: str) -> list[tuple[tuple[str, ...], float]]:
@@ -322,7 +324,7 @@ class WinRMCollector(Collector):
                     problems.append(Problem(Reason.PARSE_ERROR, f"{node} SQL Server {instance.instance}: {err}"))
                     continue
             sql.append(SqlTlsCertificate(instance.instance, thumbprint))
-        facts = NodeFacts(node, url, self.options.stores, tuple(keys), tuple(sql), tuple(access))
+        facts = NodeFacts(node, url, self.options.stores, tuple(keys), tuple(sql), tuple(access), inventory.groups)
         # The certificate SQL Server is configured with is in use: a reference, so the old SQL
         # certificate is not "safe to remove" while an instance still points at it.
         references = tuple(

@@ -23,46 +23,51 @@ try {
     $W = 'Add-Type: ' + $_.Exception.Message
 }
 $M = [Runtime.InteropServices.Marshal]
-function Get-KeyInfo($Cert) {
-    # @(provider type, provider name, container); type -1: no private key, or the property could not be read (name = why).
-    if (-not $Cert.HasPrivateKey) { return @(-1, '') }
-    if ($null -eq $X) { return @(-1, $W) }
+# Short names keep the encoded command under cmd.exe's limit: $C the certificate, $B the CRYPT_KEY_PROV_INFO
+# buffer, $Z its size, $P the pass, $T the size of a pointer.
+function Get-KeyInfo($C) {
+    # (provider type, provider name, container); type -1: no private key, or the property could not be read (name = why).
+    if (!$C.HasPrivateKey) { return -1, '' }
+    if (!$X) { return -1, $W }
     # Pass 0 asks the size (null buffer), pass 1 reads; FreeHGlobal(IntPtr.Zero) does nothing (.NET docs).
-    $size = 0
-    $info = [IntPtr]::Zero
+    $Z = 0
+    $B = [IntPtr]::Zero
     try {
-        foreach ($pass in 0, 1) {
-            if (-not $X::CertGetCertificateContextProperty($Cert.Handle, 2, $info, [ref]$size)) { return @(-1, 'no CERT_KEY_PROV_INFO property') }
-            if ($pass -eq 0) { $info = $M::AllocHGlobal($size) }
+        foreach ($P in 0, 1) {
+            if (!$X::CertGetCertificateContextProperty($C.Handle, 2, $B, [ref]$Z)) { return -1, 'no CERT_KEY_PROV_INFO property' }
+            if (!$P) { $B = $M::AllocHGlobal($Z) }
         }
-        $ptr = [IntPtr]::Size
-        return @($M::ReadInt32($info, 2 * $ptr), $M::PtrToStringUni($M::ReadIntPtr($info, $ptr)), $M::PtrToStringUni($M::ReadIntPtr($info, 0)))
+        $T = [IntPtr]::Size
+        return $M::ReadInt32($B, 2*$T), $M::PtrToStringUni($M::ReadIntPtr($B, $T)), $M::PtrToStringUni($M::ReadIntPtr($B, 0))
     } finally {
-        $M::FreeHGlobal($info)
+        $M::FreeHGlobal($B)
     }
 }
 # Who may read a private key: the access rules of its key file, as [SID, account name, rights, type
 # (0 allow, 1 deny)]; certmon decides which rules grant reading. A CAPI machine key is the file
 # CspKeyContainerInfo.UniqueKeyContainerName in Crypto\RSA\MachineKeys, a CNG machine key the file
-# CngKey.UniqueName in Crypto\Keys (both under %ProgramData%\Microsoft).
+# CngKey.UniqueName in Crypto\Keys (both under %ProgramData%\Microsoft). Every identity named is noted in
+# $G, whose local groups are listed at the end.
 function Get-KeyAcl($C, $K) {
     try {
         $f = "$env:ProgramData\Microsoft\Crypto\" + $(if ($K[0]) { 'RSA\MachineKeys\' + $C.PrivateKey.CspKeyContainerInfo.UniqueKeyContainerName } else { 'Keys\' + [Security.Cryptography.CngKey]::Open($K[2], [Security.Cryptography.CngProvider]$K[1], 'MachineKey').UniqueName })
-        @{ f = $f; a = @(foreach ($r in [IO.File]::GetAccessControl($f).GetAccessRules(1, 1, [Security.Principal.SecurityIdentifier])) { $i = $r.IdentityReference; $n = ''; try { $n = $i.Translate([Security.Principal.NTAccount]).Value } catch {}; , @($i.Value, $n, [int]$r.FileSystemRights, [int]$r.AccessControlType) }) }
+        @{ f = $f; a = @(foreach ($r in [IO.File]::GetAccessControl($f).GetAccessRules(1, 1, [Security.Principal.SecurityIdentifier])) { $i = $r.IdentityReference; $G[$i.Value] = 1; $n = ''; try { $n = $i.Translate([Security.Principal.NTAccount]).Value } catch {}; , @($i.Value, $n, [int]$r.FileSystemRights, [int]$r.AccessControlType) }) }
     } catch { @{ e = $_.Exception.Message } }
 }
-$R = @{ v = 2; stores = @(); sql = @(); n = 0 }
-foreach ($name in $Stores) {
-    $E = @{ s = $name; c = @() }
+$G = @{}
+$R = @{ v = 2; stores = @(); sql = @(); n = 0; g = @{} }
+# $A a store's name, $Y a certificate, $J its key information.
+foreach ($A in $Stores) {
+    $E = @{ s = $A; c = @() }
     $S = $null
     try {
-        $L, $N = $name -split '\\', 2
+        $L, $N = $A -split '\\', 2
         $S = New-Object Security.Cryptography.X509Certificates.X509Store($N, $L)
         $S.Open('ReadOnly, OpenExistingOnly')
-        $E.c = @(foreach ($cert in $S.Certificates) {
-            $key = Get-KeyInfo $cert
-            $o = @{ d = [Convert]::ToBase64String($cert.RawData); h = $cert.HasPrivateKey; t = $key[0]; p = $key[1] }
-            if ($key[0] -ge 0) { $o.k = Get-KeyAcl $cert $key }
+        $E.c = @(foreach ($Y in $S.Certificates) {
+            $J = Get-KeyInfo $Y
+            $o = @{ d = [Convert]::ToBase64String($Y.RawData); h = $Y.HasPrivateKey; t = $J[0]; p = $J[1] }
+            if ($J[0] -ge 0) { $o.k = Get-KeyAcl $Y $J }
             $o
         })
     } catch {
@@ -76,11 +81,16 @@ foreach ($name in $Stores) {
 $Q = 'HKLM:\SOFTWARE\Microsoft\Microsoft SQL Server'
 $I = Get-Item -LiteralPath "$Q\Instance Names\SQL" -ea 0
 if ($I) {
-    foreach ($name in $I.GetValueNames()) {
-        $net = Get-ItemProperty -LiteralPath "$Q\$($I.GetValue($name))\MSSQLServer\SuperSocketNetLib" -ea 0
-        $R.sql += @{ i = $name; t = [string]$net.Certificate }
+    foreach ($A in $I.GetValueNames()) {
+        $net = Get-ItemProperty -LiteralPath "$Q\$($I.GetValue($A))\MSSQLServer\SuperSocketNetLib" -ea 0
+        $R.sql += @{ i = $A; t = [string]$net.Certificate }
     }
 }
+# The members of each local group a key's access rules name, as [SID, name, ObjectClass (User or Group)], so
+# certmon can tell who reads a key through a group. Get-LocalGroupMember -SID fails for an identity that is not
+# a local group (an account, a domain or well-known group) and for a group with a member it cannot resolve;
+# such identities are left out and certmon says "unknown" for accounts that could read through them.
+foreach ($s in $G.Keys) { try { $R.g[$s] = @(Get-LocalGroupMember -SID $s | % { , @($_.SID.Value, $_.Name, $_.ObjectClass) }) } catch {} }
 # Keep stdout ASCII whatever the console code page: escape anything else as \uXXXX.
 [Console]::Out.WriteLine([regex]::Replace((ConvertTo-Json $R -Compress -Depth 9), '[^\x20-\x7e]', { param($m) '\u{0:x4}' -f [int][char]$m.Value }))
 exit 0

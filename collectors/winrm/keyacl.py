@@ -5,6 +5,9 @@ The script lists every access rule of the key file (CAPI: `%ProgramData%\\Micros
 as `[SID, account name, FileSystemRights as a signed 32-bit integer, AccessControlType (0 allow, 1 deny)]`.
 Reading is decided here: an allow rule with FILE_READ_DATA, GENERIC_READ or GENERIC_ALL (which FullControl,
 Read, ReadAndExecute and GenericRead all carry), for a SID no deny rule refuses the same.
+
+The script also lists the members of every local group those rules name (`g`: `{"<group SID>": [[SID, name,
+ObjectClass], ...]}`, from Get-LocalGroupMember), so that daemon.keyaccess can tell who reads through a group.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ READ_BITS = FILE_READ_DATA | GENERIC_ALL | GENERIC_READ
 ALLOW, DENY = 0, 1
 MAX_RULES = 64
 MAX_TEXT = 512
+MAX_GROUPS = 64
+MAX_MEMBERS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +119,45 @@ def _quick_rule(item: Any) -> AccessRule | None:
         ):
             return AccessRule(sid, account, rights & 0xFFFFFFFF, kind == DENY)
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMember:
+    """A member of a local group: SID, DOMAIN\\name, and whether it is itself a group (ObjectClass Group)."""
+
+    sid: str
+    name: str
+    is_group: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LocalGroup:
+    """A local group named by some key's access rules and its direct members."""
+
+    sid: str
+    members: tuple[GroupMember, ...]
+
+
+def parse_local_groups(node: str, value: Any) -> tuple[LocalGroup, ...]:
+    """The `g` object: local group SID -> [[SID, name, ObjectClass], ...]; bad_output when malformed."""
+    if type(value) is not dict:
+        raise _fail(node, "inventory output field $.g is not an object")
+    if len(value) > MAX_GROUPS:
+        raise _fail(node, f"inventory output field $.g names {len(value)} groups, more than {MAX_GROUPS}")
+    groups = []
+    for sid, members in value.items():
+        where = f"$.g[{str(sid)[:64]!r}]"
+        _text(node, sid, where)
+        if type(members) is not list or len(members) > MAX_MEMBERS:
+            raise _fail(node, f"inventory output field {where} is not a list of at most {MAX_MEMBERS} members")
+        parsed = []
+        for index, item in enumerate(members):
+            if type(item) is not list or len(item) != 3:
+                raise _fail(node, f"inventory output field {where}[{index}] is not [SID, name, ObjectClass]")
+            member_sid, name, kind = (_text(node, part, f"{where}[{index}]") for part in item)
+            parsed.append(GroupMember(member_sid, name, kind.lower() == "group"))
+        groups.append(LocalGroup(sid, tuple(parsed)))
+    return tuple(groups)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from defusedxml import DefusedXmlException
 from defusedxml import ElementTree as SafeET
 
 from collectors.errors import CollectorError, Reason
-from collectors.winrm.keyacl import KeyAccess, parse_key_access
+from collectors.winrm.keyacl import KeyAccess, LocalGroup, parse_key_access, parse_local_groups
 
 SCRIPT_VERSION = 2
 # dwProvType of CRYPT_KEY_PROV_INFO: 0 is a CNG key storage provider, a positive value a CryptoAPI
@@ -72,6 +72,8 @@ class Inventory:
     stores: tuple[StoreListing, ...]
     sql: tuple[SqlInstance, ...]
     warnings: tuple[str, ...] = ()
+    #: members of the local groups the key access rules name (absent from older output: none known)
+    groups: tuple[LocalGroup, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +232,8 @@ def parse_inventory(node: str, stdout: bytes) -> Inventory:
     found = sum(len(s.certificates) for s in stores)
     if count != found:
         raise _fail(node, f"inventory output announces {count} certificates but holds {found}")
-    return Inventory(tuple(stores), sql)
+    groups = parse_local_groups(node, document["g"]) if "g" in document else ()
+    return Inventory(tuple(stores), sql, groups=groups)
 
 
 def interpret(node: str, stdout: bytes, stderr: bytes, exit_code: int) -> Inventory:
@@ -242,5 +245,5 @@ def interpret(node: str, stdout: bytes, stderr: bytes, exit_code: int) -> Invent
         raise CollectorError(node, Reason.SCRIPT_ERROR, message)
     inventory = parse_inventory(node, stdout)
     if messages.errors:
-        return Inventory(inventory.stores, inventory.sql, messages.errors)
+        return Inventory(inventory.stores, inventory.sql, messages.errors, inventory.groups)
     return inventory

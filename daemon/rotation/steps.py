@@ -20,7 +20,7 @@ from daemon.inventory import (
     template_migration,
     template_pair,
 )
-from daemon.keyaccess import unreadable_new_keys
+from daemon.keyaccess import unreadable_new_keys, unverified_new_keys
 from daemon.rotation.model import StepState, Verdict, done, not_applicable, pending, unknown
 
 SF_ROLES = (SF_ROLE, SF_CLIENT_ROLE)
@@ -158,6 +158,9 @@ def certs_installed(ctx: Context, states: States) -> Verdict:
     unreadable = unreadable_new_keys(ctx)
     if unreadable:
         return pending(f"{len(unreadable)} new private keys the service accounts cannot read", *unreadable)
+    unverified = unverified_new_keys(ctx)
+    if unverified:
+        return unknown(f"{len(unverified)} new private keys the service accounts may not read", *unverified)
     return done(f"all {total} new certificate installations present with private keys")
 
 

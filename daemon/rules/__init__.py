@@ -100,6 +100,12 @@ CATALOGUE: tuple[RuleInfo, ...] = (
         "a service account (gMSA, NETWORK SERVICE) cannot read a needed certificate's private key",
     ),
     RuleInfo(
+        "private-key-acl-unverified",
+        W,
+        "certs-installed",
+        "a service account could read a needed private key only through a group certmon cannot expand",
+    ),
+    RuleInfo(
         "data-encryption-old-cert-removed-early",
         C,
         "reencryption-complete",

@@ -1,6 +1,7 @@
 """private-key-acl-missing: the service accounts a role's certificate serves must be able to read its key.
 
-The gaps are computed in daemon.keyaccess (the certs-installed step uses them too).
+private-key-acl-unverified: whether they can is unknown (they could only read it through a group certmon
+cannot expand). The gaps are computed in daemon.keyaccess (the certs-installed step uses them too).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from daemon.inventory import label
 from daemon.keyaccess import key_acl_gaps
 
 RULE = "private-key-acl-missing"
+UNVERIFIED_RULE = "private-key-acl-unverified"
 STEP = "certs-installed"
 
 
@@ -22,6 +24,23 @@ def key_acl_findings(ctx: Context) -> Iterable[Finding]:
     for gap in key_acl_gaps(ctx):
         severity = Severity.CRITICAL if gap.rotating or in_use(ctx, gap.thumbprint) else Severity.WARNING
         when = "after the switch to it" if gap.rotating else "when it is used"
+        if gap.unknown:
+            yield Finding(
+                UNVERIFIED_RULE,
+                Severity.WARNING,
+                f"{gap.node}: cannot tell whether {'; '.join(gap.unknown)} can read the private key of {gap.role} "
+                f"certificate {label(ctx, gap.thumbprint)} ({gap.file}): no rule grants it directly; if it is not a "
+                f'member, the service fails with "Keyset does not exist" {when}: grant Read on the key to the '
+                "account itself (Configure-PreReqs.ps1, or certlm.msc > Manage Private Keys)",
+                role=gap.role,
+                thumbprint=gap.thumbprint,
+                node=gap.node,
+                source=WINRM,
+                target=gap.target,
+                step=STEP,
+            )
+        if not gap.missing:
+            continue
         yield Finding(
             RULE,
             severity,

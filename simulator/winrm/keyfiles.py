@@ -5,6 +5,12 @@ node.json may hold `key_acl_default` (the rules of every key file of the node) a
 for a key file the inventory cannot read). Rights are FileSystemRights as PowerShell's `[int]` prints
 them (GenericRead is -2147483648), type 0 allow, 1 deny. Without either, a key file carries what a
 PFX import by an administrator leaves: SYSTEM and Administrators with FullControl.
+
+`local_groups` (`{"<group SID>": [[SID, DOMAIN\\name, "User"|"Group"], ...]}`) holds the node's local groups as
+Get-LocalGroupMember lists them; without it, Administrators holds only the node's built-in Administrator (a
+node where Domain Admins was taken out of the local Administrators group). Only groups a key's rules name are
+reported (the script asks for those only); a group given as `{"error": "<message>"}` is one
+Get-LocalGroupMember fails on (left out of the output).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ GENERIC_READ = -2147483648
 ALLOW, DENY = 0, 1
 SYSTEM = ("S-1-5-18", "NT AUTHORITY\\SYSTEM")
 ADMINISTRATORS = ("S-1-5-32-544", "BUILTIN\\Administrators")
+ADMINISTRATORS_SID = ADMINISTRATORS[0]
 NETWORK_SERVICE = ("S-1-5-20", "NT AUTHORITY\\NETWORK SERVICE")
 IMPORTED = [[*SYSTEM, FULL_CONTROL, ALLOW], [*ADMINISTRATORS, FULL_CONTROL, ALLOW]]
 PROGRAM_DATA = "C:\\ProgramData\\Microsoft\\Crypto\\"
@@ -47,3 +54,23 @@ def key_access(facts: dict[str, Any], node: str, thumbprint: str, provider_type:
     if isinstance(rules, dict):
         return {"e": str(rules.get("error", "Access is denied"))}
     return {"f": key_file(node, thumbprint, provider_type), "a": [list(rule) for rule in rules]}
+
+
+def default_local_groups(node: str) -> dict[str, list[list[str]]]:
+    """Administrators with the node's built-in Administrator (RID 500)."""
+    # The machine SID's sub-authorities are made up from the node's name (real ones are random).
+    parts = uuid.uuid5(uuid.NAMESPACE_DNS, node.lower()).int
+    machine = f"S-1-5-21-{parts & 0xFFFFFFF}-{(parts >> 32) & 0xFFFFFFF}-{(parts >> 64) & 0xFFFFFFF}"
+    return {ADMINISTRATORS_SID: [[f"{machine}-500", f"{node.upper()}\\Administrator", "User"]]}
+
+
+def local_groups(facts: dict[str, Any], node: str, named: set[str]) -> dict[str, list[list[str]]]:
+    """The `g` object: members of the local groups among the SIDs the key rules name."""
+    groups = facts.get("local_groups")
+    if not isinstance(groups, dict):
+        groups = default_local_groups(node)
+    found: dict[str, list[list[str]]] = {}
+    for sid, members in groups.items():
+        if str(sid).upper() in named and isinstance(members, list):
+            found[str(sid)] = [[str(m[0]), str(m[1]), str(m[2])] for m in members]
+    return found

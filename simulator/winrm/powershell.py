@@ -23,13 +23,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from collectors.winrm.script import script_body
-from simulator.winrm.keyfiles import key_access
+from simulator.winrm.keyfiles import key_access, local_groups
 from simulator.winrm.nodefile import CAPI_DEFAULT, CNG_DEFAULT, key_provider, read_node_facts
 from simulator.winrm.pfx import PfxError, read_pfx
 
 # The script this emulation was written against. A changed inventory.ps1 is an unknown script
 # to the simulator until this emulation (and this hash) are updated with it.
-INVENTORY_SCRIPT_SHA256 = "b5c0d2b9a2b1074024e8c617e81947aed1638b3ad10eb79812c5117a582310be"
+INVENTORY_SCRIPT_SHA256 = "bb6923c2a2a396f5e977583a152ca4491e3b2ad16c6c8bc1757cb825459bcb34"
 # What inventory.ps1 reports when a key's CRYPT_KEY_PROV_INFO cannot be read (no such property).
 NO_PROVIDER_INFO = "no CERT_KEY_PROV_INFO property"
 CERT_SUFFIXES = frozenset({".pfx", ".p12", ".cer", ".crt", ".der", ".pem"})
@@ -289,7 +289,11 @@ class PowerShellHost:
             count += len(entry["c"])
             entries.append(entry)
         sql = [{"i": str(name), "t": str(value)} for name, value in dict(facts.get("sql_instances") or {}).items()]
-        document = {"v": 2, "stores": entries, "sql": sql, "n": count}
+        named = {
+            str(rule[0]).upper() for entry in entries for item in entry["c"] for rule in item.get("k", {}).get("a", [])
+        }
+        groups = local_groups(facts, self.folder.root.name, named)
+        document = {"v": 2, "stores": entries, "sql": sql, "n": count, "g": groups}
         return json.dumps(document, separators=(",", ":")) + "\r\n"
 
 

@@ -21,6 +21,11 @@ def test_status_json_has_the_checklist(lab_copy: Lab, run_cli) -> None:  # type:
     assert old["DataEncryption"]["safe_to_remove"] is False
     assert "reencryption-complete" in old["DataEncryption"]["blocking"]
     assert {f["rule"] for f in payload["findings"]} >= {"agent-config-thumbprint-stale", "cert-expiry-critical"}
+    preflight = payload["preflight"]
+    assert (preflight["remediation"], preflight["step"]) == ("sf-stage-rotation", "sf-upgraded")
+    results = {c["name"]: (c["result"], c["reason"]) for c in preflight["checks"]}
+    assert results["ClusterConfig.json configured"][0] == "pass"
+    assert results["no upgrade in progress"][0] == "unknown" and "gateway" in results["no upgrade in progress"][1]
     stale = {f["source"]: f for f in payload["findings"] if f["rule"] == "agent-config-thumbprint-stale"}
     assert (stale["localagent"]["step"], stale["localagent"]["remediation"]) == (
         "localagent-updated",
@@ -45,3 +50,7 @@ def test_status_table_prints_the_checklist(lab_copy: Lab, run_cli) -> None:  # t
     # Pending steps show their evidence under them.
     assert "  localagent-config.json clientCertThumbprint" in checklist
     assert "data-encryption-old-cert-removed-early" in out[out.index("FINDINGS") :]
+    preflight = out[out.index("PRE-FLIGHT of sf-stage-rotation (step sf-upgraded)") : out.index("FINDINGS")]
+    assert [line.split()[:2] for line in preflight.splitlines() if line.startswith("ClusterConfig.json configured")]
+    row = next(line for line in preflight.splitlines() if line.startswith("no upgrade in progress"))
+    assert row.split()[4] == "unknown", row

@@ -114,9 +114,21 @@ def test_the_checklist_renders_in_chromium(lab_copy: Lab, now: datetime, tmp_pat
     offered = [a["data-next-remediation"] for a in dom.having("data-next-remediation")]
     assert offered == [r["name"] for r in action["remediations"]]
     assert all(f"certmon remediate {name}" in "".join(dom.text) for name in offered), "with its dry-run command"
+    # The pre-flight checks of the next Service Fabric configuration upgrade, each with its result and reason;
+    # without a gateway source the checks that need the running cluster are unknown, never passed.
+    preflight = document["preflight"]
+    (summary,) = dom.having("data-remediation")
+    assert summary["data-remediation"] == preflight["remediation"] == "sf-stage-rotation"
+    shown_checks = [(a["data-check"], a["data-result"]) for a in dom.having("data-check")]
+    assert shown_checks == [(c["name"], c["result"]) for c in preflight["checks"]]
+    results = dict(shown_checks)
+    assert results["ClusterConfig.json read"] == "pass"
+    assert results["no upgrade in progress"] == "unknown"
+    assert all(c["reason"] in "".join(dom.text) for c in preflight["checks"]), "each with its reason"
     assert [a["id"] for a in dom.tags("section")] == [
         "next",
         "checklist",
+        "preflight",
         "findings",
         "certificates",
         "elsewhere",

@@ -84,7 +84,7 @@ def _validate(checker: Path, path: Path) -> tuple[int, list[dict[str, Any]]]:
 def test_dashboard_matches_grafana_schema(checker: Path) -> None:
     code, (report,) = _validate(checker, DASHBOARD)
     assert report["errors"] == [] and code == 0
-    assert report["panels"] == 30
+    assert report["panels"] == 31
     assert set(report["panelTypes"]) == {"row", "stat", "table", "bargauge", "timeseries"}
     dashboard = _dashboard()
     assert [i["name"] for i in dashboard["__inputs"]] == ["DS_PROMETHEUS"], "imports grafana.com style"
@@ -140,6 +140,8 @@ def test_variables_and_panels_the_operators_need() -> None:
         "Configuration upgrade state",
         "Source health",
         "Findings",
+        "Rotate-by deadline per role",
+        "Re-encryption duration used",
     } <= titles
     for title, expr in _queries(dashboard):
         assert 'environment=~"$environment"' in expr, title

@@ -140,5 +140,8 @@ def test_demo_help_lists_the_stages(run_cli: Cli) -> None:
     done = run_cli("demo", "--help", env={"COLUMNS": "200"})
     assert done.returncode == 0
     help_text = " ".join(done.stdout.split())
-    assert "rotation stage (default staged): before, staged, upgraded, re-encrypting, removed-early, done" in help_text
+    assert (
+        "rotation stage (default staged): before, staged, key-acl-missing, upgraded, re-encrypting, removed-early, done"
+        in help_text
+    )
     assert "--speed N" in help_text and "--set-stage STAGE" in help_text

@@ -175,3 +175,28 @@ def test_errors_of_a_successful_run_become_warnings() -> None:
 def test_malformed_clixml_is_reported_not_raised() -> None:
     stderr = read_stderr(b"#< CLIXML\r\n<Objs><S S='Error'>unterminated</Objs>")
     assert stderr.errors and "unterminated" in stderr.errors[0]
+
+
+def test_local_groups_are_parsed_and_bounded() -> None:
+    members = [
+        ["S-1-5-21-1-2-3-500", "AOS1\\Administrator", "User"],
+        ["S-1-5-21-9-512", "CONTOSO\\Domain Admins", "Group"],
+    ]
+    inventory = parse_inventory("AOS1", dumps(document(g={"S-1-5-32-544": members})))
+    (group,) = inventory.groups
+    assert group.sid == "S-1-5-32-544"
+    assert [(m.name, m.is_group) for m in group.members] == [
+        ("AOS1\\Administrator", False),
+        ("CONTOSO\\Domain Admins", True),
+    ]
+    assert parse_inventory("AOS1", dumps(document())).groups == (), "output without g: no membership known"
+    for bad, text in (
+        ([], "$.g is not an object"),
+        ({"S-1-5-32-544": [["S-1", "x"]]}, "is not [SID, name, ObjectClass]"),
+        ({"S-1-5-32-544": [["S-1", "x", 1]]}, "is not a string"),
+        ({f"S-1-5-21-{i}": [] for i in range(65)}, "more than 64"),
+        ({"S-1-5-32-544": [["S-1", "x", "User"]] * 1001}, "at most 1000 members"),
+    ):
+        with pytest.raises(CollectorError, match=text.replace("$", r"\$").replace("[", r"\[")) as caught:
+            parse_inventory("AOS1", dumps(document(g=bad)))
+        assert caught.value.reason is Reason.BAD_OUTPUT

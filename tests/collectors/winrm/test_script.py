@@ -29,16 +29,16 @@ def test_regression_key_kind_is_read_from_the_key_provider_information() -> None
     # and reports dwProvType (third field, after two pointers) and pwszProvName (second field).
     body = script_body()
     assert "GetRSAPrivateKey" not in body and "RSACng" not in body and "ECDsaCng" not in body
-    assert 'DllImport("crypt32.dll")' in body and "CertGetCertificateContextProperty($Cert.Handle,2," in body
-    assert "ReadInt32($info,2 * $ptr)" in body and "ReadIntPtr($info,$ptr)" in body
-    assert "t=$key[0];p=$key[1]" in body
+    assert 'DllImport("crypt32.dll")' in body and "CertGetCertificateContextProperty($C.Handle,2," in body
+    assert "ReadInt32($B,2*$T)" in body and "ReadIntPtr($B,$T)" in body
+    assert "t=$J[0];p=$J[1]" in body
 
 
 def test_key_file_acl_is_read_in_the_same_script() -> None:
     # Private-key access (issue 16): the key file of each certificate, found from CRYPT_KEY_PROV_INFO's
     # container name (first field), and every access rule of it, by SID, with rights and allow/deny.
     body = script_body()
-    assert "PtrToStringUni($M::ReadIntPtr($info,0))" in body
+    assert "PtrToStringUni($M::ReadIntPtr($B,0))" in body
     assert "RSA\\MachineKeys\\'+$C.PrivateKey.CspKeyContainerInfo.UniqueKeyContainerName" in body
     assert (
         "[Security.Cryptography.CngKey]::Open($K[2],[Security.Cryptography.CngProvider]$K[1],'MachineKey').UniqueName"
@@ -47,6 +47,18 @@ def test_key_file_acl_is_read_in_the_same_script() -> None:
     assert "GetAccessRules(1,1,[Security.Principal.SecurityIdentifier])" in body
     assert "[int]$r.FileSystemRights,[int]$r.AccessControlType" in body
     assert "-Depth 9" in body  # item.k.a[rule] nests 8 levels below the root; deeper would be stringified
+
+
+def test_local_groups_named_by_key_rules_are_listed_in_the_same_script() -> None:
+    # Group membership (issue 16): every identity of a key rule is noted, and each one that is a local group
+    # is listed with Get-LocalGroupMember; one that is not (or that fails) is left out, never guessed.
+    body = script_body()
+    assert "$G[$i.Value]=1" in body
+    assert "g=@{}" in body
+    assert (
+        "foreach($s in $G.Keys){try{$R.g[$s]=@(Get-LocalGroupMember -SID $s|%{,@($_.SID.Value,$_.Name,"
+        "$_.ObjectClass)})}catch{}}" in body
+    )
 
 
 def test_tightening_keeps_string_literals() -> None:
