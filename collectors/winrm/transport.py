@@ -178,7 +178,7 @@ def _authentication(endpoint: Endpoint) -> requests.auth.AuthBase:
         from requests_credssp import HttpCredSSPAuth
 
         # The account's password is delegated to the node: the point of CredSSP (the second hop).
-        return HttpCredSSPAuth(endpoint.username, endpoint.password, minimum_version=CREDSSP_MINIMUM_VERSION)  # type: ignore[no-any-return]
+        return HttpCredSSPAuth(endpoint.username, endpoint.password, minimum_version=CREDSSP_MINIMUM_VERSION)
     if endpoint.transport == "ntlm":
         from requests_ntlm import HttpNtlmAuth
 
