@@ -345,6 +345,10 @@ class WinRMCollector(Collector):
         """Run an operator-approved command on a node, in a session of its own (see command.py)."""
         return run_in(self._session_factory(self.endpoint(node)), command, deadline)
 
+    def command_session(self, node: str) -> WinRMSession:
+        """A new session to a node for a remediation's sequence of commands (the caller closes it)."""
+        return self._session_factory(self.endpoint(node))
+
     def close(self) -> None:
         """Delete every node's shell and drop the connections, in parallel and briefly."""
         with self._lock:
