@@ -57,6 +57,7 @@ _AGENT_SHARE = re.compile(rb'(<FileShare\b[^>]*\brefName\s*=\s*["\']agent["\'][^
 _PATH = re.compile(rb"<Path>[^<]*</Path>|<Path\s*/>")
 
 NodeFilesFactory = Callable[[str], NodeFiles]
+_PLACEHOLDER = "C:\\certmon-temp-folder"
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,8 @@ class CopySet:
         files = [*self.scripts, (TEMPLATE_NAME, self.template)]
         folder = f"%TEMP%\\{FOLDER_PREFIX}<random>"
         copied = ", ".join(f"Infrastructure\\{name} (SHA-256 {_digest(data)})" for name, data in files)
-        command = _command(folder, self.scripts[0][0]).text()
+        # The folder's name is drawn when the copy runs: the command is shown with the placeholder.
+        command = _command(_PLACEHOLDER, self.scripts[0][0]).text().replace(_PLACEHOLDER, folder)
         return (
             f"copy to {folder} on {node} over WinRM, each file checked by SHA-256: {copied} "
             f"(agent share Path pointed at {folder}\\agent), agent\\Credentials\\Credentials.json "
