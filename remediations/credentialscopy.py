@@ -149,6 +149,8 @@ def point_agent_share(template: bytes, path: str, name: str = TEMPLATE_NAME) -> 
 
 def rotate_on_node(files: NodeFiles, copy: CopySet, deadline: Deadline) -> bytes:
     """Copy, run, copy back; the node's folder is removed whatever happens. The rotated Credentials.json."""
+    # A run killed half-way (certmon's process, not the node) left its folder behind: remove those first.
+    files.remove_stale(FOLDER_PREFIX, deadline)
     folder = files.make_temp_folder(FOLDER_PREFIX + secrets.token_hex(8), deadline)
     failure: BaseException | None = None
     try:

@@ -89,6 +89,16 @@ def read_chunk_script(path: str, offset: int, count: int) -> str:
     )
 
 
+def remove_stale_script(prefix: str) -> str:
+    """Delete the folders named `prefix*` in the account's temporary folder (left by killed runs); prints their names."""
+    if not _FOLDER_NAME.fullmatch(prefix):
+        raise ValueError(f"invalid temporary folder prefix {prefix!r}")
+    return (
+        f"Get-ChildItem -LiteralPath ([IO.Path]::GetTempPath()) -Directory -Filter {quote(prefix + '*')} | "
+        "ForEach-Object { Remove-Item -LiteralPath $_.FullName -Recurse -Force; $_.Name }"
+    )
+
+
 def remove_folder_script(path: str) -> str:
     """Delete a folder and everything in it."""
     return f"Remove-Item -LiteralPath {quote(path)} -Recurse -Force"
@@ -172,6 +182,10 @@ class NodeFiles:
                 Reason.BAD_OUTPUT, f"{self.node}: {path} changed or was damaged while being read (SHA-256)"
             )
         return data
+
+    def remove_stale(self, prefix: str, deadline: Deadline) -> list[str]:
+        """Delete earlier runs' folders `prefix*` in the temporary folder; their names."""
+        return [line.strip() for line in self.run(remove_stale_script(prefix), deadline).splitlines() if line.strip()]
 
     def remove_folder(self, path: str, deadline: Deadline) -> None:
         """Delete a folder (with its files) on the node."""

@@ -33,6 +33,7 @@ _HASH = re.compile(rf"^\$p = {_Q}\n\$i = Get-Item")
 _READ = re.compile(
     rf"^\$f = \[IO\.File\]::OpenRead\({_Q}\)\n" r"try { \$b = New-Object byte\[\] (\d+); \[void\]\$f\.Seek\((\d+),"
 )
+_STALE = re.compile(rf"^Get-ChildItem -LiteralPath \(\[IO\.Path\]::GetTempPath\(\)\) -Directory -Filter {_Q} \|")
 _REMOVE = re.compile(rf"^Remove-Item -LiteralPath {_Q} -Recurse -Force$")
 _FORBIDDEN = re.compile(r'[<>:"/|?*\x00-\x1f]')
 
@@ -86,6 +87,10 @@ def run(script: str, node_root: Path, facts: dict[str, Any]) -> str | None:
         path, count, offset = _unquote(found.group(1)), int(found.group(2)), int(found.group(3))
         if body == nodefiles.read_chunk_script(path, offset, count):
             return _read(_file(node_root, facts, path, "OpenRead"), offset, count)
+    if (found := _STALE.match(body)) and _unquote(found.group(1)).endswith("*"):
+        prefix = _unquote(found.group(1))[:-1]
+        if body == nodefiles.remove_stale_script(prefix):
+            return _remove_stale(node_root, facts, prefix)
     if (found := _REMOVE.match(body)) and body == nodefiles.remove_folder_script(_unquote(found.group(1))):
         return _remove(node_root, facts, _unquote(found.group(1)))
     return None
@@ -148,3 +153,20 @@ def _remove(node_root: Path, facts: dict[str, Any], path: str) -> str:
     else:
         target.unlink()
     return ""
+
+
+def _remove_stale(node_root: Path, facts: dict[str, Any], prefix: str) -> str:
+    base = temp_path(facts)
+    folder = local(node_root, facts, base.rstrip("\\")) if base else None
+    if folder is None:
+        raise ScriptError(f"Cannot find path '{base}' because it does not exist.")
+    if not folder.is_dir():
+        return ""  # an empty temporary folder: nothing to list
+    # -Filter on the file system is case-insensitive; NTFS lists a folder in upper-cased name order.
+    removed = sorted(
+        (p for p in folder.iterdir() if p.is_dir() and p.name.lower().startswith(prefix.lower())),
+        key=lambda p: p.name.upper(),
+    )
+    for path in removed:
+        shutil.rmtree(path)
+    return "".join(f"{p.name}\r\n" for p in removed)

@@ -108,3 +108,14 @@ def test_a_file_over_the_limit_is_not_sent(node: tuple[NodeFiles, Path]) -> None
     with pytest.raises(NodeFileError, match="over the"):
         files.upload(b"\0" * (MAX_FILE_BYTES + 1), f"{TEMP}\\big.bin", Deadline.after(10))
     assert not (temp / "big.bin").exists()
+
+
+def test_folders_left_by_killed_runs_are_removed(node: tuple[NodeFiles, Path]) -> None:
+    files, temp = node
+    deadline = Deadline.after(60)
+    assert files.remove_stale("certmon-rotate-", deadline) == []
+    for name in ("certmon-rotate-1", "Certmon-Rotate-2", "other"):
+        files.make_temp_folder(name, deadline)
+    files.upload(b"x", f"{TEMP}\\certmon-rotate-1\\agent\\x.json", deadline)
+    assert files.remove_stale("certmon-rotate-", deadline) == ["certmon-rotate-1", "Certmon-Rotate-2"]
+    assert [p.name for p in temp.iterdir()] == ["other"]
