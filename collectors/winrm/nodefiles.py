@@ -90,7 +90,7 @@ def read_chunk_script(path: str, offset: int, count: int) -> str:
 
 
 def remove_stale_script(prefix: str) -> str:
-    """Delete the folders named `prefix*` in the account's temporary folder (left by killed runs); prints their names."""
+    """Delete the folders `prefix*` in the temporary folder (left by killed runs); prints their names."""
     if not _FOLDER_NAME.fullmatch(prefix):
         raise ValueError(f"invalid temporary folder prefix {prefix!r}")
     return (

@@ -25,9 +25,10 @@ from typing import Any
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
+from collectors.certificate import normalize_thumbprint
 from collectors.errors import Reason, ThumbprintError
 from collectors.model import CertReference, Generation, Problem
-from collectors.certificate import normalize_thumbprint
+from collectors.winrm.nodefiles import command_line
 
 FABRIC_NS = "{http://schemas.microsoft.com/2011/01/fabric}"
 DATA_ROOT = "C:\\ProgramData\\SF"
@@ -66,6 +67,9 @@ PACKAGES_SCRIPT = "\n".join(
         "ConvertTo-Json -Compress -Depth 3 @{v = 1; f = @($f)}",
     )
 )
+
+#: powershell.exe and its arguments (stop on the first error, like every command certmon sends)
+PACKAGES_COMMAND = command_line(PACKAGES_SCRIPT)
 
 
 @dataclass(frozen=True, slots=True)

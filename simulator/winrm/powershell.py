@@ -246,8 +246,11 @@ class PowerShellHost:
 
     def _approved(self, script: str) -> Process | None:
         """An operator-approved command this node knows (Configure-CredentialsJson.ps1 -Action Rotate), or None."""
-        from simulator.winrm import credentialsjson, nodetemp
+        from simulator.winrm import credentialsjson, nodetemp, packagefiles
 
+        packages = packagefiles.run(script, self.folder.root, self.folder.facts())
+        if packages is not None:
+            return Process(packages.encode("ascii"), b"", 0)
         try:
             transferred = nodetemp.run(script, self.folder.root, self.folder.facts())
         except nodetemp.ScriptError as err:
