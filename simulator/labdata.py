@@ -110,6 +110,9 @@ def write_node_facts(lab: Lab) -> None:
             update_node_facts(lab.certs_dir / node.name, credentials_json=facts, temp=temp)
     lab.infrastructure.mkdir(parents=True, exist_ok=True)
     (lab.infrastructure / CREDENTIALS_SCRIPT.rsplit("\\", 1)[-1]).write_bytes(CREDENTIALS_SCRIPT_STAND_IN)
+    from simulator.labpackages import write_package_files
+
+    write_package_files(lab)
 
 
 def config_sections(lab: Lab) -> dict[str, Any]:

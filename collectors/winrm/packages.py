@@ -27,10 +27,12 @@ from defusedxml import DefusedXmlException
 
 from collectors.certificate import normalize_thumbprint
 from collectors.errors import Reason, ThumbprintError
-from collectors.model import CertReference, Generation, Problem
+from collectors.model import CertReference, Generation, Problem, Snapshot
 from collectors.winrm.nodefiles import command_line
 
 FABRIC_NS = "{http://schemas.microsoft.com/2011/01/fabric}"
+#: how a package setting's reference text ends its file name (package_thumbprints_by_role finds them by it)
+PACKAGE_FILE_MARK = ".Package.Current.xml "
 DATA_ROOT = "C:\\ProgramData\\SF"
 MAX_FILES = 12
 MAX_FILE_BYTES = 1024 * 1024
@@ -158,3 +160,14 @@ def package_references(node: str, settings: list[PackageSetting], source: str) -
         CertReference(s.role, s.thumbprint, Generation.NEW, f"{s.path} {s.section}/{s.parameter}", source, node)
         for s in settings
     )
+
+
+def package_thumbprints_by_role(snapshot: Snapshot, source: str = "winrm") -> dict[str, set[str]]:
+    """Every thumbprint a running package on any node carries, by role (empty when not read)."""
+    found: dict[str, set[str]] = {}
+    for result in snapshot.of_source(source):
+        references = result.observation.references if result.observation is not None else ()
+        for reference in references:
+            if PACKAGE_FILE_MARK.lower() in reference.reference.lower() and reference.thumbprint:
+                found.setdefault(reference.role, set()).add(reference.thumbprint)
+    return found

@@ -50,6 +50,8 @@ class WinRMSource(SourceSettings):
     allow_ntlm: bool = False
     #: negotiate: service class of the nodes' SPNs, SERVICE/<node host>
     spn_service: Literal["HTTP", "WSMAN"] = "HTTP"
+    #: also read C:\ProgramData\SF\...\*.Package.Current.xml thumbprint settings (one more command per node)
+    package_settings: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> WinRMSource:
@@ -122,6 +124,7 @@ def collector(section: WinRMSource) -> Collector | None:
         server_thumbprint=section.server_thumbprint,
         operation_timeout=section.operation_timeout_seconds,
         allow_ntlm=section.allow_ntlm,
+        package_settings=section.package_settings,
         spn_service=section.spn_service,
         stores=tuple(section.stores),
     )
