@@ -166,3 +166,25 @@ def test_point_agent_share_changes_only_the_agent_path() -> None:
     assert edited == template.replace(b"\\\\DC1\\D365\\agent", b"C:\\Temp\\x&amp;y\\agent")
     with pytest.raises(RemediationError, match='one FileShare refName="agent"'):
         point_agent_share(template.replace(b'"agent"', b'"other"'), "C:\\x")
+
+
+def test_an_approved_plan_pins_the_script_that_is_copied(aos_lab: Lab, now: datetime) -> None:
+    settings = settings_for(aos_lab)
+    shown = run(settings, now, apply=False)
+    assert shown.plan is not None
+    # The script changes between the dry run the operator approved and the apply: refused, nothing copied.
+    script = aos_lab.root / "Infrastructure" / "Configure-CredentialsJson.ps1"
+    script.write_bytes(script.read_bytes() + b"# changed\r\n")
+    before = aos_lab.credentials_json.read_bytes()
+    daemon = Daemon(settings, clock=lambda: now)
+    try:
+        daemon.collect_once()
+        result = remediation_engine(daemon, 0.2, "tester").apply(
+            REMEDIATION, remediation_context(daemon), shown.plan.digest
+        )
+    finally:
+        daemon.stop()
+    assert result.outcome is Outcome.REFUSED
+    assert "the plan changed since it was shown" in result.message
+    assert aos_lab.credentials_json.read_bytes() == before
+    assert not node_temp(aos_lab).exists() or list(node_temp(aos_lab).iterdir()) == []
