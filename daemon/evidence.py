@@ -33,6 +33,7 @@ from collectors.answers import Evidence
 from collectors.clusterconfig import ClusterConfig
 from collectors.servicefabric import evidence as sf_evidence
 from collectors.sql import reencryption
+from collectors.winrm.packages import package_thumbprints_by_role
 from daemon.context import Context
 from daemon.inventory import template_pair
 
@@ -67,9 +68,14 @@ LCS_ROLES = ("DataEncryption", "DataSigning", "SessionAuthentication")
 
 def app_settings_applied(ctx: Context) -> Evidence:
     """Does the running AXSF application use the new data encryption, signing and session thumbprints?"""
-    if sf_evidence.gateway_facts(ctx.snapshot) is None:
+    # The running packages' settings on the nodes (sources.winrm.package_settings) count as much as the
+    # application parameters: a node whose package still names an old certificate has not taken the change.
+    packages = package_thumbprints_by_role(ctx.snapshot)
+    if sf_evidence.gateway_facts(ctx.snapshot) is None and not packages:
         return Evidence.unknown(f"{GATEWAY_MISSING} (application parameters of AXSF)")
-    used = sf_evidence.app_thumbprints_by_role(ctx.snapshot)
+    used = sf_evidence.app_thumbprints_by_role(ctx.snapshot) if sf_evidence.gateway_facts(ctx.snapshot) else {}
+    for role, thumbprints in packages.items():
+        used[role] = used.get(role, set()) | thumbprints
     pair = template_pair(ctx)
     lagging, unknown = [], []
     for role in LCS_ROLES:
@@ -83,7 +89,7 @@ def app_settings_applied(ctx: Context) -> Evidence:
     if lagging:
         return Evidence(False, f"the running applications still use old certificates: {'; '.join(lagging)}")
     if unknown:
-        return Evidence.unknown(f"no application parameter carries {', '.join(unknown)}")
+        return Evidence.unknown(f"no application parameter or package setting carries {', '.join(unknown)}")
     rotated = [role for role in LCS_ROLES if pair.rotated(role)]
     return Evidence(True, f"the running applications use the new {', '.join(rotated) or 'certificates'}")
 

@@ -10,10 +10,12 @@ back: every value must now be encrypted to the new certificate, or the backup is
 
 The double hop: the script reads and writes Credentials.json on the agent share, a second machine.
 Over WinRM with NTLM (or Kerberos without delegation) the remote session has no credentials for
-that second hop and the share answers "Access to the path ... is denied". certmon runs the command
-only when the operator declares (`sources.credentials.rotate.second_hop: delegation`) that the hop
-works (CredSSP enabled for the WinRM account, or Kerberos constrained delegation from the node to
-the file server); otherwise it refuses with that reason (docs/credentials-rotate.md).
+that second hop and the share answers "Access to the path ... is denied".
+`sources.credentials.rotate.second_hop` says how certmon gets round it (docs/credentials-rotate.md):
+`delegation` (the operator declares Kerberos constrained delegation from the node to the file server),
+`credssp` (the winrm source logs on with CredSSP, which hands the account's credentials to the node),
+`copy` (no second hop at all: script and file go to the node and back, remediations/credentialscopy.py);
+otherwise (`refuse`) the remediation is refused with that reason.
 """
 
 from __future__ import annotations
@@ -40,6 +42,13 @@ from collectors.model import CertObservation, Generation
 from collectors.winrm.command import ApprovedCommand, CommandOutcome
 from remediations.base import Check, Remediation, RemediationContext, RemediationError, VerificationError
 from remediations.checkpoint import Checkpoint
+from remediations.credentialscopy import (
+    NODE_FILES_OPTION,
+    NodeFilesFactory,
+    check_rotated,
+    read_copy_set,
+    rotate_on_node,
+)
 from remediations.files import atomic_write, write_backup
 from remediations.plan import Plan, RemoteCommand
 
@@ -59,8 +68,12 @@ class RotateTarget:
     script: str
     configuration_file: str
     timeout_seconds: float = 600.0
-    #: "delegation": the operator declares the WinRM session can reach the agent share; "refuse" otherwise
+    #: refuse | delegation (declared by the operator) | credssp (winrm transport credssp) | copy (to the node and back)
     second_hop: str = "refuse"
+    #: the winrm source's transport (credssp is checked against it)
+    transport: str = ""
+    #: copy: the Infrastructure folder as this machine reads it (script, modules, the new ConfigTemplate.xml)
+    scripts_folder: Path | None = None
 
     def command(self) -> ApprovedCommand:
         """The exact command the operator approves."""
@@ -109,15 +122,39 @@ def _second_hop(ctx: RemediationContext) -> str:
     if target.second_hop == "delegation":
         return (
             f"declared (sources.credentials.rotate.second_hop: delegation): the WinRM session on {target.node} "
-            "can reach the agent share through CredSSP or Kerberos delegation"
+            "can reach the agent share through Kerberos delegation"
         )
+    if target.second_hop == "credssp":
+        if target.transport != "credssp":
+            raise RemediationError(
+                "sources.credentials.rotate.second_hop: credssp needs sources.winrm.transport: credssp "
+                f"(now {target.transport or 'no winrm source'})"
+            )
+        return f"CredSSP: the WinRM session hands the account's credentials to {target.node} for the agent share"
+    if target.second_hop == "copy":
+        _node_files(ctx)
+        copy = read_copy_set(target.scripts_folder, _script_name(target), path)
+        names = ", ".join(name for name, _ in copy.scripts)
+        return f"no second hop: {names}, ConfigTemplate.xml and {path.name} are copied to {target.node} and back"
     raise RemediationError(
         f"Configure-CredentialsJson.ps1 on {target.node} reads and writes {path.name} on the agent share, a second "
-        "hop from the WinRM session: with NTLM, or Kerberos without delegation, the share denies it. Enable "
-        "CredSSP or Kerberos constrained delegation for the WinRM account and set "
-        "sources.credentials.rotate.second_hop: delegation, or run the runbook step on the node yourself "
+        "hop from the WinRM session: with NTLM, or Kerberos without delegation, the share denies it. Set "
+        "sources.credentials.rotate.second_hop to copy (the script and the file go to the node and back), "
+        "credssp (with sources.winrm.transport: credssp, CredSSP enabled on the node) or delegation (Kerberos "
+        "constrained delegation to the file server in place), or run the runbook step on the node yourself "
         "(docs/credentials-rotate.md)"
     )
+
+
+def _script_name(target: RotateTarget) -> str:
+    return target.script.rsplit("\\", 1)[-1]
+
+
+def _node_files(ctx: RemediationContext) -> NodeFilesFactory:
+    factory = ctx.options.get(NODE_FILES_OPTION)
+    if factory is None:
+        raise RemediationError("the winrm source is not configured: certmon cannot copy files to a node")
+    return factory
 
 
 def _remote_described(ctx: RemediationContext) -> str:
@@ -187,8 +224,14 @@ class CredentialsJsonRotate(Remediation):
         pending = self._pending(ctx, path, new)
         if not pending:
             return Plan(self.name, (), reason=f"every value of {path.name} is encrypted to {new}")
-        command = RemoteCommand(target.node, target.command().text())
+        command = RemoteCommand(target.node, self._command_text(target, path))
         return Plan(self.name, (command,), follow_up=follow_up_steps(pending, new))
+
+    @staticmethod
+    def _command_text(target: RotateTarget, path: Path) -> str:
+        if target.second_hop == "copy":
+            return read_copy_set(target.scripts_folder, _script_name(target), path).describe(target.node, path)
+        return target.command().text()
 
     @staticmethod
     def _pending(ctx: RemediationContext, path: Path, new: str) -> list[str]:
@@ -204,12 +247,15 @@ class CredentialsJsonRotate(Remediation):
         """Back up the file, run the approved command, fail on a non-zero exit or an error record."""
         path, target = _path(ctx), _target(ctx)
         commands = [c for c in plan.changes if isinstance(c, RemoteCommand)]
-        if len(commands) != 1 or commands[0].command != target.command().text():
+        if len(commands) != 1 or commands[0].command != self._command_text(target, path):
             raise RemediationError(f"{self.name}: the plan is not the approved command")
         original = read_bytes(path)
         backup = write_backup(path, original, checkpoint.backup_dir)
         checkpoint.backups.append(backup)
         checkpoint.on_rollback(f"restore {path} from {backup}", lambda: _restore(path, original))
+        if target.second_hop == "copy":
+            self._apply_copy(ctx, target, path, original)
+            return
         try:
             outcome = _remote(ctx)(target.node, target.command(), Deadline.after(target.timeout_seconds))
         except CertmonError as err:
@@ -217,6 +263,30 @@ class CredentialsJsonRotate(Remediation):
         if not outcome.ok:
             errors = "; ".join(outcome.errors) or outcome.output or "no output"
             raise RemediationError(f"{target.node}: Configure-CredentialsJson.ps1 exited {outcome.exit_code}: {errors}")
+
+    @staticmethod
+    def _apply_copy(ctx: RemediationContext, target: RotateTarget, path: Path, original: bytes) -> None:
+        copy = read_copy_set(target.scripts_folder, _script_name(target), path)
+        if copy.credentials != original:
+            raise RemediationError(f"{path} changed while the remediation was starting; run it again")
+        deadline = Deadline.after(target.timeout_seconds)
+        try:
+            files = _node_files(ctx)(target.node)
+        except (CertmonError, ValueError) as err:
+            raise RemediationError(f"cannot open a WinRM session to {target.node}: {err}") from err
+        try:
+            rotated = rotate_on_node(files, copy, deadline)
+        except CertmonError as err:
+            raise RemediationError(f"copying to {target.node} and back failed: {err}") from err
+        finally:
+            files.close()
+        index = RecipientIndex(o.certificate for o in ctx.snapshot.certificates())
+        check_rotated(original, rotated, new_encipherment(ctx), index, path.name)
+        if read_bytes(path) != original:
+            raise RemediationError(
+                f"{path} changed on the share while it was rotated on {target.node}; nothing written"
+            )
+        atomic_write(path, rotated)
 
     def verify(self, ctx: RemediationContext, plan: Plan) -> None:
         """Every value of the file is now encrypted to the new certificate."""

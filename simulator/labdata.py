@@ -28,6 +28,7 @@ from simulator.axdb import (
     open_sqlite,
     orchestrator_ddl,
 )
+from simulator.labmodel import WINRM_USER
 
 if TYPE_CHECKING:
     from simulator.labmodel import Lab
@@ -36,6 +37,14 @@ ENVIRONMENT_ID = "3f1d6c5e-4b6a-4d1f-9d62-2b1fb0d1a001"
 ENCRYPTED_FIELDS = 1200
 CREDENTIALS_SCRIPT = "C:\\D365\\Infrastructure\\Configure-CredentialsJson.ps1"
 CONFIGURATION_FILE = "C:\\D365\\Infrastructure\\ConfigTemplate.xml"
+# Microsoft's Configure-CredentialsJson.ps1 is not published: the lab's Infrastructure folder holds this
+# stand-in, and the simulated AOS node runs its emulation (simulator/winrm/credentialsjson.py) for the
+# installed file or a byte-identical copy of it.
+CREDENTIALS_SCRIPT_STAND_IN = (
+    b"# certmon lab: stand-in for the Infrastructure scripts' Configure-CredentialsJson.ps1 (not published).\r\n"
+    b"# The simulated AOS node emulates -Action Rotate for this file and byte-identical copies of it.\r\n"
+    b"param([string]$ConfigurationFilePath, [string]$Action)\r\n"
+)
 
 
 def config_json_location() -> str:
@@ -93,7 +102,17 @@ def write_node_facts(lab: Lab) -> None:
     }
     for node in lab.nodes:
         if node.purpose == "AOS":
-            update_node_facts(lab.certs_dir / node.name, credentials_json=facts)
+            # GetTempPath() in a WinRM session: the account's own profile (credentials-json-rotate's copy mode).
+            temp = {
+                "path": f"C:\\Users\\{WINRM_USER}\\AppData\\Local\\Temp\\",
+                "folder": f"../../node-temp/{node.name}",
+            }
+            update_node_facts(lab.certs_dir / node.name, credentials_json=facts, temp=temp)
+    lab.infrastructure.mkdir(parents=True, exist_ok=True)
+    (lab.infrastructure / CREDENTIALS_SCRIPT.rsplit("\\", 1)[-1]).write_bytes(CREDENTIALS_SCRIPT_STAND_IN)
+    from simulator.labpackages import write_package_files
+
+    write_package_files(lab)
 
 
 def config_sections(lab: Lab) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,8 @@ from collectors.model import (
 )
 from collectors.winrm.command import ApprovedCommand, CommandOutcome, run_in
 from collectors.winrm.keyacl import CertKeyAccess, LocalGroup, key_acl_read_samples, key_reader_samples
-from collectors.winrm.output import Inventory, interpret
+from collectors.winrm.output import Inventory, interpret, read_stderr
+from collectors.winrm.packages import PACKAGES_COMMAND, interpret_packages, package_references
 from collectors.winrm.script import inventory_command
 from collectors.winrm.session import WinRMSession
 from collectors.winrm.transport import DEFAULT_PORTS, TRANSPORTS, Endpoint, Transport
@@ -53,6 +54,8 @@ class WinRMOptions:
     allow_ntlm: bool = False
     #: negotiate: the service class of the nodes' SPNs (SERVICE/<node host>)
     spn_service: str = "HTTP"
+    #: also read the running packages' *.Package.Current.xml thumbprint settings (one more command per node)
+    package_settings: bool = False
 
     def __post_init__(self) -> None:
         # Only transports that encrypt everything: NTLM/Kerberos message encryption, or TLS.
@@ -253,7 +256,7 @@ class WinRMCollector(Collector):
             return self._sessions.get(node)
 
     def collect(self, target: str, deadline: Deadline) -> Observation:
-        """Run the inventory script on one node and model what it printed."""
+        """Run the inventory script on one node and model what it printed (and the package settings, if asked)."""
         session = self._session(target)
         executable, arguments = self._command
         # Finish a little before the runner gives up, so the error says what the node was doing.
@@ -265,12 +268,30 @@ class WinRMCollector(Collector):
         with self._lock:
             cached = self._last_output.get(target)
         if cached is not None and cached[0] == digest.digest():
-            return cached[1]
+            return self._with_packages(session, target, cached[1], inner)
         inventory = interpret(f"{target} ({url})", result.stdout, result.stderr, result.exit_code)
         observation = self._observation(target, url, inventory)
         with self._lock:
             self._last_output[target] = (digest.digest(), observation)
-        return observation
+        return self._with_packages(session, target, observation, inner)
+
+    def _with_packages(
+        self, session: WinRMSession, node: str, observation: Observation, deadline: Deadline
+    ) -> Observation:
+        """The observation plus the running packages' thumbprint settings (packages.py), when asked for."""
+        if not self.options.package_settings:
+            return observation
+        result = session.run(*PACKAGES_COMMAND, deadline)
+        errors = read_stderr(result.stderr).errors
+        if result.exit_code != 0 or errors:
+            message = f"{node}: reading the package settings failed (exit {result.exit_code}): {'; '.join(errors)}"
+            return replace(observation, problems=(*observation.problems, Problem(Reason.SCRIPT_ERROR, message)))
+        settings, problems = interpret_packages(node, result.stdout)
+        return replace(
+            observation,
+            references=(*observation.references, *package_references(node, settings, self.name)),
+            problems=(*observation.problems, *problems),
+        )
 
     def _observation(self, node: str, url: str, inventory: Inventory) -> Observation:
         certificates: list[CertObservation] = []
@@ -346,6 +367,10 @@ class WinRMCollector(Collector):
     def run_approved(self, node: str, command: ApprovedCommand, deadline: Deadline) -> CommandOutcome:
         """Run an operator-approved command on a node, in a session of its own (see command.py)."""
         return run_in(self._session_factory(self.endpoint(node)), command, deadline)
+
+    def command_session(self, node: str) -> WinRMSession:
+        """A new session to a node for a remediation's sequence of commands (the caller closes it)."""
+        return self._session_factory(self.endpoint(node))
 
     def close(self) -> None:
         """Delete every node's shell and drop the connections, in parallel and briefly."""

@@ -22,9 +22,18 @@ from collectors.boundedhttp import AnswerTooLarge, BoundedAdapter
 from collectors.errors import Reason
 from collectors.winrm import negotiate, soap
 
-Transport = Literal["ntlm", "https-basic", "kerberos", "negotiate", "https-negotiate"]
-TRANSPORTS: tuple[Transport, ...] = ("ntlm", "https-basic", "kerberos", "negotiate", "https-negotiate")
-DEFAULT_PORTS = {"ntlm": 5985, "https-basic": 5986, "kerberos": 5985, "negotiate": 5985, "https-negotiate": 5986}
+Transport = Literal["ntlm", "https-basic", "kerberos", "negotiate", "https-negotiate", "credssp"]
+TRANSPORTS: tuple[Transport, ...] = ("ntlm", "https-basic", "kerberos", "negotiate", "https-negotiate", "credssp")
+DEFAULT_PORTS = {
+    "ntlm": 5985,
+    "https-basic": 5986,
+    "kerberos": 5985,
+    "negotiate": 5985,
+    "https-negotiate": 5986,
+    "credssp": 5985,
+}
+#: CredSSP servers older than protocol version 5 are open to CVE-2018-0886: refused.
+CREDSSP_MINIMUM_VERSION = 5
 HTTPS_TRANSPORTS = ("https-basic", "https-negotiate")
 
 
@@ -89,6 +98,8 @@ def open_protocol(endpoint: Endpoint, timeout: float) -> Protocol:
         raise ValueError("transport kerberos needs the pykerberos (Linux) or winkerberos (Windows) package")
     if endpoint.transport in negotiate.NEGOTIATE_TRANSPORTS and (missing := negotiate.unavailable_reason()):
         raise ValueError(missing)
+    if endpoint.transport == "credssp" and (missing := credssp_unavailable_reason()):
+        raise ValueError(missing)
     try:
         protocol = Protocol(endpoint.url, **_protocol_options(endpoint))
     except WinRMError as err:
@@ -117,8 +128,8 @@ def open_protocol(endpoint: Endpoint, timeout: float) -> Protocol:
     session.mount("http://", adapter)
     transport.session = session
     try:
-        if endpoint.transport in ("ntlm", "kerberos"):
-            transport.setup_encryption(session)  # the logon: NTLM or Kerberos handshake
+        if endpoint.transport in ("ntlm", "kerberos", "credssp"):
+            transport.setup_encryption(session)  # the logon: NTLM, Kerberos or CredSSP handshake
             _require_encrypted_answers(transport)
         elif endpoint.transport in negotiate.NEGOTIATE_TRANSPORTS:
             # pywinrm's Encryption only knows its own auth objects; ours has the same two methods.
@@ -153,7 +164,21 @@ def _require_encrypted_answers(transport: Any) -> None:
     encryption.parse_encrypted_response = strict
 
 
+def credssp_unavailable_reason() -> str | None:
+    """Why transport credssp cannot work here (the optional requests-credssp package), or None."""
+    try:
+        import requests_credssp  # noqa: F401
+    except ImportError:
+        return "transport credssp needs the requests-credssp package (install certmon[credssp])"
+    return None
+
+
 def _authentication(endpoint: Endpoint) -> requests.auth.AuthBase:
+    if endpoint.transport == "credssp":
+        from requests_credssp import HttpCredSSPAuth
+
+        # The account's password is delegated to the node: the point of CredSSP (the second hop).
+        return HttpCredSSPAuth(endpoint.username, endpoint.password, minimum_version=CREDSSP_MINIMUM_VERSION)
     if endpoint.transport == "ntlm":
         from requests_ntlm import HttpNtlmAuth
 
@@ -247,6 +272,8 @@ def classify(err: BaseException) -> tuple[Reason, str]:
         return Reason.UNREACHABLE, f"connection failed: {_short(err)}"
     if isinstance(err, InvalidCredentialsError):
         return Reason.AUTH_FAILED, "the server rejected the credentials"
+    if type(err).__module__.startswith("requests_credssp"):
+        return Reason.AUTH_FAILED, f"CredSSP logon failed: {_credssp_hint(err)}"
     if isinstance(err, PermissionError | spnego.exceptions.SpnegoError):
         return Reason.AUTH_FAILED, f"authentication failed: {_short(err)}"
     if isinstance(err, WSManFaultError):
@@ -263,6 +290,17 @@ def classify(err: BaseException) -> tuple[Reason, str]:
     return Reason.PROTOCOL_ERROR, f"{type(err).__name__}: {_short(err)}"
 
 
+def _credssp_hint(err: BaseException) -> str:
+    """requests-credssp's words, with what to change when the node does not offer CredSSP."""
+    text = _short(err)
+    if "did not response CredSSP" in text:
+        return (
+            "the node does not offer CredSSP (on the node: Enable-WSManCredSSP -Role Server; "
+            f"or use another second_hop in sources.credentials.rotate) [{text}]"
+        )
+    return text
+
+
 def _short(err: BaseException | str, limit: int = 200) -> str:
     text = " ".join(str(err).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -277,6 +315,7 @@ def _protocol_options(endpoint: Endpoint) -> dict[str, Any]:
         "https-basic": "basic",
         "negotiate": "kerberos",
         "https-negotiate": "kerberos",
+        "credssp": "credssp",
     }.get(endpoint.transport)
     if auth is None or (auth == "basic" and not endpoint.url.startswith("https://")):
         # Never plain HTTP without message encryption: Basic credentials and the inventory in clear text.
@@ -285,7 +324,7 @@ def _protocol_options(endpoint: Endpoint) -> dict[str, Any]:
         "transport": auth,
         "username": endpoint.username or None,
         "password": endpoint.password,
-        "message_encryption": "always" if endpoint.transport in ("ntlm", "kerberos") else "never",
+        "message_encryption": "always" if endpoint.transport in ("ntlm", "kerberos", "credssp") else "never",
         "read_timeout_sec": 30,
         "operation_timeout_sec": 20,
     }

@@ -12,8 +12,10 @@ from collectors.base import Collector, Deadline
 from collectors.credentials import CredentialsCollector
 from collectors.winrm import WinRMCollector
 from collectors.winrm.command import ApprovedCommand, CommandOutcome, check_windows_path
+from collectors.winrm.nodefiles import NodeFiles
 from daemon.sources.agentshare import AgentShareSource
 from daemon.sources.base import Paths, SourceSettings, Strict
+from remediations.credentialscopy import NODE_FILES_OPTION
 from remediations.credentialsrotate import CREDENTIALS_PATH_OPTION, REMOTE_OPTION, ROTATE_OPTION, RotateTarget
 
 CREDENTIALS_RELATIVE = ("Credentials", "Credentials.json")
@@ -27,7 +29,9 @@ class CredentialsRotateSettings(Strict):
     configuration_file: str = "C:\\D365\\Infrastructure\\ConfigTemplate.xml"
     timeout_seconds: float = Field(600.0, gt=0)
     #: the script reaches Credentials.json on the agent share: a WinRM second hop (docs/credentials-rotate.md)
-    second_hop: Literal["refuse", "delegation"] = "refuse"
+    second_hop: Literal["refuse", "delegation", "credssp", "copy"] = "refuse"
+    #: copy: the Infrastructure folder on this machine (default: sources.configtemplate.infrastructure)
+    scripts_folder: Path | None = None
 
     @model_validator(mode="after")
     def _paths(self) -> CredentialsRotateSettings:
@@ -66,21 +70,36 @@ def paths(section: CredentialsSource, agentshare: AgentShareSource) -> Paths:
 
 
 def remediation_options(
-    section: CredentialsSource, agentshare: AgentShareSource, collectors: Mapping[str, Collector]
+    section: CredentialsSource,
+    agentshare: AgentShareSource,
+    collectors: Mapping[str, Collector],
+    infrastructure: Path | None = None,
 ) -> dict[str, Any]:
     """Credentials.json, where to rotate it, and a way to run approved commands on the node (the winrm source)."""
     rotate = section.rotate
+    winrm = collectors.get("winrm")
+    transport = winrm.options.transport if isinstance(winrm, WinRMCollector) else ""
     options: dict[str, Any] = {
         CREDENTIALS_PATH_OPTION: credentials_path(section, agentshare),
         ROTATE_OPTION: RotateTarget(
-            rotate.node, rotate.script, rotate.configuration_file, rotate.timeout_seconds, rotate.second_hop
+            rotate.node,
+            rotate.script,
+            rotate.configuration_file,
+            rotate.timeout_seconds,
+            rotate.second_hop,
+            transport,
+            rotate.scripts_folder or infrastructure,
         ),
     }
-    winrm = collectors.get("winrm")
     if isinstance(winrm, WinRMCollector):
 
         def run(node: str, command: ApprovedCommand, deadline: Deadline) -> CommandOutcome:
             return winrm.run_approved(node, command, deadline)
 
+        def node_files(node: str) -> NodeFiles:
+            # A session of its own, like approved commands: the inventory's session stays untouched.
+            return NodeFiles(winrm.command_session(node))
+
         options[REMOTE_OPTION] = run
+        options[NODE_FILES_OPTION] = node_files
     return options

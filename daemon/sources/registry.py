@@ -137,5 +137,5 @@ def remediation_options(
         **servicefabric.remediation_options(s.servicefabric, collectors, clock),
         **sql.remediation_options(s.sql),
         **agentshare.remediation_options(s.agentshare),
-        **credentials.remediation_options(s.credentials, s.agentshare, collectors),
+        **credentials.remediation_options(s.credentials, s.agentshare, collectors, s.configtemplate.infrastructure),
     }

@@ -35,7 +35,8 @@ class WinRMSource(SourceSettings):
     use_template_addresses: bool = False
     nodes: list[str] = Field(default_factory=list)
     addresses: dict[str, str] = Field(default_factory=dict)
-    transport: Literal["ntlm", "https-basic", "kerberos", "negotiate", "https-negotiate"] = "ntlm"
+    #: credssp delegates the account's password to the node (the double hop; docs/credentials-rotate.md)
+    transport: Literal["ntlm", "https-basic", "kerberos", "negotiate", "https-negotiate", "credssp"] = "ntlm"
     port: int | None = Field(None, ge=1, le=65535)
     ca_bundle: Path | None = None
     server_thumbprint: str | None = None
@@ -49,6 +50,8 @@ class WinRMSource(SourceSettings):
     allow_ntlm: bool = False
     #: negotiate: service class of the nodes' SPNs, SERVICE/<node host>
     spn_service: Literal["HTTP", "WSMAN"] = "HTTP"
+    #: also read C:\ProgramData\SF\...\*.Package.Current.xml thumbprint settings (one more command per node)
+    package_settings: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> WinRMSource:
@@ -80,8 +83,11 @@ class WinRMSource(SourceSettings):
     def auth_problem(self) -> str | None:
         """Why the configured logon cannot work in this installation (check-config), None when it can."""
         from collectors.winrm.negotiate import NEGOTIATE_TRANSPORTS, unavailable_reason
+        from collectors.winrm.transport import credssp_unavailable_reason
 
         missing = unavailable_reason() if self.enabled and self.transport in NEGOTIATE_TRANSPORTS else None
+        if self.enabled and self.transport == "credssp":
+            missing = credssp_unavailable_reason()
         return f"sources.winrm: {missing}" if missing else None
 
     def password_text(self) -> str:
@@ -118,6 +124,7 @@ def collector(section: WinRMSource) -> Collector | None:
         server_thumbprint=section.server_thumbprint,
         operation_timeout=section.operation_timeout_seconds,
         allow_ntlm=section.allow_ntlm,
+        package_settings=section.package_settings,
         spn_service=section.spn_service,
         stores=tuple(section.stores),
     )

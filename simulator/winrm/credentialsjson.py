@@ -31,6 +31,7 @@ from collectors.errors import CollectorError
 from collectors.model import Generation
 from collectors.winrm.command import ApprovedCommand
 from simulator.agentshare import decrypt_value, encrypt_value, write_json
+from simulator.winrm import nodetemp
 from simulator.winrm.nodefile import read_node_facts
 
 SCRIPT_NAME = "configure-credentialsjson.ps1"
@@ -45,20 +46,40 @@ def _unquote(text: str) -> str:
     return text.replace("''", "'")
 
 
-def match(script: str, node_facts: dict[str, Any]) -> tuple[str, str] | None:
-    """(ConfigurationFilePath, Action) when the script is exactly the approved Configure-CredentialsJson call."""
+def match(script: str, node_facts: dict[str, Any], node_root: Path | None = None) -> tuple[str, str] | None:
+    """(ConfigurationFilePath, Action) when the script is exactly the approved Configure-CredentialsJson call.
+
+    The script is the installed one, or a copy of it in the account's temporary folder (same bytes).
+    """
     configured = str(dict(node_facts.get("credentials_json") or {}).get("script", ""))
     found = _INVOCATION.search(script)
     if not configured or found is None:
         return None
     path, config, action = (_unquote(g) for g in found.groups())
-    if path.lower() != configured.lower():
+    if path.lower() != configured.lower() and not _is_copy(node_root, node_facts, path, configured):
         return None
     expected = ApprovedCommand(path, (("ConfigurationFilePath", config), ("Action", action))).script_text()
     return (config, action) if script == expected else None
 
 
+def _is_copy(node_root: Path | None, facts: dict[str, Any], path: str, configured: str) -> bool:
+    """True when `path` is a file of the temporary folder with the installed script's name and bytes."""
+    if node_root is None or path.rsplit("\\", 1)[-1].lower() != SCRIPT_NAME:
+        return False
+    copy = nodetemp.local(node_root, facts, path)
+    try:
+        installed = _local(node_root, configured, facts)
+        return copy is not None and copy.is_file() and copy.read_bytes() == installed.read_bytes()
+    except (ScriptFailure, OSError):
+        return False
+
+
 def _local(node_root: Path, windows_path: str, facts: dict[str, Any]) -> Path:
+    in_temp = nodetemp.local(node_root, facts, windows_path)
+    if in_temp is not None:
+        if not in_temp.exists():
+            raise ScriptFailure(f"Cannot find path '{windows_path}' because it does not exist.")
+        return in_temp
     settings = dict(facts.get("credentials_json") or {})
     if windows_path.startswith("\\\\") and settings.get("delegation") is not True:
         raise ScriptFailure(f"Access to the path '{windows_path}' is denied.")

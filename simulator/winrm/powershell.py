@@ -246,9 +246,19 @@ class PowerShellHost:
 
     def _approved(self, script: str) -> Process | None:
         """An operator-approved command this node knows (Configure-CredentialsJson.ps1 -Action Rotate), or None."""
-        from simulator.winrm import credentialsjson
+        from simulator.winrm import credentialsjson, nodetemp, packagefiles
 
-        found = credentialsjson.match(script, self.folder.facts())
+        packages = packagefiles.run(script, self.folder.root, self.folder.facts())
+        if packages is not None:
+            return Process(packages.encode("ascii"), b"", 0)
+        try:
+            transferred = nodetemp.run(script, self.folder.root, self.folder.facts())
+        except nodetemp.ScriptError as err:
+            # The transfer scripts' trap writes the exception message to stderr and exits 1.
+            return Process(b"", f"{err}\r\n".encode(), 1)
+        if transferred is not None:
+            return Process(transferred.encode("ascii"), b"", 0)
+        found = credentialsjson.match(script, self.folder.facts(), self.folder.root)
         if found is None:
             return None
         configuration_file, action = found

@@ -31,6 +31,7 @@ from simulator.axdb import INITIAL_PARTITION
 from simulator.lab import Lab, write_config
 from simulator.postgres import PgEnvironment
 from simulator.winrm import SimulatedFleet
+from simulator.winrm.nodefile import read_node_facts
 from tests.axdbkit import read_axdb_on_postgres, seed_reencryption_off
 from tests.reliability.crashchild import fork_server
 from tests.reliability.crashkit import Scenario, crash_loop
@@ -209,13 +210,16 @@ def test_sf_replica_check_timeout(context: ForkServerContext, lab_copy: Lab, now
 # -- Credentials.json: a command on the AOS node ------------------------------------------------------
 
 
-def test_credentials_json_rotate(context: ForkServerContext, lab_copy: Lab) -> None:
+@pytest.mark.parametrize("second_hop", ["delegation", "copy"])
+def test_credentials_json_rotate(context: ForkServerContext, lab_copy: Lab, second_hop: str) -> None:
     small_inventory(lab_copy)
     with SimulatedFleet.from_lab(lab_copy, names=["AOS1"]) as fleet:
         write_config(lab_copy, 0, fleet.addresses())
         config = yaml.safe_load(lab_copy.config_file.read_text(encoding="utf-8"))
         config["sources"]["certfolder"]["path"] = "certs-small"
         config["sources"]["winrm"].update(config_template=None, nodes=["AOS1"])
+        # copy: the script and the file go to the node's temporary folder and back (no second hop at all).
+        config["sources"]["credentials"]["rotate"]["second_hop"] = second_hop
         lab_copy.config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         path = lab_copy.credentials_json
         original = path.read_bytes()
@@ -262,6 +266,10 @@ def test_credentials_json_rotate(context: ForkServerContext, lab_copy: Lab) -> N
             settle=lambda: fleet.call(idle_shells_expire()),
         )
         run(context, scenario)
+        if second_hop == "copy":
+            # Killed runs leave their folder on the node; every later run removes them, then its own.
+            temp = lab_copy.certs_dir / "AOS1" / read_node_facts(lab_copy.certs_dir / "AOS1")["temp"]["folder"]
+            assert not [p.name for p in temp.resolve().iterdir()]
 
 
 # -- SQL: one transaction on AXDB (PostgreSQL through psqlODBC) ----------------------------------------

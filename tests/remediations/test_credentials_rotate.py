@@ -167,7 +167,9 @@ def test_regression_refused_when_the_second_hop_is_not_declared(aos_lab: Lab, no
         daemon.stop()
     assert result.outcome is Outcome.REFUSED
     assert "second hop to the agent share: Configure-CredentialsJson.ps1 on AOS1" in result.message
-    assert "CredSSP or Kerberos constrained delegation" in result.message
+    assert "Set sources.credentials.rotate.second_hop to copy" in result.message
+    assert "credssp (with sources.winrm.transport: credssp" in result.message
+    assert "delegation (Kerberos constrained delegation" in result.message
     assert aos_lab.credentials_json.read_bytes() == before
 
 

@@ -78,3 +78,32 @@ def test_pypsrp_with_a_wrong_password_is_refused(psrp_lab: Lab, fleet: Simulated
     ):
         pass
     assert fleet[NODE].counters.snapshot()["auth_failures"] >= 1
+
+
+def test_pypsrp_winrs_copies_a_file_to_the_node_and_reads_it_back(psrp_lab: Lab, fleet: SimulatedFleet) -> None:
+    # credentials-json-rotate's copy mode, driven by a client nobody here wrote: the same command lines.
+    from collectors.winrm import nodefiles
+
+    def run(script: str) -> bytes:
+        executable, arguments = nodefiles.command_line(script)
+        process = Process(shell, executable, list(arguments))
+        process.invoke()
+        process.signal(SignalCode.CTRL_C)
+        assert process.rc == 0 and process.stderr == b"", process.stderr
+        return bytes(process.stdout)
+
+    data = bytes(range(256)) * 7  # two chunks
+    with _wsman(psrp_lab, fleet) as wsman, WinRS(wsman) as shell:
+        folder = run(nodefiles.temp_folder_script("certmon-psrp")).decode().strip()
+        path = f"{folder}\\f.bin"
+        run(nodefiles.write_chunk_script(path, data[: nodefiles.UPLOAD_CHUNK], first=True))
+        run(nodefiles.write_chunk_script(path, data[nodefiles.UPLOAD_CHUNK :], first=False))
+        length, digest = run(nodefiles.hash_script(path)).decode().split()
+        back = run(nodefiles.read_chunk_script(path, 0, len(data)))
+        run(nodefiles.remove_folder_script(folder))
+    import base64
+    import hashlib
+
+    assert folder.endswith("\\AppData\\Local\\Temp\\certmon-psrp")
+    assert (int(length), digest) == (len(data), hashlib.sha256(data).hexdigest().upper())
+    assert base64.b64decode(back.strip()) == data
