@@ -37,6 +37,7 @@ from collectors.servicefabric.evidence import (
     upgrade_idle_evidence,
     version_evidence,
 )
+from collectors.sql.reencryption import reencryption_complete_evidence
 from remediations.base import Check, Remediation, RemediationContext, RemediationError, VerificationError
 from remediations.plan import FileChange, HttpRequest, Plan
 from remediations.sfchecks import (
@@ -285,6 +286,7 @@ class CleanupOldCerts(_ClusterConfigStep):
                     in_use_evidence(ctx.snapshot, rotation.new_server, [rotation.new_client], rotation.old_server),
                 )
             )
+            checks.append(reencryption_finished_check(ctx))
         return checks
 
     def edit(self, data: bytes, config_stage: str, rotation: SfRotation, path: Path) -> FileChange | None:
@@ -297,6 +299,24 @@ class CleanupOldCerts(_ClusterConfigStep):
             raise RemediationError(f"{path.name} is {config_stage}, not staged ({slots}): nothing to clean up")
         after, values = cleanup(data, rotation.old_client, str(path), new_server=rotation.new_server)
         return FileChange(path, data, after, values) if values else None
+
+
+def reencryption_finished_check(ctx: RemediationContext) -> Check:
+    """The runbook's order: the old thumbprints go last, after the encrypted data is re-encrypted.
+
+    Refused while AXDB shows data still encrypted with the old certificate (the checklist orders
+    `sf-cleaned` after `reencryption-complete`). Where re-encryption is not watched (no SQL source,
+    no probe) the check passes and says so: the clean-up itself needs no re-encryption evidence.
+    """
+    name = "re-encryption finished (the runbook cleans up last)"
+    evidence = reencryption_complete_evidence(ctx.snapshot)
+    if evidence.value is False:
+        return Check(
+            name, False, f"{evidence.detail}; clean up after the re-encryption job finishes (reencryption-complete)"
+        )
+    if evidence.value is None:
+        return Check(name, True, f"not watched: {evidence.detail}; confirm the re-encryption finished first")
+    return Check(name, True, evidence.detail)
 
 
 class ReplicaCheckTimeout(Remediation):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -95,6 +97,13 @@ class SfLab:
     def finish_upgrade(self) -> None:
         """Move the simulated clock past every upgrade domain."""
         self.clock.advance(STEP * 10)
+
+    def finish_reencryption(self) -> None:
+        """Every lab encrypted field re-encrypted to the new DataEncryption certificate (the batch job's end)."""
+        old = self.lab.cert("DataEncryption", "old").thumbprint
+        new = self.lab.cert("DataEncryption", "new").thumbprint
+        with contextlib.closing(sqlite3.connect(self.lab.axdb_file)) as connection, connection:
+            connection.execute("UPDATE LABENCRYPTEDFIELD SET CERTTHUMBPRINT = ? WHERE CERTTHUMBPRINT = ?", (new, old))
 
     def unstage_file(self) -> None:
         """Make ClusterConfig.json the running (pre-rotation) configuration, with Windows line endings."""

@@ -53,9 +53,14 @@ def test_stage_upgrade_and_clean_up_from_the_command_line(sf: SfLab, run_cli: Cl
     code, refused, _ = _remediate(run_cli, sf, "sf-cleanup-old-certs", "--apply")
     assert (code, refused["outcome"]) == (1, "refused")
     failed = [c["name"] for c in refused["checks"] if not c["ok"]]
-    assert failed == ["staged configuration upgrade completed", "new certificates in use"]
+    assert failed == [
+        "staged configuration upgrade completed",
+        "new certificates in use",
+        "re-encryption finished (the runbook cleans up last)",
+    ]
 
     sf.finish_upgrade()
+    sf.finish_reencryption()
     code, cleaned, _ = _remediate(run_cli, sf, "sf-cleanup-old-certs", "--apply")
     assert code == 0, cleaned["message"]
     assert cleaned["outcome"] == "applied"

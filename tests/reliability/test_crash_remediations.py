@@ -180,6 +180,7 @@ def test_sf_cleanup_old_certs(context: ForkServerContext, sf: SfLab, now: dateti
     sf.write_settings()
     stage(sf, now)
     sf.finish_upgrade()
+    sf.finish_reencryption()
     run(context, upgrade_scenario(sf, "sf-cleanup-old-certs", "cleaned, upgrade not started"))
 
 

@@ -23,6 +23,7 @@ def _stage_and_finish(sf: SfLab, now: datetime) -> None:
     finally:
         run.close()
     sf.finish_upgrade()
+    sf.finish_reencryption()
 
 
 def test_cleanup_is_refused_until_the_staged_configuration_runs(sf: SfLab, now: datetime) -> None:
@@ -41,6 +42,9 @@ def test_cleanup_is_refused_until_the_staged_configuration_runs(sf: SfLab, now: 
         "new certificates in use": f"the running configuration 2.0.0 does not use {new} yet: cluster primary is {old}; "
         f"server primary is {old}; reverse_proxy primary is {old}; client "
         f"{sf.lab.cert('ServiceFabricClient', 'new').thumbprint} is not admin; the gateway presents {old}",
+        # The runbook's order: the old thumbprints go after the encrypted data is re-encrypted.
+        "re-encryption finished (the runbook cleans up last)": "still encrypted with the old certificate: "
+        "lab-encrypted-fields 1200; clean up after the re-encryption job finishes (reencryption-complete)",
     }
 
 
@@ -138,3 +142,26 @@ def test_localagent_update_without_a_gateway_is_refused_unless_overridden(sf: Sf
     assert "no Service Fabric gateway source (sources.servicefabric) is configured" in gate.detail
     assert allowed["cluster configuration upgrade completed"].ok
     assert allowed["cluster configuration upgrade completed"].detail.startswith("OVERRIDDEN by the operator")
+
+
+def test_cleanup_waits_for_the_reencryption_then_applies(sf: SfLab, now: datetime) -> None:
+    """Regression: the clean-up passed every pre-flight check while AXDB still held data under the old certificate."""
+    run = remediating(sf, now)
+    try:
+        assert run.engine.apply(StageRotation(), run.ctx).outcome is Outcome.APPLIED
+    finally:
+        run.close()
+    sf.finish_upgrade()
+    waiting = remediating(sf, now)
+    try:
+        refused = waiting.engine.apply(CLEANUP, waiting.ctx)
+    finally:
+        waiting.close()
+    assert refused.outcome is Outcome.REFUSED
+    assert [c.name for c in refused.checks if not c.ok] == ["re-encryption finished (the runbook cleans up last)"]
+    sf.finish_reencryption()
+    done = remediating(sf, now, follow=100)
+    try:
+        assert done.engine.apply(CLEANUP, done.ctx).outcome is Outcome.APPLIED
+    finally:
+        done.close()

@@ -56,6 +56,7 @@ def test_the_reverse_proxy_keeps_its_own_certificate_through_the_rotation(sf: Sf
     assert staged.outcome is Outcome.APPLIED, staged.message
     assert _slots(sf) == {"cluster": (new, old), "server": (new, old), "reverse_proxy": (own, "")}
     sf.finish_upgrade()
+    sf.finish_reencryption()
     later = remediating(sf, now)
     try:
         cleaned = later.engine.apply(CleanupOldCerts(), later.ctx)
