@@ -46,7 +46,9 @@ def _scrapes(port: int, count: int = SCRAPES) -> tuple[int, float]:
 def slowloris(threading_baseline: bool | str) -> dict[str, float]:
     """Scrapes and collector room during 1,200 slow connections, 700 descriptors."""
     with child(700, threading_baseline) as listener, Slowloris(listener.port, 1200):
-        listener.wait_for(lambda s: s["connections"] + s["evicted"] >= 200)
+        # A server that stops accepting at its own limit (waitress: 100) holds that many, nearly.
+        held = min(200, int(listener.cap * 0.9)) if listener.cap else 200
+        listener.wait_for(lambda s: s["connections"] + s["evicted"] >= held)
         failures, worst = _scrapes(listener.port)
         room = listener.ask("files")
     return {"failures": failures, "worst_s": worst, "collectors_ok": float(room.get("ok", False))}

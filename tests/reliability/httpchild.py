@@ -138,6 +138,8 @@ class _Waitress:
 
         self.server = create_server(_wsgi_app(body), host="127.0.0.1", port=0, threads=8, backlog=4096)
         self.port = int(self.server.getsockname()[1])  # type: ignore[union-attr]
+        #: waitress stops accepting past its connection_limit (100 by default)
+        self.cap = int(self.server.adj.connection_limit)  # type: ignore[union-attr]
         threading.Thread(target=self.server.run, daemon=True).start()
 
     def state(self) -> dict[str, int]:
@@ -164,7 +166,7 @@ def main() -> None:
     chosen = [BASELINES[a] for a in sys.argv[1:] if a in BASELINES]
     if chosen:
         baseline = chosen[0](exposition.text)
-        print(json.dumps({"port": baseline.port, "cap": 0}), flush=True)
+        print(json.dumps({"port": baseline.port, "cap": getattr(baseline, "cap", 0)}), flush=True)
         for line in sys.stdin:
             command = line.strip()
             if command == "state":
