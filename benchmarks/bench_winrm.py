@@ -33,12 +33,14 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import hashes  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from cryptography.hazmat.primitives.serialization import Encoding  # noqa: E402
 from cryptography.x509.oid import NameOID  # noqa: E402
+from threadprofile import ThreadProfiles  # noqa: E402
 
 from collectors.winrm import WinRMCollector, WinRMOptions  # noqa: E402
 from collectors.winrm.script import inventory_command  # noqa: E402
@@ -149,9 +151,9 @@ def cpu_seconds() -> float:
 
 
 def run_pool(
-    nodes: Nodes, root: Path, names: list[str], pool: int, latency: float, cycles: int, certs: int
+    nodes: Nodes, root: Path, names: list[str], pool: int, latency: float, cycles: int, certs: int, profile: int = 0
 ) -> dict[str, float]:
-    """Cold cycle then steady cycles with one pool size."""
+    """Cold cycle then steady cycles with one pool size; `profile` > 0 prints that many hot spots of extra cycles."""
     options = WinRMOptions(username=USER, password=PASSWORD)
     collector = WinRMCollector(options, nodes=names, addresses=nodes.addresses, concurrency=pool, timeout=60)
     runner = Runner("bench", [collector])
@@ -170,6 +172,13 @@ def run_pool(
             cpus.append(cpu_seconds() - cpu)
             node_cpus.append(nodes.cpu_seconds() - node_cpu)
         totals = nodes.totals()
+        if profile:
+            # Extra steady cycles, apart from the timed ones: profiling slows what it watches.
+            with ThreadProfiles() as profiles:
+                for _ in range(cycles):
+                    runner.run_source("winrm")
+            print(f"pool {pool}: {cycles} steady cycles, {profiles.threads} threads profiled, by own time")
+            print(profiles.print(profile))
         # One more cycle after every node renewed a certificate: nothing can be reused.
         replace_one_certificate(root, names, pool)
         cpu = cpu_seconds()
@@ -251,6 +260,9 @@ def main() -> int:
     parser.add_argument("--cycles", type=int, default=3)
     parser.add_argument("--switch-interval", type=float, help="sys.setswitchinterval for the collector process")
     parser.add_argument("--json", action="store_true", help="first pool size only; print its figures as JSON")
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="N", help="also profile every collector thread; print N hot spots"
+    )
     args = parser.parse_args()
     if args.json:
         print(json.dumps(measure(args.nodes, args.certs, args.latency, args.pool[0], args.cycles)))
@@ -278,7 +290,7 @@ def main() -> int:
             )
             print(header)
             for pool in args.pool:
-                r = run_pool(nodes, work / "nodes", names, pool, args.latency, args.cycles, args.certs)
+                r = run_pool(nodes, work / "nodes", names, pool, args.latency, args.cycles, args.certs, args.profile)
                 print(
                     f"{r['pool']:>5} {r['cold_wall']:>7.2f} {r['cold_requests_per_node']:>13.1f} {r['wall']:>9.2f} "
                     f"{r['ideal']:>8.2f} {r['ratio']:>6.2f} {r['requests_per_node']:>8.1f} "

@@ -1,0 +1,125 @@
+"""One SOAP exchange on a logged-on connection, sent straight through the connection's bounded adapter.
+
+pywinrm's `Transport.send_message` prepares every message through `requests.Session`: it merges the
+session's headers, cookies and proxy settings, calls the authentication handler, and sends through
+`Session.send`, which dispatches hooks, extracts cookies and looks for redirects. Profiled per thread
+(benchmarks/bench_winrm.py --profile), that machinery was about a fifth of the collector's CPU per
+node, repeated for each of the three requests of every cycle, although after the logon nothing in it
+changes from one message to the next.
+
+`install` replaces the transport's `send_message` with one that does the same exchange with less:
+
+* the headers are those `Session.prepare_request` gives a message on this session, computed once
+  (the session's headers, the NTLM handler's `Connection: Keep-Alive`), plus the body's length and
+  the `multipart/encrypted` content type that pywinrm's encryption sets;
+* the message is sealed exactly as pywinrm (NTLM) or negotiate.py (Kerberos) seals it, and the
+  answer opened by the same `parse_encrypted_response` (the strict one from transport.py: an answer
+  without message encryption is refused);
+* the request goes through the session's own adapter (`BoundedAdapter`: size cap and deadline
+  unchanged), with the session's `verify` and `cert`, and no proxy (the session has none);
+* HTTP errors end as pywinrm ends them (401: InvalidCredentialsError; other 4xx/5xx:
+  WinRMTransportError with the opened answer, from which Protocol.send_message reads the WSManFault).
+
+What is left out, on purpose: a redirect is not followed (a node has no reason to send one, and a
+sealed message is not sent elsewhere), and a 401 after the logon is not answered with a new NTLM
+handshake on the same connection (the message in flight was sealed with the old keys and could not be
+replayed): the session retries once on a fresh connection instead. Sessions this does not cover take
+pywinrm's path unchanged: Basic and pywinrm's own Kerberos handler (its hook checks the server's
+token on answers), and a session that received cookies during the logon.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.structures import CaseInsensitiveDict
+from winrm.encryption import Encryption
+from winrm.exceptions import InvalidCredentialsError, WinRMTransportError
+
+from collectors.winrm import negotiate
+
+_ENCRYPTED_TYPE = 'multipart/encrypted;protocol="{}";boundary="Encrypted Boundary"'
+
+
+def _ntlm_auth() -> type | None:
+    try:
+        from requests_ntlm import HttpNtlmAuth
+    except ImportError:  # pragma: no cover - a dependency of pywinrm
+        return None
+    return HttpNtlmAuth
+
+
+def _sealer(encryption: Any, host: str) -> tuple[Callable[[bytes], bytes], str] | None:
+    """How a message is sealed on this session, and the content type that says so; None: not a known kind."""
+    if isinstance(encryption, negotiate.NegotiateEncryption):
+        return encryption.seal, _ENCRYPTED_TYPE.format(negotiate.PROTOCOL)
+    if type(encryption) is Encryption and encryption.protocol == "ntlm":
+        end = encryption.MIME_BOUNDARY + b"--\r\n"
+        encrypt = encryption._encrypt_message
+
+        def seal(message: bytes) -> bytes:
+            return encrypt(message, host) + end
+
+        return seal, _ENCRYPTED_TYPE.format(encryption.protocol_string.decode())
+    return None
+
+
+def install(transport: Any) -> bool:
+    """Give a logged-on pywinrm transport the direct exchange; False (nothing changed) when it does not apply."""
+    session = transport.session
+    if session is None or session.cookies:
+        return False
+    ntlm = _ntlm_auth()
+    if session.auth is not None and (ntlm is None or type(session.auth) is not ntlm):
+        return False
+    endpoint = transport.endpoint
+    sealer = None
+    if transport.encryption is not None:
+        sealer = _sealer(transport.encryption, urlsplit(endpoint).hostname or "")
+        if sealer is None:
+            return False
+    # The request Session.prepare_request makes of a message on this session: its URL and headers.
+    template = session.prepare_request(requests.Request("POST", endpoint, data=b"-"))
+    adapter = session.get_adapter(template.url)
+    original = transport.send_message
+
+    def send_message(message: str | bytes) -> bytes:
+        if transport.session is not session or session.cookies:
+            return bytes(original(message))
+        data = message.encode("utf-8") if isinstance(message, str) else message
+        headers = CaseInsensitiveDict(template.headers)
+        if sealer is None:
+            body = data
+        else:
+            body = sealer[0](data)
+            headers["Content-Type"] = sealer[1]
+        headers["Content-Length"] = str(len(body))
+        request = requests.PreparedRequest()
+        request.method = "POST"
+        request.url = template.url
+        request.headers = headers
+        request.body = body
+        request.hooks = {"response": []}
+        response = adapter.send(
+            request,
+            stream=False,
+            timeout=transport.read_timeout_sec,
+            verify=session.verify,
+            cert=session.cert,
+            proxies={},
+        )
+        # The whole body first, within the adapter's cap and deadline, as Session.send reads it (stream=False).
+        response.content  # noqa: B018
+        status = response.status_code
+        if status == 401:
+            raise InvalidCredentialsError("the specified credentials were rejected by the server")
+        if 400 <= status < 600:
+            text = transport._get_message_response_text(response) if response.content else b""
+            raise WinRMTransportError("http", status, text.decode())
+        return bytes(transport._get_message_response_text(response))
+
+    transport.send_message = send_message
+    return True
