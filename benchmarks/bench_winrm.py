@@ -6,11 +6,15 @@ the collector through the daemon's runner, cycle after cycle, and prints, side b
 * cycle wall time / network-ideal, where ideal = requests per node x latency x ceil(nodes / pool);
 * HTTP requests per node per steady cycle and NTLM handshakes, counted by the nodes themselves;
 * collector CPU seconds per 1,000 certificates, in steady cycles and in a cycle where every node
-  renewed a certificate (nothing reused), and the CPU the collector and the nodes spent per
-  cycle (on a small machine they compete for the same cores, which the ideal does not count);
+  renewed a certificate (nothing reused), the CPU the collector and the nodes spent per cycle
+  (on a small machine they compete for the same cores, which the ideal does not count), and the
+  collector's CPU per node per steady cycle (target <= 2 ms);
+* with --profile N, the N hot spots of every collector thread over extra steady cycles (cProfile
+  per thread, counting each thread's own CPU time; see threadprofile.py).
 * the same node read with pywinrm's Session.run_cmd, for comparison (requests and time per call).
 
-    /work/venv/bin/python benchmarks/bench_winrm.py [--nodes 200] [--certs 100] [--latency 0.05] [--pool 16 50]
+    .venv/bin/python benchmarks/bench_winrm.py [--nodes 200] [--certs 100] [--latency 0.05] [--pool 16 50]
+        [--cycles 3] [--profile 40]
 """
 
 from __future__ import annotations
@@ -203,6 +207,7 @@ def run_pool(
         "cpu_per_1000_certs": statistics.median(cpus) / (found / 1000) if found else float("nan"),
         "changed_cpu_per_1000_certs": changed_cpu / (found / 1000) if found else float("nan"),
         "collector_cpu": statistics.median(cpus),
+        "cpu_ms_per_node": statistics.median(cpus) / len(names) * 1000,
         "nodes_cpu": statistics.median(node_cpus),
         "certs": found,
         "failed": len(failed),
@@ -286,6 +291,7 @@ def main() -> int:
             header = (
                 f"{'pool':>5} {'cold s':>7} {'cold req/node':>13} {'steady s':>9} {'ideal s':>8} {'ratio':>6} "
                 f"{'req/node':>8} {'handshakes':>10} {'CPU s/1000 certs':>16} {'(changed)':>9} {'collector CPU s':>15} "
+                f"{'CPU ms/node':>11} "
                 f"{'nodes CPU s':>11} {'certs':>7} {'failed':>6}"
             )
             print(header)
@@ -295,7 +301,7 @@ def main() -> int:
                     f"{r['pool']:>5} {r['cold_wall']:>7.2f} {r['cold_requests_per_node']:>13.1f} {r['wall']:>9.2f} "
                     f"{r['ideal']:>8.2f} {r['ratio']:>6.2f} {r['requests_per_node']:>8.1f} "
                     f"{r['handshakes_per_cycle']:>10.0f} {r['cpu_per_1000_certs']:>16.3f} "
-                    f"{r['changed_cpu_per_1000_certs']:>9.3f} {r['collector_cpu']:>15.2f} "
+                    f"{r['changed_cpu_per_1000_certs']:>9.3f} {r['collector_cpu']:>15.2f} {r['cpu_ms_per_node']:>11.2f} "
                     f"{r['nodes_cpu']:>11.2f} {r['certs']:>7} {r['failed']:>6}"
                 )
             base = pywinrm_baseline(nodes, names, calls=10)
