@@ -39,7 +39,8 @@ from requests.structures import CaseInsensitiveDict
 from winrm.encryption import Encryption
 from winrm.exceptions import InvalidCredentialsError, WinRMTransportError
 
-from collectors.winrm import negotiate
+from collectors.boundedhttp import BoundedAdapter
+from collectors.winrm import negotiate, rawhttp
 
 _ENCRYPTED_TYPE = 'multipart/encrypted;protocol="{}";boundary="Encrypted Boundary"'
 
@@ -84,6 +85,8 @@ def install(transport: Any) -> bool:
     # The request Session.prepare_request makes of a message on this session: its URL and headers.
     template = session.prepare_request(requests.Request("POST", endpoint, data=b"-"))
     adapter = session.get_adapter(template.url)
+    # The answer read on the connection's socket (rawhttp.py) needs the bounds of BoundedAdapter.
+    direct = isinstance(adapter, BoundedAdapter)
     original = transport.send_message
 
     def send_message(message: str | bytes) -> bytes:
@@ -103,16 +106,18 @@ def install(transport: Any) -> bool:
         request.headers = headers
         request.body = body
         request.hooks = {"response": []}
-        response = adapter.send(
-            request,
-            stream=False,
-            timeout=transport.read_timeout_sec,
-            verify=session.verify,
-            cert=session.cert,
-            proxies={},
-        )
-        # The whole body first, within the adapter's cap and deadline, as Session.send reads it (stream=False).
-        response.content  # noqa: B018
+        timeout = transport.read_timeout_sec
+        response = None
+        if direct:
+            headers["Accept-Encoding"] = "identity"
+            head = rawhttp.request_head(request.url or "", headers)
+            response = rawhttp.exchange(adapter, request, head, timeout, verify=session.verify, cert=session.cert)
+        if response is None:
+            response = adapter.send(
+                request, stream=False, timeout=timeout, verify=session.verify, cert=session.cert, proxies={}
+            )
+            # The whole body first, within the adapter's cap and deadline, as Session.send reads it (stream=False).
+            response.content  # noqa: B018
         status = response.status_code
         if status == 401:
             raise InvalidCredentialsError("the specified credentials were rejected by the server")
