@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ from cryptography.hazmat.primitives.serialization import Encoding  # noqa: E402
 from cryptography.x509.oid import NameOID  # noqa: E402
 from threadprofile import ThreadProfiles  # noqa: E402
 
-from collectors.winrm import WinRMCollector, WinRMOptions  # noqa: E402
+from collectors.winrm import WinRMCollector, WinRMOptions, exchange  # noqa: E402
 from collectors.winrm.script import inventory_command  # noqa: E402
 from daemon.runner import Runner  # noqa: E402
 from simulator.pki import make_certificate, pfx_bytes, rsa_key  # noqa: E402
@@ -215,6 +216,20 @@ def run_pool(
     }
 
 
+@contextlib.contextmanager
+def _direct_exchange(enabled: bool) -> Iterator[None]:
+    """With `enabled` False, sessions opened meanwhile keep pywinrm's send path (exchange.install does nothing)."""
+    if enabled:
+        yield
+        return
+    install = exchange.install
+    exchange.install = lambda transport: False
+    try:
+        yield
+    finally:
+        exchange.install = install
+
+
 def pywinrm_baseline(nodes: Nodes, names: list[str], calls: int) -> dict[str, float]:
     """What plain pywinrm costs per node: Session.run_cmd of the same inventory command."""
     import winrm
@@ -266,6 +281,11 @@ def main() -> int:
     parser.add_argument("--switch-interval", type=float, help="sys.setswitchinterval for the collector process")
     parser.add_argument("--json", action="store_true", help="first pool size only; print its figures as JSON")
     parser.add_argument(
+        "--compare-requests-path",
+        action="store_true",
+        help="also run each pool size with every message sent through requests.Session (the path before exchange.py)",
+    )
+    parser.add_argument(
         "--profile", type=int, default=0, metavar="N", help="also profile every collector thread; print N hot spots"
     )
     args = parser.parse_args()
@@ -295,14 +315,25 @@ def main() -> int:
                 f"{'nodes CPU s':>11} {'certs':>7} {'failed':>6}"
             )
             print(header)
-            for pool in args.pool:
-                r = run_pool(nodes, work / "nodes", names, pool, args.latency, args.cycles, args.certs, args.profile)
+            runs = [(pool, True) for pool in args.pool]
+            if args.compare_requests_path:
+                runs = [(pool, direct) for pool in args.pool for direct in (False, True)]
+            for pool, direct in runs:
+                with _direct_exchange(direct):
+                    r = run_pool(
+                        nodes, work / "nodes", names, pool, args.latency, args.cycles, args.certs, args.profile
+                    )
+                label = f"{pool}" if direct else f"{pool}*"
                 print(
-                    f"{r['pool']:>5} {r['cold_wall']:>7.2f} {r['cold_requests_per_node']:>13.1f} {r['wall']:>9.2f} "
+                    f"{label:>5} {r['cold_wall']:>7.2f} {r['cold_requests_per_node']:>13.1f} {r['wall']:>9.2f} "
                     f"{r['ideal']:>8.2f} {r['ratio']:>6.2f} {r['requests_per_node']:>8.1f} "
                     f"{r['handshakes_per_cycle']:>10.0f} {r['cpu_per_1000_certs']:>16.3f} "
                     f"{r['changed_cpu_per_1000_certs']:>9.3f} {r['collector_cpu']:>15.2f} {r['cpu_ms_per_node']:>11.2f} "
                     f"{r['nodes_cpu']:>11.2f} {r['certs']:>7} {r['failed']:>6}"
+                )
+            if args.compare_requests_path:
+                print(
+                    "  * every message through requests.Session, as pywinrm sends it (collectors/winrm/exchange.py off)"
                 )
             base = pywinrm_baseline(nodes, names, calls=10)
             print(

@@ -87,37 +87,51 @@ def install(transport: Any) -> bool:
     adapter = session.get_adapter(template.url)
     # The answer read on the connection's socket (rawhttp.py) needs the bounds of BoundedAdapter.
     direct = isinstance(adapter, BoundedAdapter)
+    fixed = CaseInsensitiveDict(template.headers)
+    fixed.pop("Content-Length", None)
+    if sealer is not None:
+        fixed["Content-Type"] = sealer[1]
+    fixed["Accept-Encoding"] = "identity"  # what BoundedAdapter asks for
+    # Everything but the length, once: "POST /wsman HTTP/1.1", Host, then the session's fields.
+    head_start = rawhttp.request_head(template.url or "", fixed)[:-2]
+    pools: list[Any] = []
     original = transport.send_message
+
+    def pool_for(request: requests.PreparedRequest) -> Any:
+        if not pools or pools[0].pool is None:  # a closed pool has no queue left
+            pools[:] = [adapter.get_connection_with_tls_context(request, session.verify, {}, session.cert)]
+        return pools[0]
 
     def send_message(message: str | bytes) -> bytes:
         if transport.session is not session or session.cookies:
             return bytes(original(message))
         data = message.encode("utf-8") if isinstance(message, str) else message
-        headers = CaseInsensitiveDict(template.headers)
-        if sealer is None:
-            body = data
-        else:
-            body = sealer[0](data)
-            headers["Content-Type"] = sealer[1]
-        headers["Content-Length"] = str(len(body))
+        body = data if sealer is None else sealer[0](data)
         request = requests.PreparedRequest()
         request.method = "POST"
         request.url = template.url
-        request.headers = headers
+        request.headers = fixed
         request.body = body
         request.hooks = {"response": []}
         timeout = transport.read_timeout_sec
         response = None
         if direct:
-            headers["Accept-Encoding"] = "identity"
-            head = rawhttp.request_head(request.url or "", headers)
-            response = rawhttp.exchange(adapter, request, head, timeout, verify=session.verify, cert=session.cert)
+            head = b"%sContent-Length: %d\r\n\r\n" % (head_start, len(body))
+            response = rawhttp.exchange(pool_for(request), head + body, timeout, adapter.deadline, adapter.max_body)
         if response is None:
+            headers = CaseInsensitiveDict(template.headers)
+            if sealer is not None:
+                headers["Content-Type"] = sealer[1]
+            headers["Content-Length"] = str(len(body))
+            request.headers = headers
             response = adapter.send(
                 request, stream=False, timeout=timeout, verify=session.verify, cert=session.cert, proxies={}
             )
             # The whole body first, within the adapter's cap and deadline, as Session.send reads it (stream=False).
             response.content  # noqa: B018
+        else:
+            response.request = request
+            response.url = request.url or ""
         status = response.status_code
         if status == 401:
             raise InvalidCredentialsError("the specified credentials were rejected by the server")

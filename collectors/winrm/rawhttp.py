@@ -194,11 +194,11 @@ def request_head(url: str, headers: CaseInsensitiveDict[str]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def exchange(
-    adapter: Any, request: requests.PreparedRequest, head: bytes, timeout: float, *, verify: Any, cert: Any
-) -> requests.Response | None:
-    """Send `head` + the request's body on a logged-on connection and read the answer; None: no such connection."""
-    pool = adapter.get_connection_with_tls_context(request, verify, {}, cert)
+def exchange(pool: Any, data: bytes, timeout: float, deadline: float | None, cap: int) -> requests.Response | None:
+    """Send `data` (head and body) on the pool's logged-on connection and read the answer; None: no such connection.
+
+    The exchange ends `timeout` seconds from now or at monotonic time `deadline`, whichever comes first.
+    """
     conn = pool._get_conn()
     sock = getattr(conn, "sock", None)
     if sock is None:
@@ -206,8 +206,8 @@ def exchange(
         return None
     now = time.monotonic()
     ends = now + float(timeout)
-    if adapter.deadline is not None:
-        ends = min(ends, adapter.deadline)
+    if deadline is not None:
+        ends = min(ends, deadline)
     aborted: list[bool] = []
 
     def abort() -> None:
@@ -220,14 +220,13 @@ def exchange(
         if ends - now <= 0:
             raise DeadlinePassed("the deadline passed before the request was sent")
         sock.settimeout(ends - now)
-        body = request.body if isinstance(request.body, bytes) else b""
         try:
-            sock.sendall(head + body)
+            sock.sendall(data)
         except TimeoutError as err:
             raise DeadlinePassed("the node did not take the request before the deadline") from err
         except OSError as err:
             raise requests.ConnectionError(f"the node's connection broke: {err}") from err
-        code, reason, fields, content, closes = read_answer(sock, ends, adapter.max_body, aborted)
+        code, reason, fields, content, closes = read_answer(sock, ends, cap, aborted)
         keep = not closes
     finally:
         watchdog.cancel(handle)
@@ -239,7 +238,5 @@ def exchange(
     response.reason = reason
     response.headers = fields
     response._content = content
-    response.url = request.url or ""
-    response.request = request
     response.encoding = None
     return response

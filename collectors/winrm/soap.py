@@ -193,7 +193,7 @@ def output_of(root: Any, command_id: str) -> Output:
             continue
         try:
             # strict_mode refuses what validate=True refuses, without its regular-expression pass over the text.
-            chunk = binascii.a2b_base64(stream.text.encode("ascii"), strict_mode=True)
+            chunk = binascii.a2b_base64(stream.text, strict_mode=True)  # ValueError for non-ASCII text
         except (binascii.Error, ValueError) as err:
             raise SoapError("ReceiveResponse stream is not base64") from err
         (stderr if stream.get("Name") == "stderr" else stdout).append(chunk)
