@@ -145,7 +145,7 @@ class _Reader:
             return self._chunked(), closes
         length = fields.get("Content-Length", "").strip()
         if length:
-            if not length.isdigit():
+            if not (length.isascii() and length.isdigit()):
                 raise requests.ConnectionError(f"the answer's Content-Length is not a number: {length[:40]!r}")
             if int(length) > self.cap:
                 raise AnswerTooLarge(f"the answer announces {int(length)} bytes; at most {self.cap} are accepted")

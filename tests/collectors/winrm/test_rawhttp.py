@@ -114,8 +114,10 @@ def test_answers_past_the_bounds_are_refused(
         b"SSH-2.0-OpenSSH\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\n",  # a superscript two: a digit to str.isdigit
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok",
     ],
-    ids=["not-http", "field", "length"],
+    ids=["not-http", "field", "length", "latin-1-digit", "two-lengths"],
 )
 def test_malformed_answers_are_connection_errors(peer: tuple[socket.socket, socket.socket], answer: bytes) -> None:
     client, server = peer
