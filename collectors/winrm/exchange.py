@@ -1,31 +1,33 @@
-"""One SOAP exchange on a logged-on connection, sent straight through the connection's bounded adapter.
+"""One SOAP exchange on a logged-on connection, without requests' per-message machinery.
 
-pywinrm's `Transport.send_message` prepares every message through `requests.Session`: it merges the
-session's headers, cookies and proxy settings, calls the authentication handler, and sends through
-`Session.send`, which dispatches hooks, extracts cookies and looks for redirects. Profiled per thread
-(benchmarks/bench_winrm.py --profile), that machinery was about a fifth of the collector's CPU per
-node, repeated for each of the three requests of every cycle, although after the logon nothing in it
+pywinrm's `Transport.send_message` prepares every message through `requests.Session` (merging the
+session's headers, cookies and proxy settings, calling the authentication handler) and sends it
+through `Session.send` (hooks, cookie extraction, redirects), urllib3's pool and http.client, which
+parses each answer's header through the email package. Profiled per thread
+(benchmarks/bench_winrm.py --profile), that was the largest part of the collector's CPU per node,
+repeated for each of the three messages of every cycle, although after the logon nothing in it
 changes from one message to the next.
 
 `install` replaces the transport's `send_message` with one that does the same exchange with less:
 
-* the headers are those `Session.prepare_request` gives a message on this session, computed once
-  (the session's headers, the NTLM handler's `Connection: Keep-Alive`), plus the body's length and
-  the `multipart/encrypted` content type that pywinrm's encryption sets;
+* the request head (request line, Host, the fields `Session.prepare_request` gives a message on
+  this session, the `multipart/encrypted` content type pywinrm's encryption sets) is built once;
+  per message only the body and its length change;
 * the message is sealed exactly as pywinrm (NTLM) or negotiate.py (Kerberos) seals it, and the
   answer opened by the same `parse_encrypted_response` (the strict one from transport.py: an answer
   without message encryption is refused);
-* the request goes through the session's own adapter (`BoundedAdapter`: size cap and deadline
-  unchanged), with the session's `verify` and `cert`, and no proxy (the session has none);
+* the request is written on the logged-on connection taken from the session adapter's pool, and
+  the answer read by rawhttp.py within BoundedAdapter's bounds (size cap, deadline); when the pool
+  holds no live connection the message goes through the adapter (`BoundedAdapter.send`) instead;
 * HTTP errors end as pywinrm ends them (401: InvalidCredentialsError; other 4xx/5xx:
   WinRMTransportError with the opened answer, from which Protocol.send_message reads the WSManFault).
 
-What is left out, on purpose: a redirect is not followed (a node has no reason to send one, and a
-sealed message is not sent elsewhere), and a 401 after the logon is not answered with a new NTLM
-handshake on the same connection (the message in flight was sealed with the old keys and could not be
-replayed): the session retries once on a fresh connection instead. Sessions this does not cover take
-pywinrm's path unchanged: Basic and pywinrm's own Kerberos handler (its hook checks the server's
-token on answers), and a session that received cookies during the logon.
+Left out on purpose: a redirect is not followed (a node has no reason to send one, and a sealed
+message is not sent elsewhere), and a 401 after the logon is not answered with a new NTLM handshake
+on the same connection (the message in flight was sealed with the old keys and could not be
+replayed): the session retries once on a fresh connection instead. Sessions this does not cover
+keep pywinrm's path unchanged: Basic and pywinrm's own Kerberos handler (its hook checks the
+server's token on answers), and a session that received cookies during the logon.
 """
 
 from __future__ import annotations

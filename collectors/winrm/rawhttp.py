@@ -49,25 +49,31 @@ class _Reader:
         self.aborted = aborted
         self.buffer = bytearray()
 
-    def _fill(self) -> bool:
-        """One more read into the buffer; False at the end of the stream."""
+    def _recv_into(self, view: memoryview) -> int:
+        """One read into `view`, waiting at most until the deadline; 0 at the end of the stream."""
         remaining = self.ends - time.monotonic()
         if remaining <= 0 or self.aborted:
             raise DeadlinePassed("no whole answer before the deadline")
         self.sock.settimeout(remaining)
         try:
-            data = self.sock.recv(READ_SIZE)
+            count: int = self.sock.recv_into(view)
         except TimeoutError as err:
             raise DeadlinePassed("no whole answer before the deadline") from err
         except OSError as err:
             if self.aborted:
                 raise DeadlinePassed("no whole answer before the deadline") from err
             raise requests.ConnectionError(f"the node's connection broke: {err}") from err
-        if not data:
-            if self.aborted:
-                raise DeadlinePassed("no whole answer before the deadline")
+        if not count and self.aborted:
+            raise DeadlinePassed("no whole answer before the deadline")
+        return count
+
+    def _fill(self) -> bool:
+        """One more read into the buffer; False at the end of the stream."""
+        piece = bytearray(READ_SIZE)
+        count = self._recv_into(memoryview(piece))
+        if not count:
             return False
-        self.buffer += data
+        self.buffer += memoryview(piece)[:count]
         return True
 
     def line(self, limit: int) -> bytes:
@@ -84,13 +90,23 @@ class _Reader:
                 raise requests.ConnectionError("the node closed the connection in the middle of its answer")
 
     def exactly(self, count: int) -> bytes:
-        """The next `count` bytes."""
-        while len(self.buffer) < count:
-            if not self._fill():
+        """The next `count` bytes (read straight into one buffer of that size: a Receive answer is large)."""
+        have = len(self.buffer)
+        if have >= count:
+            data = bytes(memoryview(self.buffer)[:count])
+            del self.buffer[:count]
+            return data
+        out = bytearray(count)
+        out[:have] = self.buffer
+        self.buffer.clear()
+        view = memoryview(out)
+        while have < count:
+            got = self._recv_into(view[have:])
+            if not got:
                 raise requests.ConnectionError("the node closed the connection before the end of its answer")
-        data = bytes(self.buffer[:count])
-        del self.buffer[:count]
-        return data
+            have += got
+        view.release()
+        return bytes(out)
 
     def until_close(self) -> bytes:
         """Everything until the node closes the connection, at most the cap."""
