@@ -8,7 +8,7 @@
 2. The certificate record, thumbprint + notAfter, versus the floor `load_der_x509_certificate` +
    `hashlib.sha1(der)`: new certificates (target >= 0.8) and certificates seen before (>= 1.5).
 
-Run: .venv/bin/python benchmarks/bench_core.py   (or /work/venv/bin/python from a checkout)
+Run: .venv/bin/python benchmarks/bench_core.py
 """
 
 from __future__ import annotations

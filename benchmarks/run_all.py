@@ -1,9 +1,9 @@
 """Every benchmark figure, measured in one run and printed side by side.
 
-    /work/venv/bin/python benchmarks/run_all.py            # the figures the README quotes (~10 min on 2 cores)
-    /work/venv/bin/python benchmarks/run_all.py --quick    # small sizes: a smoke test of every row
-    /work/venv/bin/python benchmarks/run_all.py --verbose  # also each benchmark's own detailed output
-    /work/venv/bin/python benchmarks/run_all.py --only winrm metrics   # some sections only
+    .venv/bin/python benchmarks/run_all.py            # the figures the README quotes (~10 min on 2 cores)
+    .venv/bin/python benchmarks/run_all.py --quick    # small sizes: a smoke test of every row
+    .venv/bin/python benchmarks/run_all.py --verbose  # also each benchmark's own detailed output
+    .venv/bin/python benchmarks/run_all.py --only winrm metrics   # some sections only
 
 Each row comes from the benchmark script named in it (run that script alone for its details).
 The WinRM rows run in a child process, so that its RSS is the collector's own; the soak runs its
