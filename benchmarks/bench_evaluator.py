@@ -6,7 +6,7 @@ the lab's AOS certificates of both generations plus 80 unrelated ones (~98 per n
 state-store history row for every location. The ratio is what the catalogue costs per
 evaluation (one evaluation per collection cycle, never per scrape).
 
-Run: .venv/bin/python benchmarks/bench_evaluator.py   (or /work/venv/bin/python from a checkout)
+Run: .venv/bin/python benchmarks/bench_evaluator.py
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@
 3. Reading the recipients of Credentials.json (asn1crypto, no key) versus decrypting its values
    with cryptography and the private key, which certmon never does.
 
-Run: .venv/bin/python benchmarks/bench_sql.py   (or /work/venv/bin/python from a checkout)
+Run: .venv/bin/python benchmarks/bench_sql.py
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ sources) is evaluated once; then, on that one evaluation:
 * serving the page from memory over real HTTP (`GET /` on the API listener) versus a
   `/metrics` scrape of the same daemon (the exporter's listener).
 
-Run: .venv/bin/python benchmarks/bench_status.py   (or /work/venv/bin/python from a checkout)
+Run: .venv/bin/python benchmarks/bench_status.py
 """
 
 from __future__ import annotations

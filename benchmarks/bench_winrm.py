@@ -6,11 +6,15 @@ the collector through the daemon's runner, cycle after cycle, and prints, side b
 * cycle wall time / network-ideal, where ideal = requests per node x latency x ceil(nodes / pool);
 * HTTP requests per node per steady cycle and NTLM handshakes, counted by the nodes themselves;
 * collector CPU seconds per 1,000 certificates, in steady cycles and in a cycle where every node
-  renewed a certificate (nothing reused), and the CPU the collector and the nodes spent per
-  cycle (on a small machine they compete for the same cores, which the ideal does not count);
+  renewed a certificate (nothing reused), the CPU the collector and the nodes spent per cycle
+  (on a small machine they compete for the same cores, which the ideal does not count), and the
+  collector's CPU per node per steady cycle (target <= 2 ms);
+* with --profile N, the N hot spots of every collector thread over extra steady cycles (cProfile
+  per thread, counting each thread's own CPU time; see threadprofile.py).
 * the same node read with pywinrm's Session.run_cmd, for comparison (requests and time per call).
 
-    /work/venv/bin/python benchmarks/bench_winrm.py [--nodes 200] [--certs 100] [--latency 0.05] [--pool 16 50]
+    .venv/bin/python benchmarks/bench_winrm.py [--nodes 200] [--certs 100] [--latency 0.05] [--pool 16 50]
+        [--cycles 3] [--profile 40]
 """
 
 from __future__ import annotations
@@ -27,20 +31,23 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import hashes  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from cryptography.hazmat.primitives.serialization import Encoding  # noqa: E402
 from cryptography.x509.oid import NameOID  # noqa: E402
+from threadprofile import ThreadProfiles  # noqa: E402
 
-from collectors.winrm import WinRMCollector, WinRMOptions  # noqa: E402
+from collectors.winrm import WinRMCollector, WinRMOptions, exchange  # noqa: E402
 from collectors.winrm.script import inventory_command  # noqa: E402
 from daemon.runner import Runner  # noqa: E402
 from simulator.pki import make_certificate, pfx_bytes, rsa_key  # noqa: E402
@@ -149,9 +156,9 @@ def cpu_seconds() -> float:
 
 
 def run_pool(
-    nodes: Nodes, root: Path, names: list[str], pool: int, latency: float, cycles: int, certs: int
+    nodes: Nodes, root: Path, names: list[str], pool: int, latency: float, cycles: int, certs: int, profile: int = 0
 ) -> dict[str, float]:
-    """Cold cycle then steady cycles with one pool size."""
+    """Cold cycle then steady cycles with one pool size; `profile` > 0 prints that many hot spots of extra cycles."""
     options = WinRMOptions(username=USER, password=PASSWORD)
     collector = WinRMCollector(options, nodes=names, addresses=nodes.addresses, concurrency=pool, timeout=60)
     runner = Runner("bench", [collector])
@@ -170,6 +177,13 @@ def run_pool(
             cpus.append(cpu_seconds() - cpu)
             node_cpus.append(nodes.cpu_seconds() - node_cpu)
         totals = nodes.totals()
+        if profile:
+            # Extra steady cycles, apart from the timed ones: profiling slows what it watches.
+            with ThreadProfiles() as profiles:
+                for _ in range(cycles):
+                    runner.run_source("winrm")
+            print(f"pool {pool}: {cycles} steady cycles, {profiles.threads} threads profiled, by own time")
+            print(profiles.print(profile))
         # One more cycle after every node renewed a certificate: nothing can be reused.
         replace_one_certificate(root, names, pool)
         cpu = cpu_seconds()
@@ -194,11 +208,26 @@ def run_pool(
         "cpu_per_1000_certs": statistics.median(cpus) / (found / 1000) if found else float("nan"),
         "changed_cpu_per_1000_certs": changed_cpu / (found / 1000) if found else float("nan"),
         "collector_cpu": statistics.median(cpus),
+        "cpu_ms_per_node": statistics.median(cpus) / len(names) * 1000,
         "nodes_cpu": statistics.median(node_cpus),
         "certs": found,
         "failed": len(failed),
         "expected_certs": len(names) * certs,
     }
+
+
+@contextlib.contextmanager
+def _direct_exchange(enabled: bool) -> Iterator[None]:
+    """With `enabled` False, sessions opened meanwhile keep pywinrm's send path (exchange.install does nothing)."""
+    if enabled:
+        yield
+        return
+    install = exchange.install
+    exchange.install = lambda transport: False
+    try:
+        yield
+    finally:
+        exchange.install = install
 
 
 def pywinrm_baseline(nodes: Nodes, names: list[str], calls: int) -> dict[str, float]:
@@ -251,6 +280,14 @@ def main() -> int:
     parser.add_argument("--cycles", type=int, default=3)
     parser.add_argument("--switch-interval", type=float, help="sys.setswitchinterval for the collector process")
     parser.add_argument("--json", action="store_true", help="first pool size only; print its figures as JSON")
+    parser.add_argument(
+        "--compare-requests-path",
+        action="store_true",
+        help="also run each pool size with every message sent through requests.Session (the path before exchange.py)",
+    )
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="N", help="also profile every collector thread; print N hot spots"
+    )
     args = parser.parse_args()
     if args.json:
         print(json.dumps(measure(args.nodes, args.certs, args.latency, args.pool[0], args.cycles)))
@@ -274,17 +311,29 @@ def main() -> int:
             header = (
                 f"{'pool':>5} {'cold s':>7} {'cold req/node':>13} {'steady s':>9} {'ideal s':>8} {'ratio':>6} "
                 f"{'req/node':>8} {'handshakes':>10} {'CPU s/1000 certs':>16} {'(changed)':>9} {'collector CPU s':>15} "
+                f"{'CPU ms/node':>11} "
                 f"{'nodes CPU s':>11} {'certs':>7} {'failed':>6}"
             )
             print(header)
-            for pool in args.pool:
-                r = run_pool(nodes, work / "nodes", names, pool, args.latency, args.cycles, args.certs)
+            runs = [(pool, True) for pool in args.pool]
+            if args.compare_requests_path:
+                runs = [(pool, direct) for pool in args.pool for direct in (False, True)]
+            for pool, direct in runs:
+                with _direct_exchange(direct):
+                    r = run_pool(
+                        nodes, work / "nodes", names, pool, args.latency, args.cycles, args.certs, args.profile
+                    )
+                label = f"{pool}" if direct else f"{pool}*"
                 print(
-                    f"{r['pool']:>5} {r['cold_wall']:>7.2f} {r['cold_requests_per_node']:>13.1f} {r['wall']:>9.2f} "
+                    f"{label:>5} {r['cold_wall']:>7.2f} {r['cold_requests_per_node']:>13.1f} {r['wall']:>9.2f} "
                     f"{r['ideal']:>8.2f} {r['ratio']:>6.2f} {r['requests_per_node']:>8.1f} "
                     f"{r['handshakes_per_cycle']:>10.0f} {r['cpu_per_1000_certs']:>16.3f} "
-                    f"{r['changed_cpu_per_1000_certs']:>9.3f} {r['collector_cpu']:>15.2f} "
+                    f"{r['changed_cpu_per_1000_certs']:>9.3f} {r['collector_cpu']:>15.2f} {r['cpu_ms_per_node']:>11.2f} "
                     f"{r['nodes_cpu']:>11.2f} {r['certs']:>7} {r['failed']:>6}"
+                )
+            if args.compare_requests_path:
+                print(
+                    "  * every message through requests.Session, as pywinrm sends it (collectors/winrm/exchange.py off)"
                 )
             base = pywinrm_baseline(nodes, names, calls=10)
             print(

@@ -8,7 +8,7 @@ with an injected clock moving one minute per cycle (no sleeping): the file and S
 every cycle, the 50 WinRM nodes every tenth (a 10-minute interval), and it reports its resident memory
 (VmRSS), open file descriptors and threads after 10 cycles and after the last one.
 
-    /work/venv/bin/python benchmarks/soak.py [--cycles 1000] [--nodes 50]
+    .venv/bin/python benchmarks/soak.py [--cycles 1000] [--nodes 50]
 """
 
 from __future__ import annotations

@@ -197,14 +197,18 @@ def iso_z(moment: datetime) -> str:
 _CACHE: dict[str, Certificate] = {}
 _CACHE_LIMIT = 100_000
 _CACHE_LOCK = threading.Lock()
-_sha1 = hashlib.sha1
+_cached = _CACHE.get
+# A fresh SHA-1 copied from an empty one: skips looking the algorithm up in OpenSSL for every certificate.
+_new_sha1 = hashlib.sha1(usedforsecurity=False).copy
 _load_der = x509.load_der_x509_certificate
 
 
 def certificate_from_der(der: bytes, source: str = "<certificate>") -> Certificate:
     """Parse one DER certificate into the model; raises CertificateError naming the source."""
-    thumbprint = _sha1(der, usedforsecurity=False).hexdigest().upper()
-    cached = _CACHE.get(thumbprint)
+    digest = _new_sha1()
+    digest.update(der)
+    thumbprint = digest.hexdigest().upper()
+    cached = _cached(thumbprint)
     if cached is not None:
         return cached
     try:

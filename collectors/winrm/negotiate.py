@@ -252,6 +252,10 @@ class NegotiateEncryption:
     def __init__(self, context: Any) -> None:
         self._context = context
 
+    def seal(self, message: bytes) -> bytes:
+        """The multipart/encrypted body carrying `message`."""
+        return seal(self._context, message)
+
     def prepare_encrypted_request(self, session: requests.Session, endpoint: str, message: bytes) -> Any:
         """A POST whose body is the sealed message."""
         body = seal(self._context, message)

@@ -1,7 +1,8 @@
 """One node's WinRM connection, reused across cycles: HTTP session, authentication context and shell.
 
-pywinrm supplies the HTTP transport, NTLM/Kerberos/Basic authentication and message encryption
-(`winrm.protocol.Protocol.send_message`). The shell conversation is ours, for three reasons:
+pywinrm supplies the logon, NTLM/Kerberos/Basic authentication and message encryption
+(`winrm.protocol.Protocol.send_message`; after the logon exchange.py sends the messages on the
+logged-on connection). The shell conversation is ours, for three reasons:
 pywinrm's `run_ps` opens and closes a shell and re-authenticates on every call (8 requests), its
 receive loop retries operation-timeout faults forever, and it cannot check a reply's RelatesTo.
 Steady state here is Command + Receive + Signal: three requests and no handshake per cycle.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 import uuid
 from dataclasses import dataclass
@@ -193,7 +192,8 @@ def output_of(root: Any, command_id: str) -> Output:
         if stream.get("CommandId", command_id).upper() != command_id.upper() or not stream.text:
             continue
         try:
-            chunk = base64.b64decode(stream.text, validate=True)
+            # strict_mode refuses what validate=True refuses, without its regular-expression pass over the text.
+            chunk = binascii.a2b_base64(stream.text, strict_mode=True)  # ValueError for non-ASCII text
         except (binascii.Error, ValueError) as err:
             raise SoapError("ReceiveResponse stream is not base64") from err
         (stderr if stream.get("Name") == "stderr" else stdout).append(chunk)

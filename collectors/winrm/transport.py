@@ -20,7 +20,7 @@ from winrm.protocol import Protocol
 
 from collectors.boundedhttp import AnswerTooLarge, BoundedAdapter
 from collectors.errors import Reason
-from collectors.winrm import negotiate, soap
+from collectors.winrm import exchange, negotiate, soap
 
 Transport = Literal["ntlm", "https-basic", "kerberos", "negotiate", "https-negotiate", "credssp"]
 TRANSPORTS: tuple[Transport, ...] = ("ntlm", "https-basic", "kerberos", "negotiate", "https-negotiate", "credssp")
@@ -139,6 +139,8 @@ def open_protocol(endpoint: Endpoint, timeout: float) -> Protocol:
     except BaseException:
         transport.close_session()
         raise
+    # Logged on: later messages skip requests' per-request machinery (see exchange.py).
+    exchange.install(transport)
     return protocol
 
 

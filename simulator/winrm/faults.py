@@ -50,6 +50,9 @@ class Faults:
     hostile_after_logon: bool = False
     #: seconds between the bytes of a trickling answer
     trickle_interval: float = 1.0
+    #: answer this many requests of logged-on connections with a fresh 401 challenge, forgetting the
+    #: logon (a test knob: whether and when Windows does this to a logged-on connection is unverified)
+    unauthorized_after_logon: int = 0
 
     def update(self, **changes: Any) -> None:
         """Set knobs by name; unknown names are errors."""

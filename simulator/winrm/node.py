@@ -199,6 +199,11 @@ class SimulatedNode:
         user = self._authenticate(connection, request)
         if isinstance(user, Response):
             return user
+        if self.faults.unauthorized_after_logon > 0 and not request.headers.get("Authorization"):
+            self.faults.unauthorized_after_logon -= 1
+            connection.state.pop("user", None)
+            connection.state.pop("logon", None)
+            return self._challenge(connection)
         logon = connection.state.get("logon")
         encrypted = request.headers.get("Content-Type").lower().startswith("multipart/encrypted")
         if encrypted:

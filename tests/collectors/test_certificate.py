@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
@@ -316,3 +319,54 @@ def test_parsed_records_are_interned() -> None:
         "interned", not_before=NOW, not_after=NOW.replace(year=2027), key=ec.generate_private_key(ec.SECP256R1())
     )
     assert certificate_from_der(issued.der) is certificate_from_der(bytes(issued.der))
+
+
+def test_record_fields_equal_what_cryptography_reports(varied: dict[str, Path]) -> None:
+    """Thumbprint and notAfter set on creation, the rest read lazily: each equals cryptography's own answer."""
+    for name, path in varied.items():
+        if path.suffix in (".pfx", ".p7b"):
+            continue
+        (loaded,) = load_certificate_file(path)
+        record = loaded.certificate
+        parsed = x509.load_der_x509_certificate(record.der)
+        assert record.thumbprint == parsed.fingerprint(hashes.SHA1()).hex().upper(), name
+        assert record.not_after == parsed.not_valid_after_utc, name
+        assert record.not_before == parsed.not_valid_before_utc, name
+        assert record.not_after_ts == parsed.not_valid_after_utc.timestamp(), name
+        assert record.sha256 == parsed.fingerprint(hashes.SHA256()).hex().upper(), name
+        assert record.subject == parsed.subject.rfc4514_string(), name
+        assert record.issuer == parsed.issuer.rfc4514_string(), name
+        # Seen before: the same record, whatever buffer type the bytes come in.
+        assert certificate_from_der(memoryview(bytearray(record.der))) is record
+
+
+def test_lazy_fields_read_by_many_threads_at_once_agree() -> None:
+    """No lock guards a lazy field: threads that fill it at the same moment all get the same value."""
+    issued = make_certificate(
+        "threads.contoso.lab",
+        not_before=NOW,
+        not_after=NOW.replace(year=2029),
+        key=ec.generate_private_key(ec.SECP256R1()),
+        dns_names=("threads.contoso.lab", "alias.contoso.lab"),
+    )
+    record = certificate_from_der(issued.der)
+    barrier = threading.Barrier(8)
+    seen: list[tuple[object, ...]] = []
+
+    def read() -> None:
+        barrier.wait(timeout=30)
+        seen.append((record.subject_cn, record.dns_names, record.serial, record.key_algorithm, record.not_before))
+
+    threads = [threading.Thread(target=read) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    expected = (
+        "threads.contoso.lab",
+        ("threads.contoso.lab", "alias.contoso.lab"),
+        serial if len(serial := format(issued.cert.serial_number, "X")) % 2 == 0 else "0" + serial,
+        "EC secp256r1",
+        NOW,
+    )
+    assert seen == [expected] * 8
