@@ -13,9 +13,11 @@ from prometheus_client.core import Metric
 from collectors.base import Collector
 from collectors.model import Observation, SourceResult
 from daemon.clock import settings_clock
+from daemon.datalock import DataDirLock
 from daemon.evaluator import evaluate
 from daemon.exposition import render_exposition
 from daemon.findinglog import FindingLog
+from daemon.history import StoreHistory
 from daemon.http import HttpServer, Request, Response, Router, exposition_handler
 from daemon.landing import HEADERS as LANDING_HEADERS
 from daemon.landing import landing_page
@@ -25,6 +27,8 @@ from daemon.scheduler import Scheduler
 from daemon.settings import ConfigError, Settings
 from daemon.sources.registry import build_collectors, keep_history
 from daemon.state import StateError, StateStore
+from daemon.stateschema import LocationHistory
+from daemon.storemetrics import store_families
 from daemon.view import View
 from daemon.webconfig import load_web_config
 
@@ -58,7 +62,9 @@ class Daemon:
         #: the wall clock, or the demo's simulated time when the configuration asks for it
         self.clock: Clock = clock or settings_clock(settings)
         self.on_progress: Callable[[str, str, bool], None] | None = None
-        self.store = StateStore(settings.data_dir)
+        # audit.jsonl (remediations.audit.AUDIT_FILE) is the durable audit copy a new store re-imports.
+        self.store = StateStore(settings.data_dir, audit_file=settings.data_dir / "audit.jsonl")
+        self._removals: dict[tuple[str, tuple[str, ...]], list[LocationHistory]] = {}
         chosen = list(collectors) if collectors is not None else build_collectors(settings)
         keep_history(chosen, self.store, self.clock)
         self.runner = Runner(settings.environment, chosen, self.clock, on_target_done=self._target_done)
@@ -76,6 +82,7 @@ class Daemon:
         #: the status page and remediation API (`api:`), on their own listener
         self.api: ApiServer | None = None
         self.scheduler: Scheduler | None = None
+        self._data_lock: DataDirLock | None = None
 
     @property
     def collectors(self) -> dict[str, Collector]:
@@ -93,11 +100,22 @@ class Daemon:
             log.error("%s", err)
 
     def _evaluate(self) -> View:
+        self.store.check()
         snapshot = self.runner.snapshot()
-        evaluation = evaluate(snapshot, self.store.locations(), self.clock(), self.settings)
+        if self.store.recreated:
+            # A new store replaced a corrupt one: what is known now goes in again.
+            self.store.recreated = False
+            for result in snapshot:
+                if result.observation is not None:
+                    self.store.record_locations(
+                        result.source, result.target, result.observation.certificates, snapshot.taken_at
+                    )
+        history = StoreHistory(self.store, self._removals)
+        evaluation = evaluate(snapshot, history, self.clock(), self.settings)
         # process_* (CPU, memory, open files, start time; /proc, Linux only) as of this evaluation: the
         # exposition is rendered once per evaluation, so they are too.
         families = tuple(build_families(evaluation, self.runner.collectors, self.settings))
+        families += tuple(store_families(self.settings.environment, self.store.status()))
         families += tuple(self._process.collect())
         return View(evaluation, families, render_exposition(families))
 
@@ -130,11 +148,20 @@ class Daemon:
 
     def _healthz(self, request: Request) -> Response:
         running = self.scheduler is not None and self.scheduler.running
-        status = 200 if running or self.scheduler is None else 503
-        return Response.json({"status": "ok" if status == 200 else "stopping"}, status)
+        if not running and self.scheduler is not None:
+            return Response.json({"status": "stopping"}, 503)
+        store = self.store.status()
+        if not store.up:
+            # Collection goes on in memory, but what the daemon must remember is not being kept.
+            return Response.json({"status": "degraded", "state_store": str(store.fault), "message": store.message}, 503)
+        return Response.json({"status": "ok"}, 200)
 
     def start(self, *, serve: bool = True, schedule: bool = True) -> None:
         """Start the HTTP listener and the schedule (first cycle of every source right away)."""
+        if schedule and self._data_lock is None:
+            lock = DataDirLock(self.settings.data_dir)
+            lock.acquire()  # raises DataDirInUse when another daemon runs on the folder
+            self._data_lock = lock
         if serve:
             exporter = self.settings.exporter
             web_config = load_web_config(exporter.web_config_file)
@@ -178,3 +205,6 @@ class Daemon:
             self.http.stop()
         self.runner.close()
         self.store.close()
+        if self._data_lock is not None:
+            self._data_lock.release()
+            self._data_lock = None
