@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import Metric
 
 from collectors.base import Collector
-from collectors.model import Observation, SourceResult
+from collectors.model import Observation, Snapshot, SourceResult
+from collectors.sql import SqlCollector
 from daemon.clock import settings_clock
 from daemon.datalock import DataDirLock
 from daemon.evaluator import evaluate
@@ -22,6 +24,7 @@ from daemon.http import HttpServer, Request, Response, Router, exposition_handle
 from daemon.landing import HEADERS as LANDING_HEADERS
 from daemon.landing import landing_page
 from daemon.metrics import build_families
+from daemon.retention import RetentionSchedule
 from daemon.runner import Clock, Runner
 from daemon.scheduler import Scheduler
 from daemon.settings import ConfigError, Settings
@@ -65,6 +68,7 @@ class Daemon:
         # audit.jsonl (remediations.audit.AUDIT_FILE) is the durable audit copy a new store re-imports.
         self.store = StateStore(settings.data_dir, audit_file=settings.data_dir / "audit.jsonl")
         self._removals: dict[tuple[str, tuple[str, ...]], list[LocationHistory]] = {}
+        self._retention = RetentionSchedule(settings.retention)
         chosen = list(collectors) if collectors is not None else build_collectors(settings)
         keep_history(chosen, self.store, self.clock)
         self.runner = Runner(settings.environment, chosen, self.clock, on_target_done=self._target_done)
@@ -112,12 +116,25 @@ class Daemon:
                     )
         history = StoreHistory(self.store, self._removals)
         evaluation = evaluate(snapshot, history, self.clock(), self.settings)
+        if self._complete(snapshot):
+            # Only with every source's references known: a certificate still named must not lose its history.
+            keep = {r.thumbprint for r in evaluation.references if r.thumbprint}
+            self._retention.run(self.store, evaluation.evaluated_at, keep, self._progress_needed())
         # process_* (CPU, memory, open files, start time; /proc, Linux only) as of this evaluation: the
         # exposition is rendered once per evaluation, so they are too.
         families = tuple(build_families(evaluation, self.runner.collectors, self.settings))
         families += tuple(store_families(self.settings.environment, self.store.status()))
         families += tuple(self._process.collect())
         return View(evaluation, families, render_exposition(families))
+
+    def _complete(self, snapshot: Snapshot) -> bool:
+        """True when every source has data (its latest, or its last good collection)."""
+        with_data = {r.source for r in snapshot if r.observation is not None}
+        return bool(self.runner.collectors) and with_data >= set(self.runner.collectors)
+
+    def _progress_needed(self) -> timedelta:
+        policies = [c.options.policy for c in self.runner.collectors.values() if isinstance(c, SqlCollector)]
+        return max((max(p.rate_window, p.stall_after) for p in policies), default=timedelta(0))
 
     def publish(self) -> View:
         """Re-evaluate the latest results and swap in the new view."""
