@@ -45,16 +45,17 @@ STORE = "LocalMachine\\My"
 
 
 def make_ders(count: int) -> list[bytes]:
-    """`count` distinct certificates signed by one EC key (fast to make, as real to parse as any)."""
+    """`count` distinct certificates issued by one CA, all with one EC key (fast to make, as real to parse)."""
     key = ec.generate_private_key(ec.SECP256R1())
     public = key.public_key()
+    issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Scale Issuing CA")])
     out = []
     for i in range(count):
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"app{i}.scale.lab")])
         cert = (
             x509.CertificateBuilder()
             .subject_name(name)
-            .issuer_name(name)
+            .issuer_name(issuer)
             .public_key(public)
             .serial_number(1_000_000 + i)
             .not_valid_before(NOW - timedelta(days=1))
@@ -133,6 +134,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         pstats.Stats(profile).sort_stats("cumulative").print_stats(30)
     evaluate_s = _median(daemon.publish, args.repeat)
     view = daemon.view
+    started = time.perf_counter()
+    render_page(status_document(view, settings))
+    first_page_s = time.perf_counter() - started
     page_s = _median(lambda: render_page(status_document(view, settings)), args.repeat)
     series = sum(len(f.samples) for f in view.families)
     daemon.stop()
@@ -143,10 +147,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"evaluation of the lab alone:                  {small_s * 1000:8.1f} ms")
     print(f"evaluation with the big store:                {evaluate_s * 1000:8.1f} ms   (goal <= 2000 ms)")
     print(f"ratio big / lab:                              {evaluate_s / small_s:8.1f}")
-    print(f"status document + page:                       {page_s * 1000:8.1f} ms")
+    print(f"status document + page, first / later:        {first_page_s * 1000:8.1f} / {page_s * 1000:.1f} ms")
     print(f"metric series:                                {series:8d}")
     print(f"peak RSS:                                     {peak:8.0f} MiB   (goal <= 300; {base_rss:.0f} before)")
-    return {"evaluate_s": evaluate_s, "page_s": page_s, "rss_mib": peak, "ratio": evaluate_s / small_s}
+    return {
+        "evaluate_s": evaluate_s,
+        "first_page_s": first_page_s,
+        "page_s": page_s,
+        "rss_mib": peak,
+        "ratio": evaluate_s / small_s,
+    }
 
 
 if __name__ == "__main__":
