@@ -113,6 +113,8 @@ class ExporterSettings(Strict):
     listen_address: str = "127.0.0.1"
     port: int = Field(9877, ge=0, le=65535)
     web_config_file: Path | None = None
+    #: stores (e.g. LocalMachine\Root, LocalMachine\CA) whose unreferenced certificates are exported as counts
+    summarized_stores: list[str] = Field(default_factory=list)
 
 
 class ApiSettings(Strict):

@@ -99,3 +99,24 @@ def test_a_store_of_20000_certificates_keeps_the_view_and_the_status_document_bo
         assert referenced <= {c["thumbprint"] for c in listed}, "every referenced certificate stays listed"
     finally:
         daemon.stop()
+
+
+def test_summarized_stores_export_unreferenced_certificates_as_counts(
+    lab_settings: Settings, tmp_path: Path, now: datetime
+) -> None:
+    exporter = lab_settings.exporter.model_copy(update={"summarized_stores": ["localmachine\\root"]})
+    settings = lab_settings.model_copy(update={"data_dir": tmp_path / "data", "exporter": exporter})
+    daemon = Daemon(settings, clock=lambda: now)
+    try:
+        view = daemon.collect_once()
+        families = {f.name: f for f in view.families}
+        per_cert = [s.labels for s in families["certmon_cert_not_after_timestamp_seconds"].samples]
+        assert per_cert and not [labels for labels in per_cert if labels["store"].lower() == "localmachine\\root"]
+        assert any(labels["store"] == "LocalMachine\\My" for labels in per_cert)
+        counts = {s.labels["node"]: s.value for s in families["certmon_store_certificates"].samples}
+        roots = {o.node for o in view.evaluation.snapshot.certificates() if o.store == "LocalMachine\\Root"}
+        assert roots and set(counts) == roots and all(v >= 1 for v in counts.values())
+        earliest = families["certmon_store_earliest_not_after_timestamp_seconds"].samples
+        assert {s.labels["node"] for s in earliest} == roots
+    finally:
+        daemon.stop()
