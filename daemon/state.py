@@ -25,6 +25,7 @@ from daemon.statefaults import (
     quarantine,
     reimport_audit,
 )
+from daemon.staterecovery import RecoveryMixin
 from daemon.stateschema import (
     DB_FILE,
     LOCATION_COLUMNS,
@@ -38,12 +39,11 @@ from daemon.stateschema import (
 
 __all__ = ["DB_FILE", "MIGRATIONS", "LocationChanges", "LocationHistory", "StateError", "StateStore"]
 
-SQLITE_HEADER = b"SQLite format 3\x00"
 #: progress samples kept in memory while the store cannot take them (a week of 1-minute samples of a few probes)
 PENDING_PROGRESS_LIMIT = 20_000
 
 
-class StateStore:
+class StateStore(RecoveryMixin):
     """One SQLite file in WAL mode, shared by the daemon's threads behind a lock.
 
     A store that cannot be written (full or read-only disk) is a health state, not a crash: what
@@ -200,78 +200,6 @@ class StateStore:
     def status(self) -> StoreStatus:
         """The store's health, with what waits in memory."""
         return self.health.status(len(self._pending_locations) + len(self._pending_progress))
-
-    def check(self) -> None:
-        """Notice a file deleted or replaced behind the daemon's back, and write what waits in memory."""
-        with self._lock:
-            if self._db is not None and self._stat() != self._identity:
-                self._rescue()
-            elif self._db is not None and not self._header_ok():
-                failure = StateError(f"{self.path}: the file's SQLite header was overwritten", StateFault.CORRUPT)
-                self.health.failed("check", failure)
-                self._replace_corrupt(failure)
-            with contextlib.suppress(StateError):
-                self._flush()
-
-    def _header_ok(self) -> bool:
-        """True when the file still starts like a SQLite database (cheap; a full check is only done at start)."""
-        # Through a descriptor kept open: closing one would drop SQLite's locks (daemon/dbheader.py).
-        header = self._header.read()
-        if header is None:
-            return True  # unreadable is the next write's business, not corruption
-        return header in (b"", SQLITE_HEADER)
-
-    def _rescue(self) -> None:
-        """Write the database the open connection still holds back to its path."""
-        assert self._db is not None
-        replaced = self.path.exists()
-        what = "replaced" if replaced else "deleted"
-        try:
-            if replaced:
-                quarantine(self.path, datetime.now(UTC))
-            fresh = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
-            self._db.backup(fresh)
-            fresh.execute("PRAGMA journal_mode=WAL")
-            fresh.execute("PRAGMA synchronous=NORMAL")
-        except (OSError, sqlite3.Error) as err:
-            self.health.failed("rescue", StateError(f"{self.path}: {what} while running; {err}", classify(err)))
-            return
-        with contextlib.suppress(sqlite3.Error):
-            self._db.close()
-        self._header.close()
-        self._db, self._identity = fresh, self._stat()
-        self.health.failed("rescue", StateError(f"{self.path}: {what} while running", StateFault.MISSING))
-        self.health.succeeded()
-        log.error("%s was %s while the daemon ran: written back from the open copy", self.path, what)
-
-    def _replace_corrupt(self, failure: StateError) -> None:
-        """Keep the corrupt file aside and start a new store, with the audit records from audit.jsonl."""
-        try:
-            kept = quarantine(self.path, datetime.now(UTC), copy=True) if self.path.exists() else None
-        except OSError as err:
-            log.error("%s is corrupt and cannot be copied aside yet: %s", self.path, err)
-            return
-        if self._db is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._db.close()
-        self._db = None
-        self._header.close()
-        try:
-            for suffix in ("", "-wal", "-shm"):
-                self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
-            db = self._open(check=False)
-        except (OSError, StateError) as err:
-            log.error("%s is corrupt and cannot be replaced yet: %s", self.path, err)
-            return
-        self.recreated = True
-        restored = reimport_audit(db, self.audit_file) if self.audit_file is not None else 0
-        log.error(
-            "%s is corrupt (%s): kept as %s; continuing with a new store (%d audit records re-imported)",
-            self.path,
-            failure.fault,
-            kept.name if kept else "nothing to keep",
-            restored,
-        )
 
     # -- locations ---------------------------------------------------------------------------
 
