@@ -17,6 +17,7 @@ from collectors.base import Collector
 from collectors.model import Observation, Snapshot, SourceResult
 from collectors.sql import SqlCollector
 from daemon.clock import settings_clock
+from daemon.clockwatch import clock_families
 from daemon.datalock import DataDirLock
 from daemon.evaluator import evaluate
 from daemon.exposition import render_exposition
@@ -144,6 +145,9 @@ class Daemon:
         # exposition is rendered once per evaluation, so they are too.
         families = tuple(build_families(evaluation, self.runner.collectors, self.settings))
         families += tuple(store_families(self.settings.environment, self.store.status()))
+        scheduler = getattr(self, "scheduler", None)  # None during the first evaluation, in __init__
+        steps = scheduler.clock_watch.steps() if scheduler is not None else {}
+        families += tuple(clock_families(self.settings.environment, steps))
         families += tuple(self._process.collect())
         return View(evaluation, families, render_exposition(families))
 
