@@ -187,7 +187,10 @@ def scale_rows(sizes: Sizes) -> list[Row]:
     """One store of 50,000 certificates: evaluation, status page and RSS, in a child process (its own RSS)."""
     certs = 2_000 if sizes is QUICK else 50_000
     done = subprocess.run(
-        [sys.executable, str(HERE / "bench_scale.py"), "--json", "--certs", str(certs)],
+        [
+            *(sys.executable, str(HERE / "bench_scale.py"), "--json", "--certs", str(certs)),
+            *("--history", str(10_000 if sizes is QUICK else 1_000_000)),
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -200,6 +203,7 @@ def scale_rows(sizes: Sizes) -> list[Row]:
         Row(f"evaluation with {where} / the lab alone", r["ratio"], "x", "", "bench_scale.py"),
         Row(f"status page, first build ({where})", r["first_page_s"], "s", "", "bench_scale.py"),
         Row(f"peak RSS with {where}", r["rss_mib"], "MiB", "<= 300", "bench_scale.py"),
+        Row("evaluation with history rows added / without", r["history_ratio"], "x", "~1", "bench_scale.py"),
     ]
 
 
