@@ -31,6 +31,26 @@ class CompactSamples(Sequence[Sample]):
         self._samples = tuple(samples)
         self._rows = rows
 
+    @property
+    def name(self) -> str:
+        """The sample name of every compact row."""
+        return self._name
+
+    @property
+    def labelnames(self) -> tuple[str, ...]:
+        """The label names, in the order of each row's values."""
+        return self._labelnames
+
+    @property
+    def ordinary(self) -> tuple[Sample, ...]:
+        """The samples built the usual way, before the rows."""
+        return self._samples
+
+    @property
+    def rows(self) -> Sequence[tuple[tuple[str, ...], float]]:
+        """The compact rows: (label values, value)."""
+        return self._rows
+
     def _sample(self, row: tuple[tuple[str, ...], float]) -> Sample:
         values, value = row
         return Sample(self._name, dict(zip(self._labelnames, values, strict=True)), value)

@@ -26,6 +26,8 @@ from prometheus_client.openmetrics.exposition import generate_latest as openmetr
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
+from daemon.compactmetrics import CompactSamples
+
 TEXT_CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 # Level 6: rendered once per evaluation, served many times, so smaller bodies are worth the extra work.
 GZIP_LEVEL = 6
@@ -113,15 +115,41 @@ def _value_text(value: float) -> str:
 def _simple(family: Metric) -> bool:
     if family.type not in _SIMPLE_TYPES or family.unit:
         return False
-    for sample in family.samples:
+    samples = family.samples
+    # Compact rows (daemon.compactmetrics) carry neither timestamps nor exemplars: check the others only.
+    for sample in samples.ordinary if isinstance(samples, CompactSamples) else samples:
         if sample.timestamp is not None or sample.exemplar is not None or sample.native_histogram is not None:
             return False
     return True
 
 
+def _compact_lines(samples: CompactSamples, out: list[str]) -> None:
+    """Lines of compact rows straight from their label values: no Sample or label dictionary per series."""
+    names = samples.labelnames
+    order = sorted(range(len(names)), key=lambda i: names[i])
+    heads = [f'{names[i]}="' for i in order]
+    if not names:
+        out.extend(f"{samples.name} {_value_text(value)}\n" for _values, value in samples.rows)
+        return
+    prefix = samples.name + "{"
+    for values, value in samples.rows:
+        inner = '",'.join([head + _escape_label_value(values[i]) for head, i in zip(heads, order, strict=True)])
+        out.append(f'{prefix}{inner}"}} {_value_text(value)}\n')
+
+
 def _sample_lines(family: Metric, out: list[str]) -> None:
     orders: dict[tuple[str, ...], list[str]] = {}
-    for sample in family.samples:
+    samples = family.samples
+    if isinstance(samples, CompactSamples):
+        # The usual samples first, then the rows: the order the families list them in.
+        _ordinary_lines(samples.ordinary, out, orders)
+        _compact_lines(samples, out)
+        return
+    _ordinary_lines(samples, out, orders)
+
+
+def _ordinary_lines(samples: Iterable[Sample], out: list[str], orders: dict[tuple[str, ...], list[str]]) -> None:
+    for sample in samples:
         labels = sample.labels
         if labels:
             names = tuple(labels)
@@ -135,6 +163,9 @@ def _sample_lines(family: Metric, out: list[str]) -> None:
 
 
 def _has_created(samples: Iterable[Sample], name: str) -> bool:
+    if isinstance(samples, CompactSamples):
+        # Compact rows all carry the family's own sample name.
+        return samples.name == name + "_created" or any(s.name == name + "_created" for s in samples.ordinary)
     return any(s.name == name + "_created" for s in samples)
 
 
