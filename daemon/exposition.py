@@ -171,28 +171,35 @@ def _has_created(samples: Iterable[Sample], name: str) -> bool:
 
 def render_exposition(families: Sequence[Metric]) -> Exposition:
     """Render the families in both formats, each plain and gzipped."""
-    text: list[str] = []
-    openmetrics: list[str] = []
+    # Each family's sample lines are encoded once and the bytes shared by both bodies: at
+    # 150,000 series (50,000 certificates in one store) keeping str copies of both bodies
+    # beside their encodings cost about 75 MiB of peak memory per evaluation.
+    text: list[bytes] = []
+    openmetrics: list[bytes] = []
     for family in families:
         if not _simple(family) or _has_created(family.samples, family.name):
-            text.append(text_generate_latest(_Families([family])).decode("utf-8"))
-            rendered = openmetrics_generate_latest(_Families([family])).decode("utf-8")
-            openmetrics.append(rendered.removesuffix("# EOF\n"))
+            text.append(text_generate_latest(_Families([family])))
+            rendered = openmetrics_generate_latest(_Families([family]))
+            openmetrics.append(rendered.removesuffix(b"# EOF\n"))
             continue
         name = family.name
         text_name = name + "_total" if family.type == "counter" else name
-        text.append(f"# HELP {text_name} {_escape_help_text(family.documentation)}\n")
-        text.append(f"# TYPE {text_name} {family.type}\n")
-        openmetrics.append(f"# HELP {name} {_escape_help_openmetrics(family.documentation)}\n")
-        openmetrics.append(f"# TYPE {name} {family.type}\n")
+        text.append(
+            f"# HELP {text_name} {_escape_help_text(family.documentation)}\n# TYPE {text_name} {family.type}\n".encode()
+        )
+        openmetrics.append(
+            f"# HELP {name} {_escape_help_openmetrics(family.documentation)}\n# TYPE {name} {family.type}\n".encode()
+        )
         lines: list[str] = []
         _sample_lines(family, lines)
-        block = "".join(lines)
+        block = "".join(lines).encode("utf-8")
+        del lines
         text.append(block)
         openmetrics.append(block)
-    openmetrics.append("# EOF\n")
-    text_body = "".join(text).encode("utf-8")
-    openmetrics_body = "".join(openmetrics).encode("utf-8")
+    openmetrics.append(b"# EOF\n")
+    text_body = b"".join(text)
+    openmetrics_body = b"".join(openmetrics)
+    del text, openmetrics
     return Exposition(
         text_body,
         gzip.compress(text_body, compresslevel=GZIP_LEVEL, mtime=0),
