@@ -192,6 +192,31 @@ def other_rows(sizes: Sizes) -> list[Row]:
     ]
 
 
+def scale_rows(sizes: Sizes) -> list[Row]:
+    """One store of 50,000 certificates: evaluation, status page and RSS, in a child process (its own RSS)."""
+    certs = 2_000 if sizes is QUICK else 50_000
+    done = subprocess.run(
+        [
+            *(sys.executable, str(HERE / "bench_scale.py"), "--json", "--certs", str(certs)),
+            *("--history", str(10_000 if sizes is QUICK else 1_000_000)),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    r = json.loads(done.stdout.strip().splitlines()[-1])
+    where = f"{certs} certificates in one store"
+    return [
+        Row(f"evaluation with {where}", r["evaluate_s"], "s", "<= 2", "bench_scale.py"),
+        Row(f"evaluation with {where} / the lab alone", r["ratio"], "x", "", "bench_scale.py"),
+        Row(f"status page, first build ({where})", r["first_page_s"], "s", "", "bench_scale.py"),
+        Row(f"peak RSS with {where}", r["evaluated_rss_mib"], "MiB", "<= 300", "bench_scale.py"),
+        Row(f"peak RSS with {where}, after a million history rows", r["rss_mib"], "MiB", "", "bench_scale.py"),
+        Row("evaluation with history rows added / without", r["history_ratio"], "x", "~1", "bench_scale.py"),
+    ]
+
+
 SECTIONS: tuple[Callable[[Sizes], list[Row]], ...] = (
     winrm_rows,
     metrics_rows,
@@ -199,6 +224,7 @@ SECTIONS: tuple[Callable[[Sizes], list[Row]], ...] = (
     tls_rows,
     soak_rows,
     other_rows,
+    scale_rows,
 )
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import threading
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -212,6 +214,22 @@ class RecipientIndex:
         return ""
 
 
+# The index of the latest snapshot (one slot): rules, steps and metrics of one evaluation share it.
+_LAST_INDEX: list[tuple[weakref.ref[Snapshot], RecipientIndex]] = []
+_LAST_INDEX_LOCK = threading.Lock()
+
+
+def recipient_index(snapshot: Snapshot) -> RecipientIndex:
+    """The recipient index of a snapshot's certificates, built once however many rules and metrics ask."""
+    with _LAST_INDEX_LOCK:
+        if _LAST_INDEX and _LAST_INDEX[0][0]() is snapshot:
+            return _LAST_INDEX[0][1]
+    index = RecipientIndex(o.certificate for o in snapshot.certificates())
+    with _LAST_INDEX_LOCK:
+        _LAST_INDEX[:] = [(weakref.ref(snapshot), index)]
+    return index
+
+
 def encipherment_generations(references: Iterable[CertReference]) -> dict[str, Generation]:
     """Thumbprint -> generation of the encipherment certificates the configuration names."""
     out: dict[str, Generation] = {}
@@ -261,7 +279,7 @@ def credentials_rotated_evidence(snapshot: Snapshot, references: Iterable[CertRe
     new = sorted(t for t, g in generations.items() if g is Generation.NEW)
     if not new:
         return Evidence(None, "no configuration names the encipherment certificate")
-    index = RecipientIndex(o.certificate for o in snapshot.certificates())
+    index = recipient_index(snapshot)
     pending: list[str] = []
     for _, facts in found:
         encryptions = value_encryptions(facts, index, generations)

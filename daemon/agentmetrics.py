@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from collectors.agentconfig import SETTING_ROLES, AgentConfig, agent_target
 from collectors.agentshare import SOURCE as SHARE_SOURCE
-from collectors.credentials import CredentialsFacts, RecipientIndex, encipherment_generations, value_encryptions
+from collectors.credentials import CredentialsFacts, encipherment_generations, recipient_index, value_encryptions
 
 if TYPE_CHECKING:
     from daemon.evaluator import Evaluation
@@ -26,7 +26,7 @@ def agent_families(evaluation: Evaluation, out: Families) -> None:
             ("environment", "key", "generation", "thumbprint"),
         )
         generations = encipherment_generations(evaluation.references)
-        index = RecipientIndex(o.certificate for o in snapshot.certificates())
+        index = recipient_index(snapshot)
         for _, facts in found:
             for item in value_encryptions(facts, index, generations):
                 out.add(recipients, (env, item.key, item.generation, item.thumbprint), 1.0)

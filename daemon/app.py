@@ -2,30 +2,40 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import Metric
 
 from collectors.base import Collector
-from collectors.model import Observation, SourceResult
+from collectors.model import Observation, Snapshot, SourceResult
+from collectors.sql import SqlCollector
 from daemon.clock import settings_clock
+from daemon.clockwatch import clock_families
+from daemon.datalock import DataDirLock
 from daemon.evaluator import evaluate
 from daemon.exposition import render_exposition
 from daemon.findinglog import FindingLog
+from daemon.history import StoreHistory
 from daemon.http import HttpServer, Request, Response, Router, exposition_handler
 from daemon.landing import HEADERS as LANDING_HEADERS
 from daemon.landing import landing_page
 from daemon.metrics import build_families
 from daemon.preflight import preflight_payload
+from daemon.retention import RetentionSchedule
 from daemon.runner import Clock, Runner
 from daemon.scheduler import Scheduler
 from daemon.settings import ConfigError, Settings
 from daemon.sources.registry import build_collectors, keep_history
 from daemon.state import StateError, StateStore
+from daemon.stateschema import LocationHistory
+from daemon.storemetrics import store_families
 from daemon.view import View
 from daemon.webconfig import load_web_config
 
@@ -33,6 +43,24 @@ if TYPE_CHECKING:
     from daemon.api import ApiServer
 
 log = logging.getLogger("certmon")
+
+
+@contextmanager
+def _without_gc_pauses() -> Iterator[None]:
+    """Hold the cyclic garbage collector during an evaluation.
+
+    An evaluation allocates hundreds of thousands of short-lived, acyclic objects (freed by
+    reference counting); with tens of thousands of certificates alive, each full collection the
+    allocations trigger walks all of them, which doubled the evaluation time at 50,000
+    certificates in one store (bench_scale.py). Collections resume right after.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class LatestCollector:
@@ -59,7 +87,10 @@ class Daemon:
         #: the wall clock, or the demo's simulated time when the configuration asks for it
         self.clock: Clock = clock or settings_clock(settings)
         self.on_progress: Callable[[str, str, bool], None] | None = None
-        self.store = StateStore(settings.data_dir)
+        # audit.jsonl (remediations.audit.AUDIT_FILE) is the durable audit copy a new store re-imports.
+        self.store = StateStore(settings.data_dir, audit_file=settings.data_dir / "audit.jsonl")
+        self._removals: dict[tuple[str, tuple[str, ...]], list[LocationHistory]] = {}
+        self._retention = RetentionSchedule(settings.retention)
         chosen = list(collectors) if collectors is not None else build_collectors(settings)
         keep_history(chosen, self.store, self.clock)
         self.runner = Runner(settings.environment, chosen, self.clock, on_target_done=self._target_done)
@@ -77,6 +108,7 @@ class Daemon:
         #: the status page and remediation API (`api:`), on their own listener
         self.api: ApiServer | None = None
         self.scheduler: Scheduler | None = None
+        self._data_lock: DataDirLock | None = None
 
     @property
     def collectors(self) -> dict[str, Collector]:
@@ -94,17 +126,44 @@ class Daemon:
             log.error("%s", err)
 
     def _evaluate(self) -> View:
+        self.store.check()
         snapshot = self.runner.snapshot()
-        evaluation = evaluate(snapshot, self.store.locations(), self.clock(), self.settings)
+        if self.store.recreated:
+            # A new store replaced a corrupt one: what is known now goes in again.
+            self.store.recreated = False
+            for result in snapshot:
+                if result.observation is not None:
+                    self.store.record_locations(
+                        result.source, result.target, result.observation.certificates, snapshot.taken_at
+                    )
+        history = StoreHistory(self.store, self._removals)
+        evaluation = evaluate(snapshot, history, self.clock(), self.settings)
+        if self._complete(snapshot):
+            # Only with every source's references known: a certificate still named must not lose its history.
+            keep = {r.thumbprint for r in evaluation.references if r.thumbprint}
+            self._retention.run(self.store, evaluation.evaluated_at, keep, self._progress_needed())
         # process_* (CPU, memory, open files, start time; /proc, Linux only) as of this evaluation: the
         # exposition is rendered once per evaluation, so they are too.
         families = tuple(build_families(evaluation, self.runner.collectors, self.settings))
+        families += tuple(store_families(self.settings.environment, self.store.status()))
+        scheduler = getattr(self, "scheduler", None)  # None during the first evaluation, in __init__
+        steps = scheduler.clock_watch.steps() if scheduler is not None else {}
+        families += tuple(clock_families(self.settings.environment, steps))
         families += tuple(self._process.collect())
         return View(evaluation, families, render_exposition(families), preflight_payload(evaluation, self.settings))
 
+    def _complete(self, snapshot: Snapshot) -> bool:
+        """True when every source has data (its latest, or its last good collection)."""
+        with_data = {r.source for r in snapshot if r.observation is not None}
+        return bool(self.runner.collectors) and with_data >= set(self.runner.collectors)
+
+    def _progress_needed(self) -> timedelta:
+        policies = [c.options.policy for c in self.runner.collectors.values() if isinstance(c, SqlCollector)]
+        return max((max(p.rate_window, p.stall_after) for p in policies), default=timedelta(0))
+
     def publish(self) -> View:
         """Re-evaluate the latest results and swap in the new view."""
-        with self._publish_lock:
+        with self._publish_lock, _without_gc_pauses():
             self.view = self._evaluate()
             # Until every source has reported once, findings of the sources still to come would be logged as
             # cleared (and raised again a minute later): the log starts when the picture is whole.
@@ -139,11 +198,20 @@ class Daemon:
 
     def _healthz(self, request: Request) -> Response:
         running = self.scheduler is not None and self.scheduler.running
-        status = 200 if running or self.scheduler is None else 503
-        return Response.json({"status": "ok" if status == 200 else "stopping"}, status)
+        if not running and self.scheduler is not None:
+            return Response.json({"status": "stopping"}, 503)
+        store = self.store.status()
+        if not store.up:
+            # Collection goes on in memory, but what the daemon must remember is not being kept.
+            return Response.json({"status": "degraded", "state_store": str(store.fault), "message": store.message}, 503)
+        return Response.json({"status": "ok"}, 200)
 
     def start(self, *, serve: bool = True, schedule: bool = True) -> None:
         """Start the HTTP listener and the schedule (first cycle of every source right away)."""
+        if schedule and self._data_lock is None:
+            lock = DataDirLock(self.settings.data_dir)
+            lock.acquire()  # raises DataDirInUse when another daemon runs on the folder
+            self._data_lock = lock
         if serve:
             exporter = self.settings.exporter
             web_config = load_web_config(exporter.web_config_file)
@@ -187,3 +255,6 @@ class Daemon:
             self.http.stop()
         self.runner.close()
         self.store.close()
+        if self._data_lock is not None:
+            self._data_lock.release()
+            self._data_lock = None

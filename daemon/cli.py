@@ -259,6 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"certmon: configuration error:{chr(10) if chr(10) in text else ' '}{text}", file=sys.stderr)
             return EXIT_USAGE
         print(f"certmon: {err}", file=sys.stderr)
-        return EXIT_FINDINGS
+        # A state store that cannot be used at start (corrupt, in use by another daemon) exits 2.
+        return int(getattr(err, "exit_code", EXIT_FINDINGS))
     except KeyboardInterrupt:
         return 130

@@ -11,8 +11,9 @@ from typing import Any, TypeVar
 
 from collectors.configtemplate import ConfigTemplate
 from collectors.model import CertReference, Generation, Snapshot
+from daemon.history import History, RowsHistory
 from daemon.settings import Settings
-from daemon.state import LocationHistory
+from daemon.stateschema import LocationHistory
 
 T = TypeVar("T")
 
@@ -27,18 +28,23 @@ class Context:
     snapshot: Snapshot
     references: tuple[CertReference, ...]
     roles: Mapping[str, tuple[str, ...]]
-    history: Sequence[LocationHistory]
+    history: History
     now: datetime
     settings: Settings
     memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(
-        cls, snapshot: Snapshot, history: Sequence[LocationHistory], now: datetime, settings: Settings
+        cls,
+        snapshot: Snapshot,
+        history: History | Sequence[LocationHistory],
+        now: datetime,
+        settings: Settings,
     ) -> Context:
         """A context with the references resolved against the ConfigTemplate pair."""
         references = resolve_references(snapshot)
-        return cls(snapshot, references, role_index(references), history, now, settings)
+        rows = history if isinstance(history, History) else RowsHistory(history)
+        return cls(snapshot, references, role_index(references), rows, now, settings)
 
 
 def memoized(fn: Callable[[Context], T]) -> Callable[[Context], T]:

@@ -12,10 +12,11 @@ from datetime import datetime
 
 from collectors.model import CertReference, Finding, Severity, Snapshot
 from daemon.context import Context, resolve_references, role_index, template_generations
+from daemon.history import History
 from daemon.rotation import STEPS, Checklist, Step, checklist
 from daemon.rules import RULES, Rule, with_remediation
 from daemon.settings import Settings
-from daemon.state import LocationHistory
+from daemon.stateschema import LocationHistory
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class Evaluation:
 
 def evaluate(
     snapshot: Snapshot,
-    history: Sequence[LocationHistory],
+    history: History | Sequence[LocationHistory],
     now: datetime,
     settings: Settings,
     *,

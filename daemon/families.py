@@ -6,6 +6,8 @@ from collections.abc import Iterable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from daemon.compactmetrics import CompactSamples
+
 
 class Families:
     """Gauge families keyed by name, with duplicate label sets dropped."""
@@ -13,6 +15,9 @@ class Families:
     def __init__(self) -> None:
         self._families: dict[str, Metric] = {}
         self._seen: dict[str, set[tuple[str, ...]]] = {}
+        # Series as (label values, value) until `all()`: see daemon.compactmetrics.
+        self._rows: dict[str, list[tuple[tuple[str, ...], float]]] = {}
+        self._labelnames: dict[str, list[str]] = {}
 
     def gauge(self, name: str, documentation: str, labels: Iterable[str]) -> GaugeMetricFamily:
         """Create (once) and return a gauge family."""
@@ -21,6 +26,7 @@ class Families:
             family = GaugeMetricFamily(name, documentation, labels=list(labels))
             self._families[name] = family
             self._seen[name] = set()
+            self._labelnames[name] = list(labels)
         assert isinstance(family, GaugeMetricFamily)
         return family
 
@@ -31,6 +37,7 @@ class Families:
             family = CounterMetricFamily(name, documentation, labels=list(labels))
             self._families[name] = family
             self._seen[name] = set()
+            self._labelnames[name] = list(labels)
         assert isinstance(family, CounterMetricFamily)
         return family
 
@@ -40,8 +47,16 @@ class Families:
         if values in seen:
             return
         seen.add(values)
-        family.add_metric(list(values), value)  # type: ignore[attr-defined]
+        self._rows.setdefault(family.name, []).append((values, float(value)))
 
     def all(self) -> list[Metric]:
         """The families in creation order."""
+        for name, family in self._families.items():
+            rows = self._rows.get(name)
+            if rows:
+                sample_name = name + "_total" if isinstance(family, CounterMetricFamily) else name
+                family.samples = CompactSamples(  # type: ignore[assignment]
+                    sample_name, self._labelnames[name], family.samples, rows
+                )
+        self._rows, self._seen = {}, {}
         return list(self._families.values())

@@ -187,13 +187,27 @@ class NodeInventory:
     _anywhere: set[tuple[str, str]] = field(default_factory=set, repr=False)
 
     def __post_init__(self) -> None:
+        # Tens of thousands of certificates in one store: keep the loop to plain dictionary work.
+        by_store, by_cert, anywhere = self._by_store, self._by_cert, self._anywhere
+        lowered: dict[str, str] = {}
         for key, entries in self.stores.items():
             for entry in entries:
                 for obs in entry.certificates:
-                    store = obs.store.lower()
-                    self._by_store.setdefault((key, store), []).append(obs)
-                    self._by_cert.setdefault((key, store, obs.thumbprint), []).append(obs)
-                    self._anywhere.add((key, obs.thumbprint))
+                    store = lowered.get(obs.store)
+                    if store is None:
+                        store = lowered[obs.store] = obs.store.lower()
+                    thumbprint = obs.certificate.thumbprint
+                    listed = by_store.get((key, store))
+                    if listed is None:
+                        listed = by_store[(key, store)] = []
+                    listed.append(obs)
+                    cert_key = (key, store, thumbprint)
+                    same = by_cert.get(cert_key)
+                    if same is None:
+                        by_cert[cert_key] = [obs]
+                    else:
+                        same.append(obs)
+                    anywhere.add((key, thumbprint))
 
     @property
     def known(self) -> bool:

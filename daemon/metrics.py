@@ -18,9 +18,7 @@ from daemon.deadline import deadline_families
 from daemon.evaluator import Evaluation
 from daemon.families import Families
 from daemon.rotation import StepStatus
-
-if TYPE_CHECKING:
-    from daemon.settings import Settings
+from daemon.storesummary import SUMMARY_LABELS, StoreSummary
 
 if TYPE_CHECKING:
     from daemon.settings import Settings
@@ -62,7 +60,9 @@ def build_families(
         CERT_LABELS,
     )
     roles = evaluation.roles
-    for obs in snapshot.certificates():
+    # Cardinality control: unreferenced certificates of exporter.summarized_stores become counts.
+    summary = StoreSummary(settings.exporter.summarized_stores if settings is not None else ())
+    for obs in summary.exported(snapshot.certificates(), roles):
         cert = obs.certificate
         for role in roles.get(obs.thumbprint, ("",)):
             labels = (env, obs.source, obs.node, obs.store, obs.thumbprint, cert.subject_cn, cert.issuer_cn, role)
@@ -70,6 +70,20 @@ def build_families(
             out.add(not_before, labels, cert.not_before.timestamp())
             if obs.has_private_key is not None:
                 out.add(has_key, labels, 1.0 if obs.has_private_key else 0.0)
+    if summary.counts:
+        count = out.gauge(
+            "certmon_store_certificates",
+            "Certificates of a summarized store (exporter.summarized_stores) that no configuration references.",
+            SUMMARY_LABELS,
+        )
+        earliest = out.gauge(
+            "certmon_store_earliest_not_after_timestamp_seconds",
+            "The earliest notAfter among those summarized certificates, Unix time.",
+            SUMMARY_LABELS,
+        )
+        for key, number in summary.counts.items():
+            out.add(count, (env, *key), float(number))
+            out.add(earliest, (env, *key), summary.earliest[key])
     expected = out.gauge(
         "certmon_expected_cert_info",
         "1 for each thumbprint a configuration references, by role and rotation generation.",

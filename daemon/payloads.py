@@ -5,10 +5,11 @@ Pure functions of a `View` (daemon.view); the CLI commands (daemon.report) and t
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from collectors.certificate import LoadedCertificate, iso_z, to_record
-from collectors.model import Finding, SourceResult
+from collectors.model import CertObservation, Finding, SourceResult
 from daemon.nextaction import next_action, remediations_for_step
 from daemon.rotation import Checklist
 from daemon.view import View
@@ -49,12 +50,12 @@ def finding_row(finding: Finding) -> dict[str, Any]:
     }
 
 
-def collection_payload(view: View) -> dict[str, Any]:
-    """The JSON document `collect --once` prints."""
+def collection_payload(view: View, observations: Iterable[CertObservation] | None = None) -> dict[str, Any]:
+    """The JSON document `collect --once` prints (with every certificate, or those given)."""
     evaluation = view.evaluation
     roles = evaluation.roles
     certificates = []
-    for obs in evaluation.snapshot.certificates():
+    for obs in evaluation.snapshot.certificates() if observations is None else observations:
         record = to_record(LoadedCertificate(obs.certificate, obs.has_private_key, obs.location))
         record.update(
             source=obs.source,

@@ -1,4 +1,8 @@
-"""Scheduling with APScheduler 3.x: one interval job per source, jittered, never overlapping."""
+"""Scheduling with APScheduler 3.x: one interval job per source, jittered, never overlapping.
+
+APScheduler 3 schedules on wall time: a ClockWatch (daemon/clockwatch.py) notices wall-clock
+steps and moves every job's next run to now, so a backward step does not stall collection.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from daemon.clockwatch import ClockWatch
 from daemon.sources.registry import jitter
 
 if TYPE_CHECKING:
@@ -29,6 +34,7 @@ class Scheduler:
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
             timezone="UTC",
         )
+        self.clock_watch = ClockWatch(self.reschedule_now)
 
     @property
     def running(self) -> bool:
@@ -49,9 +55,17 @@ class Scheduler:
                 next_run_time=now + timedelta(milliseconds=50 * index),
             )
         self._scheduler.start()
+        self.clock_watch.start()
         log.info("scheduled %d sources", len(self.daemon.collectors))
+
+    def reschedule_now(self, step: float = 0.0) -> None:
+        """Every source's next run now (staggered as at start): after a wall-clock step."""
+        now = datetime.now(UTC)
+        for index, job in enumerate(self._scheduler.get_jobs()):
+            job.modify(next_run_time=now + timedelta(milliseconds=50 * index))
 
     def stop(self) -> None:
         """Stop without waiting for running cycles (each is bounded by its own deadline)."""
+        self.clock_watch.stop()
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)

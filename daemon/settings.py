@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from daemon.configcheck import unknown_environment, unknown_key_hint, unreadable_files
 from daemon.noderoles import DEFAULT_NODE_ROLES
+from daemon.retention import RetentionSettings
 from daemon.sources.base import ConfigError, SourceSettings, Strict
 from daemon.sources.registry import Sources
 from daemon.sources.servicefabric import GatewayCertificateSettings
@@ -112,6 +113,8 @@ class ExporterSettings(Strict):
     listen_address: str = "127.0.0.1"
     port: int = Field(9877, ge=0, le=65535)
     web_config_file: Path | None = None
+    #: stores (e.g. LocalMachine\Root, LocalMachine\CA) whose unreferenced certificates are exported as counts
+    summarized_stores: list[str] = Field(default_factory=list)
 
 
 class ApiSettings(Strict):
@@ -198,6 +201,7 @@ class Settings(BaseSettings):
     simulated_time: SimulatedTimeSettings | None = None
     #: SIGTERM/Ctrl+C ends the process within this many seconds, whatever a peer does (below TimeoutStopSec)
     stop_timeout_seconds: float = Field(90.0, gt=0, le=3600)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @model_validator(mode="after")
     def _real_time_in_production(self) -> Settings:

@@ -15,14 +15,17 @@ from typing import Any
 from daemon.matrix import certificate_matrix
 from daemon.payloads import collection_payload, status_payload
 from daemon.settings import Settings
+from daemon.statuscerts import status_certificates
 from daemon.view import RunningDaemon, View
 
 
 def status_document(view: View, settings: Settings) -> dict[str, Any]:
     """Everything the status page shows, as JSON-ready data."""
-    payload = collection_payload(view)
+    listed, omitted = status_certificates(view.evaluation, settings)
+    payload = collection_payload(view, listed)
     document = status_payload(view, payload)
     document["certificates"] = payload["certificates"]
+    document["certificates_omitted"] = omitted
     document["matrix"] = certificate_matrix(view.evaluation, settings)
     document["summary"] = _summary(document)
     return document

@@ -34,6 +34,7 @@ from daemon.rules.sfgateway import (
     stuck_findings,
     version_findings,
 )
+from daemon.rules.statestore import state_store_findings
 from daemon.rules.template import schema_changed_findings
 from daemon.rules.tls import endpoint_consistency_findings, tls_chain_findings, tls_probe_failed_findings
 
@@ -66,6 +67,7 @@ RULES: list[Rule] = [
     endpoint_consistency_findings,
     tls_chain_findings,
     tls_probe_failed_findings,
+    state_store_findings,
 ]
 
 
@@ -169,6 +171,7 @@ CATALOGUE: tuple[RuleInfo, ...] = (
     ),
     RuleInfo("tls-chain-invalid", W, "", "an endpoint presents a chain clients reject (name, trust, self-signed)"),
     RuleInfo("tls-probe-failed", W, "", "one address behind a name fails while the others answer"),
+    RuleInfo("state-store-failing", W, "", "the state store cannot be written (disk full, read-only, corrupt)"),
 )
 
 

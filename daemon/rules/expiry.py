@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from collectors.model import CertObservation, CertReference, Finding, Generation, Severity
 from daemon.context import Context
 from daemon.rules.adfsrollover import superseded_token_certificates
+from daemon.settings import ExpiryWindow
 
 
 def by_thumbprint(certs: Iterable[CertObservation]) -> dict[str, list[CertObservation]]:
@@ -34,19 +35,30 @@ def expiry_findings(ctx: Context) -> Iterable[Finding]:
     """
     superseded = superseded_token_certificates(ctx)
     successors = rotated_out(ctx.references)
+    windows: dict[str, ExpiryWindow] = {}
     for thumbprint, observations in by_thumbprint(ctx.snapshot.certificates()).items():
         cert = observations[0].certificate
         roles = ctx.roles.get(thumbprint, ())
         if not roles and not ctx.settings.unreferenced_certificates:
             continue
-        node = observations[0].node if len({o.node for o in observations}) == 1 else ""
-        label = cert.subject_cn or cert.subject or thumbprint
-        seen = where(observations)
         days = cert.days_left(ctx.now)
+        early = cert.not_before > ctx.now
+        worded = False
         for role in roles or ("",):
+            window = windows.get(role)
+            if window is None:
+                window = windows[role] = ctx.settings.expiry_window(role)
+            # Most certificates of a large store are fine: decide first, word the message only when needed.
+            if not early and days > window.warning_days:
+                continue
+            if not worded:
+                node = observations[0].node if len({o.node for o in observations}) == 1 else ""
+                label = cert.subject_cn or cert.subject or thumbprint
+                seen = where(observations)
+                worded = True
             role_text = f"{role} certificate" if role else "certificate"
             common = {"role": role, "thumbprint": thumbprint, "node": node, "step": "certs-generated"}
-            if cert.not_before > ctx.now:
+            if early:
                 yield Finding(
                     "cert-not-yet-valid",
                     Severity.WARNING,
@@ -64,7 +76,6 @@ def expiry_findings(ctx: Context) -> Iterable[Finding]:
                 continue
             if (role, thumbprint) in superseded:
                 continue
-            window = ctx.settings.expiry_window(role)
             if days <= window.critical_days:
                 rule, severity = "cert-expiry-critical", Severity.CRITICAL
             elif days <= window.warning_days:

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from collectors.credentials import (
     ENCIPHERMENT_ROLE,
     CredentialsFacts,
-    RecipientIndex,
     encipherment_generations,
+    recipient_index,
     value_encryptions,
 )
 from collectors.model import Finding, Generation, Severity
@@ -187,7 +187,7 @@ def credentials_on_old_cert(ctx: Context) -> Iterable[Finding]:
     generations = encipherment_generations(ctx.references)
     if Generation.NEW not in generations.values():
         return
-    index = RecipientIndex(o.certificate for o in ctx.snapshot.certificates())
+    index = recipient_index(ctx.snapshot)
     expiries = {o.thumbprint: o.certificate.not_after for o in ctx.snapshot.certificates()}
     for target, facts in ctx.snapshot.facts("credentials", CredentialsFacts):
         encryptions = value_encryptions(facts, index, generations)

@@ -36,9 +36,7 @@ def absences(ctx: Context, thumbprint: str, roles: Iterable[str]) -> list[Absenc
     """Nodes that lost the certificate (history) or that need one of the roles and lack it (topology)."""
     inventory = node_inventory(ctx)
     found: dict[str, Absence] = {}
-    for entry in ctx.history:
-        if entry.thumbprint != thumbprint or entry.present or entry.source not in NODE_STORE_SOURCES:
-            continue
+    for entry in ctx.history.removals(thumbprint, NODE_STORE_SOURCES):
         key = node_key(entry.node)
         if inventory.holds(key, thumbprint) or key in found:
             continue

@@ -132,9 +132,7 @@ def app_cert_removed_findings(ctx: Context) -> Iterable[Finding]:
     held = {(o.node.upper(), o.thumbprint) for o in ctx.snapshot.certificates()}
     old = {r.thumbprint for r in ctx.references if r.generation is Generation.OLD}
     for app in apps:
-        for entry in ctx.history:
-            if entry.thumbprint != app.thumbprint or entry.present or entry.source not in NODE_STORE_SOURCES:
-                continue
+        for entry in ctx.history.removals(app.thumbprint, NODE_STORE_SOURCES):
             if (entry.node.upper(), app.thumbprint) in held:
                 continue
             generation = "previous " if app.thumbprint in old else ""

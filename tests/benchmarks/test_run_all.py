@@ -35,6 +35,8 @@ ROWS = (
     "SQL collection / bare pyodbc",
     "evaluation, whole catalogue / core rules",
     "status page build / metric families",
+    "evaluation with 2000 certificates in one store",
+    "peak RSS with 2000 certificates in one store",
 )
 
 
