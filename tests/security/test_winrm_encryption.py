@@ -51,10 +51,18 @@ def test_clear_text_answers_to_sealed_requests_are_refused(aos1: tuple[Simulated
     assert collector.collect("AOS1", Deadline.after(20)).certificates  # recovers once answers are sealed again
 
 
-@pytest.mark.parametrize("transport", ["basic", "plaintext", "ntlm-noencrypt", "credssp", ""])
+@pytest.mark.parametrize("transport", ["basic", "plaintext", "ntlm-noencrypt", ""])
 def test_transports_without_encryption_are_refused(transport: str) -> None:
     with pytest.raises(ValueError, match="refused: it would send credentials or data unencrypted"):
         WinRMOptions(username="svc", password="pw", transport=transport)  # type: ignore[arg-type]
+
+
+def test_credssp_is_accepted_and_sealed() -> None:
+    """CredSSP seals every message over http (pywinrm's message_encryption), so it is not in the refused list."""
+    assert WinRMOptions(username="svc", password="pw", transport="credssp").transport == "credssp"
+    endpoint = Endpoint("AOS1", "aos1", 5985, transport="credssp", username="svc", password="pw")
+    assert endpoint.url.startswith("http://")
+    assert _protocol_options(endpoint)["message_encryption"] == "always"
 
 
 def test_basic_is_only_spoken_over_https() -> None:
