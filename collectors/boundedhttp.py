@@ -206,6 +206,9 @@ class BoundedAdapter(HTTPAdapter):
         coding = response.headers.get("Content-Encoding", "identity").strip().lower()
         if coding not in ("", "identity"):
             raise AnswerTooLarge(f"the answer uses content coding {coding!r}, which was not asked for")
-        length = response.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > self.max_body:
+        length = response.headers.get("Content-Length", "").strip()
+        if length and not (length.isascii() and length.isdigit()):
+            # str.isdigit() is also true for '²' (a latin-1 header byte), which int() refuses
+            raise AnswerTooLarge(f"the answer's Content-Length is not a number: {length[:40]!r}")
+        if length and int(length) > self.max_body:
             raise AnswerTooLarge(f"the answer announces {int(length)} bytes; at most {self.max_body} are accepted")
