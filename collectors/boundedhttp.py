@@ -190,7 +190,7 @@ class BoundedAdapter(HTTPAdapter):
         bound = _Bound(self.max_body, ends, handle, aborted)
         try:
             self._check_headers(response)
-        except AnswerTooLarge:
+        except (AnswerTooLarge, requests.ConnectionError):
             bound.done()
             watchdog.shut_down(getattr(getattr(raw, "_connection", None), "sock", None))
             raw.close()
@@ -206,9 +206,20 @@ class BoundedAdapter(HTTPAdapter):
         coding = response.headers.get("Content-Encoding", "identity").strip().lower()
         if coding not in ("", "identity"):
             raise AnswerTooLarge(f"the answer uses content coding {coding!r}, which was not asked for")
-        length = response.headers.get("Content-Length", "").strip()
-        if length and not (length.isascii() and length.isdigit()):
-            # str.isdigit() is also true for '²' (a latin-1 header byte), which int() refuses
-            raise AnswerTooLarge(f"the answer's Content-Length is not a number: {length[:40]!r}")
-        if length and int(length) > self.max_body:
-            raise AnswerTooLarge(f"the answer announces {int(length)} bytes; at most {self.max_body} are accepted")
+        announced_length(response.headers.get("Content-Length", ""), self.max_body)
+
+
+def announced_length(field: str, cap: int) -> int | None:
+    """The body length a Content-Length field announces (None without one), refused past `cap`.
+
+    A value that is not ASCII digits is a malformed answer (requests.ConnectionError, as urllib3 reports
+    one): str.isdigit() is also true for '²' (a latin-1 header byte), which int() refuses.
+    """
+    length = field.strip()
+    if not length:
+        return None
+    if not (length.isascii() and length.isdigit()):
+        raise requests.ConnectionError(f"the answer's Content-Length is not a number: {length[:40]!r}")
+    if int(length) > cap:
+        raise AnswerTooLarge(f"the answer announces {int(length)} bytes; at most {cap} are accepted")
+    return int(length)

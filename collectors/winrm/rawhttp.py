@@ -30,7 +30,7 @@ import requests
 from requests.structures import CaseInsensitiveDict
 
 from collectors import watchdog
-from collectors.boundedhttp import AnswerTooLarge, DeadlinePassed
+from collectors.boundedhttp import AnswerTooLarge, DeadlinePassed, announced_length
 
 MAX_HEAD = 64 * 1024
 MAX_FIELDS = 100
@@ -159,13 +159,9 @@ class _Reader:
             if transfer != "chunked":
                 raise requests.ConnectionError(f"the answer uses transfer coding {transfer!r}")
             return self._chunked(), closes
-        length = fields.get("Content-Length", "").strip()
-        if length:
-            if not (length.isascii() and length.isdigit()):
-                raise requests.ConnectionError(f"the answer's Content-Length is not a number: {length[:40]!r}")
-            if int(length) > self.cap:
-                raise AnswerTooLarge(f"the answer announces {int(length)} bytes; at most {self.cap} are accepted")
-            return self.exactly(int(length)), closes
+        length = announced_length(fields.get("Content-Length", ""), self.cap)
+        if length is not None:
+            return self.exactly(length), closes
         return self.until_close(), True
 
     def _chunked(self) -> bytes:
