@@ -26,8 +26,8 @@ from __future__ import annotations
 import math
 import struct
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from itertools import islice
 
 from prometheus_client.core import Metric
@@ -59,6 +59,8 @@ class Exposition:
     text_gzip_parts: Parts
     openmetrics_parts: Parts
     openmetrics_gzip_parts: Parts
+    #: each large family's sample-line parts and their deflate segment, by family name (for the next rendering)
+    shared: Mapping[str, tuple[tuple[bytes, ...], bytes]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def text(self) -> bytes:
@@ -267,10 +269,28 @@ def _segment(chunks: Sequence[bytes]) -> bytes:
     return b"".join(out)
 
 
-def render_exposition(families: Sequence[Metric]) -> Exposition:
-    """Render the families in both formats, each plain and gzipped."""
+def _reused(encoded: Iterable[bytes], before: Sequence[bytes]) -> list[bytes]:
+    """The encoded parts, each replaced by the previous evaluation's part at its place when the bytes are equal."""
+    out = []
+    for index, chunk in enumerate(encoded):
+        old = before[index] if index < len(before) else None
+        out.append(old if old is not None and old == chunk else chunk)
+    return out
+
+
+def render_exposition(families: Sequence[Metric], previous: Exposition | None = None) -> Exposition:
+    """Render the families in both formats, each plain and gzipped.
+
+    `previous`: the exposition being served until this one replaces it. A large family's parts
+    equal to its parts there are that exposition's bytes, not a second copy, and when all of them
+    are, its compressed segment is reused too: between two evaluations most certificate series
+    do not change, so the two expositions alive during a publish share most of their memory and
+    the unchanged families are not compressed again.
+    """
     text = _Body()
     openmetrics = _Body()
+    shared: dict[str, tuple[tuple[bytes, ...], bytes]] = {}
+    earlier = previous.shared if previous is not None else {}
     for family in families:
         if not _simple(family) or _has_created(family.samples, family.name):
             text.write(text_generate_latest(_Families([family])))
@@ -285,16 +305,19 @@ def render_exposition(families: Sequence[Metric]) -> Exposition:
         openmetrics.write(
             f"# HELP {name} {_escape_help_openmetrics(family.documentation)}\n# TYPE {name} {family.type}\n".encode()
         )
-        chunks = list(_encoded_lines(family))
+        before, before_segment = earlier.get(name, ((), b""))
+        chunks = _reused(_encoded_lines(family), before)
         if sum(len(c) for c in chunks) < COALESCE_BELOW:
             for chunk in chunks:
                 text.write(chunk)
                 openmetrics.write(chunk)
             continue
-        segment = _segment(chunks)
+        same = len(chunks) == len(before) and all(new is old for new, old in zip(chunks, before, strict=True))
+        segment = before_segment if same else _segment(chunks)
+        shared[name] = (tuple(chunks), segment)
         text.share(chunks, segment)
         openmetrics.share(chunks, segment)
     openmetrics.write(b"# EOF\n")
     text_plain, text_gzip = text.finish()
     openmetrics_plain, openmetrics_gzip = openmetrics.finish()
-    return Exposition(text_plain, text_gzip, openmetrics_plain, openmetrics_gzip)
+    return Exposition(text_plain, text_gzip, openmetrics_plain, openmetrics_gzip, shared)

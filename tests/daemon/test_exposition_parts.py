@@ -157,3 +157,27 @@ def test_prometheus_scrapes_every_series_of_the_gzipped_parts(server: HttpServer
         assert query('scale_cert_not_after{thumbprint="' + f"{SERIES - 1:040X}" + '"}')
     finally:
         prometheus.close()
+
+
+def test_the_next_rendering_shares_unchanged_parts_with_the_exposition_it_replaces(exposition: Exposition) -> None:
+    families = _families()
+    again = render_exposition(families, exposition)
+    assert again.text == exposition.text and again.openmetrics_gzip == exposition.openmetrics_gzip
+    # Nothing changed: every part and segment of the large families is the previous exposition's object.
+    assert set(again.shared) == set(exposition.shared) == {"scale_cert_not_after", "scale_cert_not_before"}
+    for name, (chunks, segment) in again.shared.items():
+        before_chunks, before_segment = exposition.shared[name]
+        assert all(a is b for a, b in zip(chunks, before_chunks, strict=True)) and segment is before_segment
+    # One series changed: only its part is new, and only its family is compressed again.
+    start = next(f for f in families if f.name == "scale_cert_not_before")
+    last = start.samples[-1]
+    start.samples[-1] = last._replace(value=last.value + 1)
+    changed = render_exposition(families, exposition)
+    fixed = _Fixed(families)
+    assert changed.text == generate_latest(fixed)  # type: ignore[arg-type]
+    assert _one_gzip_member(changed.openmetrics_gzip) == openmetrics_latest(fixed)  # type: ignore[arg-type]
+    kept, before = changed.shared["scale_cert_not_before"], exposition.shared["scale_cert_not_before"]
+    assert [a is b for a, b in zip(kept[0], before[0], strict=True)] == [True] * (len(before[0]) - 1) + [False]
+    assert kept[1] is not before[1]
+    unchanged = changed.shared["scale_cert_not_after"]
+    assert unchanged[1] is exposition.shared["scale_cert_not_after"][1]
