@@ -211,7 +211,16 @@ def scale_rows(sizes: Sizes) -> list[Row]:
         Row(f"evaluation with {where}", r["evaluate_s"], "s", "<= 2", "bench_scale.py"),
         Row(f"evaluation with {where} / the lab alone", r["ratio"], "x", "", "bench_scale.py"),
         Row(f"status page, first build ({where})", r["first_page_s"], "s", "", "bench_scale.py"),
+        Row(
+            f"evaluation with {where}, sharing no /metrics part with the last",
+            r["unshared_evaluate_s"],
+            "s",
+            "",
+            "bench_scale.py",
+        ),
         Row(f"peak RSS with {where}", r["evaluated_rss_mib"], "MiB", "<= 300", "bench_scale.py"),
+        Row(f"RSS certmon adds over its input ({where})", r["added_rss_mib"], "MiB", "", "bench_scale.py"),
+        Row(f"/metrics bodies held ({where})", r["bodies_mib"], "MiB", "", "bench_scale.py"),
         Row(f"peak RSS with {where}, after a million history rows", r["rss_mib"], "MiB", "", "bench_scale.py"),
         Row("evaluation with history rows added / without", r["history_ratio"], "x", "~1", "bench_scale.py"),
     ]
