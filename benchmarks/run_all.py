@@ -193,7 +193,11 @@ def other_rows(sizes: Sizes) -> list[Row]:
 
 
 def scale_rows(sizes: Sizes) -> list[Row]:
-    """One store of 50,000 certificates: evaluation, status page and RSS, in a child process (its own RSS)."""
+    """One store of 50,000 certificates: evaluation, status page and RSS, in a child process (its own RSS).
+
+    Twice: with the certificates handed to the daemon as records, and collected over WinRM from a
+    simulated node (its own process).
+    """
     certs = 2_000 if sizes is QUICK else 50_000
     done = subprocess.run(
         [
@@ -206,12 +210,33 @@ def scale_rows(sizes: Sizes) -> list[Row]:
         cwd=ROOT,
     )
     r = json.loads(done.stdout.strip().splitlines()[-1])
+    over_winrm = subprocess.run(
+        [
+            *(sys.executable, str(HERE / "bench_scale.py"), "--json", "--certs", str(certs)),
+            *("--history", "0", "--winrm"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    w = json.loads(over_winrm.stdout.strip().splitlines()[-1])
     where = f"{certs} certificates in one store"
     return [
         Row(f"evaluation with {where}", r["evaluate_s"], "s", "<= 2", "bench_scale.py"),
         Row(f"evaluation with {where} / the lab alone", r["ratio"], "x", "", "bench_scale.py"),
         Row(f"status page, first build ({where})", r["first_page_s"], "s", "", "bench_scale.py"),
+        Row(
+            f"evaluation with {where}, sharing no /metrics part with the last",
+            r["unshared_evaluate_s"],
+            "s",
+            "",
+            "bench_scale.py",
+        ),
         Row(f"peak RSS with {where}", r["evaluated_rss_mib"], "MiB", "<= 300", "bench_scale.py"),
+        Row(f"RSS certmon adds over its input ({where})", r["added_rss_mib"], "MiB", "", "bench_scale.py"),
+        Row(f"peak RSS, {where} collected over WinRM", w["evaluated_rss_mib"], "MiB", "<= 300", "bench_scale.py"),
+        Row(f"/metrics bodies held ({where})", r["bodies_mib"], "MiB", "", "bench_scale.py"),
         Row(f"peak RSS with {where}, after a million history rows", r["rss_mib"], "MiB", "", "bench_scale.py"),
         Row("evaluation with history rows added / without", r["history_ratio"], "x", "~1", "bench_scale.py"),
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -61,27 +62,34 @@ def _throwaway(cert: Certificate) -> x509.Certificate:
 _LAZY: dict[str, Callable[[Certificate], Any]] = {
     # The cryptography object, for signature and chain checks; the DER parsed once already.
     "parsed": lambda c: x509.load_der_x509_certificate(c.der),
-    "not_before": lambda c: c.parsed.not_valid_before_utc,
     "not_after_ts": lambda c: c.not_after.timestamp(),
     "sha256": lambda c: hashlib.sha256(c.der).hexdigest().upper(),
     # Names from a throwaway parse: see _throwaway.
     "subject": lambda c: _name_text(_throwaway(c), "subject"),
     "issuer": lambda c: _name_text(_throwaway(c), "issuer"),
-    "subject_cn": lambda c: _common_name(_throwaway(c), "subject"),
-    "issuer_cn": lambda c: _common_name(_throwaway(c), "issuer"),
     "dns_names": lambda c: tuple(_sans(c.parsed, x509.DNSName)),
     "ip_addresses": lambda c: tuple(str(ip) for ip in _sans(c.parsed, x509.IPAddress)),
-    "serial": lambda c: _serial_hex(c.parsed.serial_number),
     "key_algorithm": _key_field(0),
     "key_size": _key_field(1),
     "signature_algorithm": lambda c: _oid_name(c.parsed.signature_algorithm_oid),
     "self_signed": lambda c: _self_signed(c.parsed),
     "key_usage": lambda c: _key_usage(c.parsed),
     "extended_key_usage": lambda c: _extended_key_usage(c.parsed),
-    "subject_key_identifier": lambda c: _subject_key_identifier(c.parsed),
     "problems": lambda c: tuple(_extension_problem(c.parsed)),
 }
-_LAZY_NAMES = tuple(_LAZY)
+# The fields every evaluation reads of every certificate (expiry rules, metric labels, the
+# Credentials.json recipient index), filled together from one parse that is then dropped. Kept
+# `parsed` objects (with the extensions cryptography caches on them) cost about 0.9 KiB per
+# certificate: 45 MiB at 50,000 certificates in one store, for a few short strings and a date.
+_FROM_ONE_PARSE: dict[str, Callable[[x509.Certificate], Any]] = {
+    "not_before": lambda p: p.not_valid_before_utc,
+    "subject_cn": lambda p: _common_name(p, "subject"),
+    # A handful of issuers sign thousands of certificates: one string each, not one per certificate.
+    "issuer_cn": lambda p: sys.intern(_common_name(p, "issuer")),
+    "serial": lambda p: _serial_hex(p.serial_number),
+    "subject_key_identifier": lambda p: _subject_key_identifier(p),  # noqa: PLW0108 - defined further down
+}
+_LAZY_NAMES = (*_LAZY, *_FROM_ONE_PARSE)
 
 
 class Certificate:
@@ -92,7 +100,9 @@ class Certificate:
     DER is a certificate. Every other field, and the cryptography object itself (`parsed`), is
     read on first use and then kept in its slot: a cycle sees thousands of certificates, most
     fields are only needed by `inspect` and a few findings, and a record that keeps only its
-    DER until then is smaller and faster to make.
+    DER until then is smaller and faster to make. The few fields every evaluation reads of
+    every certificate (`not_before`, `subject_cn`, `issuer_cn`, `serial`,
+    `subject_key_identifier`) are filled together from one parse that is not kept.
 
     Lazy fields are plain slots filled by `__getattr__`, which Python calls only while a slot
     is still empty; later reads are ordinary attribute reads, with no lock (unlike
@@ -138,9 +148,31 @@ class Certificate:
     def __getattr__(self, name: str) -> Any:
         compute = _LAZY.get(name)
         if compute is None:
+            if name in _FROM_ONE_PARSE:
+                return self._fill_from_one_parse(name)
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
         value = compute(self)
         setattr(self, name, value)
+        return value
+
+    def _fill_from_one_parse(self, wanted: str) -> Any:
+        """Fill the empty slots of _FROM_ONE_PARSE from one parse (the kept one if any); return `wanted`."""
+        try:
+            parsed = object.__getattribute__(self, "parsed")
+        except AttributeError:
+            parsed = _throwaway(self)
+        for name, compute in _FROM_ONE_PARSE.items():
+            if name == wanted:
+                continue
+            try:
+                object.__getattribute__(self, name)
+            except AttributeError:
+                try:
+                    setattr(self, name, compute(parsed))
+                except Exception:  # noqa: BLE001, S112 - left empty: raised again when that field is read
+                    continue
+        value = _FROM_ONE_PARSE[wanted](parsed)
+        setattr(self, wanted, value)
         return value
 
     def __eq__(self, other: object) -> bool:

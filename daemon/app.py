@@ -150,7 +150,10 @@ class Daemon:
         steps = scheduler.clock_watch.steps() if scheduler is not None else {}
         families += tuple(clock_families(self.settings.environment, steps))
         families += tuple(self._process.collect())
-        return View(evaluation, families, render_exposition(families), preflight_payload(evaluation, self.settings))
+        # The view still served (none during the first evaluation, in __init__): unchanged parts are shared with it.
+        previous = getattr(self, "view", None)
+        exposition = render_exposition(families, previous.exposition if previous is not None else None)
+        return View(evaluation, families, exposition, preflight_payload(evaluation, self.settings))
 
     def _complete(self, snapshot: Snapshot) -> bool:
         """True when every source has data (its latest, or its last good collection)."""

@@ -4,14 +4,47 @@ A prometheus_client `Sample` carries a dictionary of its labels; 150,000 certifi
 (50,000 certificates in one store) kept that way cost about 100 MiB between evaluations. The
 families keep each series as (label values, value) instead and hand the exposition code
 ordinary `Sample`s one at a time, so a scrape's working set is one line, not all of them.
+The values are one array of doubles beside the list of label tuples (a (labels, value) tuple
+and a float object per series cost 80 bytes more: 12 MiB at 150,000 series, twice while a
+publish holds the old view and the new one).
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterator, Sequence
 from typing import overload
 
 from prometheus_client.samples import Sample
+
+
+class Rows(Sequence[tuple[tuple[str, ...], float]]):
+    """(label values, value) pairs read from the parallel list and array."""
+
+    __slots__ = ("_labels", "_values")
+
+    def __init__(self, labels: list[tuple[str, ...]], values: array[float]) -> None:
+        self._labels = labels
+        self._values = values
+
+    def __iter__(self) -> Iterator[tuple[tuple[str, ...], float]]:
+        return zip(self._labels, self._values, strict=True)
+
+    def __len__(self) -> int:
+        return len(self._labels)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[tuple[str, ...], float]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[tuple[tuple[str, ...], float]]: ...
+
+    def __getitem__(
+        self, index: int | slice
+    ) -> tuple[tuple[str, ...], float] | Sequence[tuple[tuple[str, ...], float]]:
+        if isinstance(index, slice):
+            return list(zip(self._labels[index], self._values[index], strict=True))
+        return self._labels[index], self._values[index]
 
 
 class CompactSamples(Sequence[Sample]):
@@ -24,12 +57,15 @@ class CompactSamples(Sequence[Sample]):
         name: str,
         labelnames: Sequence[str],
         samples: Sequence[Sample],
-        rows: list[tuple[tuple[str, ...], float]],
+        labels: list[tuple[str, ...]],
+        values: array[float],
     ) -> None:
+        if len(labels) != len(values):
+            raise ValueError(f"{len(labels)} label sets for {len(values)} values")
         self._name = name
         self._labelnames = tuple(labelnames)
         self._samples = tuple(samples)
-        self._rows = rows
+        self._rows = Rows(labels, values)
 
     @property
     def name(self) -> str:
@@ -47,7 +83,7 @@ class CompactSamples(Sequence[Sample]):
         return self._samples
 
     @property
-    def rows(self) -> Sequence[tuple[tuple[str, ...], float]]:
+    def rows(self) -> Rows:
         """The compact rows: (label values, value)."""
         return self._rows
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -15,8 +16,9 @@ class Families:
     def __init__(self) -> None:
         self._families: dict[str, Metric] = {}
         self._seen: dict[str, set[tuple[str, ...]]] = {}
-        # Series as (label values, value) until `all()`: see daemon.compactmetrics.
-        self._rows: dict[str, list[tuple[tuple[str, ...], float]]] = {}
+        # Series as label values and values until `all()`: see daemon.compactmetrics.
+        self._labels: dict[str, list[tuple[str, ...]]] = {}
+        self._values: dict[str, array[float]] = {}
         self._labelnames: dict[str, list[str]] = {}
 
     def gauge(self, name: str, documentation: str, labels: Iterable[str]) -> GaugeMetricFamily:
@@ -47,16 +49,21 @@ class Families:
         if values in seen:
             return
         seen.add(values)
-        self._rows.setdefault(family.name, []).append((values, float(value)))
+        labels = self._labels.get(family.name)
+        if labels is None:
+            labels = self._labels[family.name] = []
+            self._values[family.name] = array("d")
+        labels.append(values)
+        self._values[family.name].append(value)
 
     def all(self) -> list[Metric]:
         """The families in creation order."""
         for name, family in self._families.items():
-            rows = self._rows.get(name)
-            if rows:
+            labels = self._labels.get(name)
+            if labels:
                 sample_name = name + "_total" if isinstance(family, CounterMetricFamily) else name
                 family.samples = CompactSamples(  # type: ignore[assignment]
-                    sample_name, self._labelnames[name], family.samples, rows
+                    sample_name, self._labelnames[name], family.samples, labels, self._values[name]
                 )
-        self._rows, self._seen = {}, {}
+        self._labels, self._values, self._seen = {}, {}, {}
         return list(self._families.values())

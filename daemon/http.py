@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from daemon.bodyparts import Parts
 from daemon.exposition import Exposition
 from daemon.hostcheck import HostCheck
 from daemon.httpserve import Engine, Incoming, Limits
@@ -49,7 +50,8 @@ class Response:
     """What a handler answers."""
 
     status: int
-    body: bytes
+    #: bytes, or parts sent one after another (the pre-rendered /metrics bodies)
+    body: bytes | Parts
     content_type: str = "text/plain; charset=utf-8"
     headers: dict[str, str] = field(default_factory=dict)
 

@@ -44,6 +44,7 @@ from functools import partial
 from http import HTTPStatus
 from typing import Any, Protocol
 
+from daemon.bodyparts import Parts
 from daemon.httplimits import Limits, connection_cap
 from daemon.httpwire import MAX_HEAD, FramingError, RequestHead, parse_head
 
@@ -66,9 +67,12 @@ class Reply(Protocol):
     """What a handler answers (daemon.http.Response)."""
 
     status: int
-    body: bytes
     content_type: str
     headers: dict[str, str]
+
+    @property
+    def body(self) -> bytes | Parts:
+        """bytes, or parts sent one after another."""
 
 
 @dataclass(frozen=True)
@@ -398,10 +402,12 @@ class Engine:
         async with asyncio.timeout(self.limits.write_seconds):
             writer.write(head)
             if not head_only:
-                view = memoryview(reply.body)
-                for start in range(0, len(view), WRITE_CHUNK):
-                    writer.write(view[start : start + WRITE_CHUNK])
-                    await writer.drain()
+                # A body of parts (daemon.bodyparts) is sent part after part, never joined.
+                for part in reply.body.chunks if isinstance(reply.body, Parts) else (reply.body,):
+                    view = memoryview(part)
+                    for start in range(0, len(view), WRITE_CHUNK):
+                        writer.write(view[start : start + WRITE_CHUNK])
+                        await writer.drain()
             if close:
                 # drain() returns under the low-water mark, not at empty; the connection closes next and
                 # would drop what the transport still holds (CI lost the last 28 KiB of /metrics that way).

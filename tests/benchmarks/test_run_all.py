@@ -37,6 +37,10 @@ ROWS = (
     "status page build / metric families",
     "evaluation with 2000 certificates in one store",
     "peak RSS with 2000 certificates in one store",
+    "evaluation with 2000 certificates in one store, sharing no /metrics part with the last",
+    "RSS certmon adds over its input (2000 certificates in one store)",
+    "/metrics bodies held (2000 certificates in one store)",
+    "peak RSS, 2000 certificates in one store collected over WinRM",
 )
 
 

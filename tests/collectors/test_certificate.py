@@ -340,6 +340,34 @@ def test_record_fields_equal_what_cryptography_reports(varied: dict[str, Path]) 
         assert certificate_from_der(memoryview(bytearray(record.der))) is record
 
 
+def test_fields_every_evaluation_reads_leave_no_parsed_certificate_behind() -> None:
+    """not_before, the CNs, the serial and the key identifier come from one parse that is dropped, not kept."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    ca = make_certificate("Kept Issuing CA", not_before=NOW, not_after=NOW.replace(year=2030), key=key, is_ca=True)
+    issued = [
+        make_certificate(f"kept{i}.contoso.lab", not_before=NOW, not_after=NOW.replace(year=2028), key=key, issuer=ca)
+        for i in range(2)
+    ]
+    first, second = (certificate_from_der(i.der) for i in issued)
+    parsed = x509.load_der_x509_certificate(first.der)
+    assert first.subject_key_identifier == _ski(parsed)
+    assert (first.not_before, first.subject_cn, first.issuer_cn) == (NOW, "kept0.contoso.lab", "Kept Issuing CA")
+    assert first.serial.lstrip("0") == format(parsed.serial_number, "X")
+    with pytest.raises(AttributeError):
+        object.__getattribute__(first, "parsed")
+    # The issuer's name is one string however many certificates it signed.
+    assert second.issuer_cn is first.issuer_cn
+    # Once kept for other reasons (a chain check, inspect), the kept parse serves those fields too.
+    assert second.parsed.serial_number and second.serial and second.subject_cn == "kept1.contoso.lab"
+
+
+def _ski(parsed: x509.Certificate) -> str:
+    try:
+        return parsed.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest.hex().upper()
+    except x509.ExtensionNotFound:
+        return ""
+
+
 def test_lazy_fields_read_by_many_threads_at_once_agree() -> None:
     """No lock guards a lazy field: threads that fill it at the same moment all get the same value."""
     issued = make_certificate(

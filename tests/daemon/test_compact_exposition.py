@@ -38,6 +38,13 @@ def test_compact_rows_render_like_prometheus_client() -> None:
     out.gauge("odd_empty", "No samples.", ["a"])
     families = out.all()
     assert isinstance(families[0].samples, CompactSamples) and len(families[0].samples) == 6
+    # Label tuples beside an array of doubles, read back as (labels, value) pairs.
+    rows = families[0].samples.rows
+    assert rows[0] == (('quote " here', "back\\slash\nnew line"), 1.0) and rows[-1] == (
+        ("negative", "x"),
+        -17534000000.25,
+    )
+    assert [value for _, value in rows][3:5] == [1764000000.0, 1e-9] and len(rows[1:3]) == 2
     fixed = _Fixed(families)
     rendered = render_exposition(families)
     assert rendered.text == generate_latest(fixed)  # type: ignore[arg-type]

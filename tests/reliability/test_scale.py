@@ -22,6 +22,8 @@ from collectors.base import Collector, Deadline
 from collectors.certificate import certificate_from_der
 from collectors.model import CertObservation, Observation
 from daemon.app import Daemon
+from daemon.bodyparts import Parts, unique_size
+from daemon.exposition import Exposition
 from daemon.settings import Settings
 from daemon.sources.registry import build_collectors
 from daemon.status import status_document
@@ -88,15 +90,24 @@ def test_a_store_of_20000_certificates_keeps_the_view_and_the_status_document_bo
         # per series took about 700 bytes each), beside the /metrics bodies rendered once per
         # evaluation (daemon/exposition.py: text and OpenMetrics, plain and gzip), counted apart.
         exposition = view.exposition
-        bodies = sum(
-            len(b) for b in (exposition.text, exposition.text_gzip, exposition.openmetrics, exposition.openmetrics_gzip)
-        )
-        assert len(exposition.text) < 300 * series, f"{len(exposition.text)} bytes of text for {series} series"
+        bodies = exposition.nbytes
+        text = len(exposition.text_parts)
+        assert text < 300 * series, f"{text} bytes of text for {series} series"
+        # The two formats share their sample lines and their compressed segments: not four bodies' worth.
+        assert bodies < 1.3 * text, f"{bodies} bytes held by the bodies for {text} bytes of text"
         assert kept - bodies < 20 * 2**20, (
             f"the view keeps {(kept - bodies) / 2**20:.0f} MiB for {series} series besides {bodies / 2**20:.0f} MiB of bodies"
         )
         # Resolving Credentials.json recipients parsed issuers of the named certificates only.
         assert credentials._issuer_key.cache_info().currsize <= 20
+        # No certificate of the store keeps a parsed cryptography object (about 0.9 KiB each) for what
+        # every evaluation reads (collectors.certificate._FROM_ONE_PARSE).
+        assert not [c for c in big.certs if _slot_filled(c, "parsed")]
+        assert all(_slot_filled(c, "serial") and _slot_filled(c, "not_before") for c in big.certs)
+        # The next evaluation's bodies share the unchanged families' parts with the bodies still served.
+        again = daemon.publish()
+        both = unique_size(*_parts(view.exposition), *_parts(again.exposition))
+        assert both < 1.1 * view.exposition.nbytes, f"{both} bytes held by two views' bodies of {bodies} each"
 
         document = status_document(view, settings)
         listed = document["certificates"]
@@ -107,6 +118,19 @@ def test_a_store_of_20000_certificates_keeps_the_view_and_the_status_document_bo
         assert referenced <= {c["thumbprint"] for c in listed}, "every referenced certificate stays listed"
     finally:
         daemon.stop()
+
+
+def _slot_filled(cert: object, name: str) -> bool:
+    try:
+        object.__getattribute__(cert, name)
+    except AttributeError:
+        return False
+    return True
+
+
+def _parts(exposition: Exposition) -> tuple[Parts, ...]:
+    e = exposition
+    return (e.text_parts, e.text_gzip_parts, e.openmetrics_parts, e.openmetrics_gzip_parts)
 
 
 def test_summarized_stores_export_unreferenced_certificates_as_counts(

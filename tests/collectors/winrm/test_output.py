@@ -94,6 +94,16 @@ def test_a_banner_before_the_json_line_is_ignored() -> None:
     assert parse_inventory("AOS1", b"Welcome to AOS1\r\n" + dumps(document())).stores
 
 
+def test_the_usual_single_line_reads_like_the_line_picked_among_others() -> None:
+    """The one-line output is parsed in place; it must read exactly as when a banner makes it one line of several."""
+    alone = parse_inventory("AOS1", b" \t" + dumps(document()))
+    assert alone == parse_inventory("AOS1", b"Welcome to AOS1\r\n" + dumps(document()))
+    # Still one JSON line only: the same document printed over several lines is refused as before.
+    pretty = json.dumps(document(), indent=1).encode()
+    with pytest.raises(CollectorError, match="truncated"):
+        parse_inventory("AOS1", pretty)
+
+
 @pytest.mark.parametrize(
     ("stdout", "text"),
     [
