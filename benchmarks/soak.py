@@ -83,10 +83,15 @@ def _resources(cycle: int) -> Sample:
     )
 
 
-def child(config: Path, cycles: int) -> None:
+def child(config: Path, cycles: int, glibc_default: bool = False) -> None:
     """In the daemon's process: run the cycles back to back on an injected clock; print the samples as JSON."""
     from daemon.app import Daemon
+    from daemon.malloctune import fix_mmap_threshold
     from daemon.settings import load_settings
+
+    if not glibc_default:
+        # As `certmon run` does (daemon/service.py): the soak measures the daemon as it runs.
+        fix_mmap_threshold()
 
     settings = load_settings(config)
     moment = [NOW]
@@ -143,7 +148,9 @@ def _node_folders(lab_certs: Path, target: Path, count: int) -> list[str]:
     return names
 
 
-def soak(cycles: int = 1000, nodes: int = 50, without: tuple[str, ...] = ()) -> SoakResult:
+def soak(
+    cycles: int = 1000, nodes: int = 50, without: tuple[str, ...] = (), glibc_default: bool = False
+) -> SoakResult:
     """Build the lab, start the WinRM nodes, run the daemon's cycles in a child process."""
     import yaml
 
@@ -174,6 +181,7 @@ def soak(cycles: int = 1000, nodes: int = 50, without: tuple[str, ...] = ()) -> 
                     str(lab.config_file),
                     "--cycles",
                     str(cycles),
+                    *(["--glibc-default"] if glibc_default else []),
                 ],
                 capture_output=True,
                 text=True,
@@ -215,12 +223,17 @@ def main() -> int:
     parser.add_argument("--cycles", type=int, default=1000)
     parser.add_argument("--nodes", type=int, default=50)
     parser.add_argument("--without", nargs="*", default=[], help="sources to disable (to find a leak)")
+    parser.add_argument(
+        "--glibc-default",
+        action="store_true",
+        help="leave glibc's adjusting mmap threshold alone (certmon run fixes it: daemon/malloctune.py)",
+    )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        child(args.child, args.cycles)
+        child(args.child, args.cycles, args.glibc_default)
         return 0
-    print(describe(soak(args.cycles, args.nodes, tuple(args.without))))
+    print(describe(soak(args.cycles, args.nodes, tuple(args.without), args.glibc_default)))
     return 0
 
 
