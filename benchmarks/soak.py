@@ -32,6 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 CHECKPOINT = 10
+#: the cycle after which memory should stay flat: ten WinRM rounds and the stores' caches warmed
+WARM = 100
 STEP = timedelta(seconds=60)
 WINRM_INTERVAL = 600
 
@@ -46,6 +48,8 @@ class Sample:
     fds: int
     threads: int
     tasks: int
+    #: what SQLite itself holds (its page cache, up to 2 MiB per connection by default), from sqlite3_memory_used
+    sqlite_kib: int = 0
 
 
 @dataclass(frozen=True)
@@ -66,10 +70,39 @@ class SoakResult:
         """RSS after the last cycle / RSS after 10 cycles."""
         return self.late.rss_kib / self.early.rss_kib
 
+    @property
+    def warm(self) -> Sample:
+        """The sample after cycle 100 (ten WinRM rounds), or the first one in a shorter soak."""
+        return next((s for s in self.trail if s.cycle == WARM), self.early)
+
+    @property
+    def warm_ratio(self) -> float:
+        """RSS after the last cycle / RSS after cycle 100: what is left once the caches are warm is growth."""
+        return self.late.rss_kib / self.warm.rss_kib
+
 
 def _status_kib(field: str) -> int:
     status = Path("/proc/self/status").read_text(encoding="ascii")
     return next(int(line.split()[1]) for line in status.splitlines() if line.startswith(f"{field}:"))
+
+
+def _sqlite_memory() -> Any:
+    """SQLite's sqlite3_memory_used() from the library the sqlite3 module uses (None where it cannot be found)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("sqlite3")
+    if name is None:
+        return None
+    try:
+        used = ctypes.CDLL(name).sqlite3_memory_used
+    except (OSError, AttributeError):
+        return None
+    used.restype = ctypes.c_int64
+    return used
+
+
+_SQLITE_USED = _sqlite_memory()
 
 
 def _resources(cycle: int) -> Sample:
@@ -80,18 +113,19 @@ def _resources(cycle: int) -> Sample:
         fds=len(os.listdir("/proc/self/fd")),
         threads=threading.active_count(),
         tasks=len(os.listdir("/proc/self/task")),
+        sqlite_kib=int(_SQLITE_USED()) // 1024 if _SQLITE_USED is not None else 0,
     )
 
 
 def child(config: Path, cycles: int, glibc_default: bool = False) -> None:
     """In the daemon's process: run the cycles back to back on an injected clock; print the samples as JSON."""
     from daemon.app import Daemon
-    from daemon.malloctune import fix_mmap_threshold
+    from daemon.malloctune import tune_malloc
     from daemon.settings import load_settings
 
     if not glibc_default:
         # As `certmon run` does (daemon/service.py): the soak measures the daemon as it runs.
-        fix_mmap_threshold()
+        tune_malloc()
 
     settings = load_settings(config)
     moment = [NOW]
@@ -116,7 +150,7 @@ def child(config: Path, cycles: int, glibc_default: bool = False) -> None:
             moment[0] += STEP
             if cycle in (CHECKPOINT, cycles) or cycle % 100 == 0:
                 samples.append(_resources(cycle).__dict__)
-                if tracing and cycle in (CHECKPOINT, cycles):
+                if tracing and cycle in (WARM, cycles):
                     traced.append(tracemalloc.take_snapshot())
     finally:
         daemon.stop()
@@ -148,9 +182,7 @@ def _node_folders(lab_certs: Path, target: Path, count: int) -> list[str]:
     return names
 
 
-def soak(
-    cycles: int = 1000, nodes: int = 50, without: tuple[str, ...] = (), glibc_default: bool = False
-) -> SoakResult:
+def soak(cycles: int = 1000, nodes: int = 50, without: tuple[str, ...] = (), glibc_default: bool = False) -> SoakResult:
     """Build the lab, start the WinRM nodes, run the daemon's cycles in a child process."""
     import yaml
 
@@ -190,6 +222,8 @@ def soak(
             )
     if done.returncode != 0:
         raise RuntimeError(f"the soak's daemon failed: {done.stderr[-2000:]}")
+    if os.environ.get("SOAK_TRACEMALLOC"):
+        print(done.stderr, file=sys.stderr)
     report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     trail = [Sample(**s) for s in report["samples"]]
     return SoakResult(
@@ -206,6 +240,8 @@ def describe(result: SoakResult) -> str:
             f"{result.seconds_per_cycle * 1000:.0f} ms per cycle",
             f"  RSS        after {e.cycle}: {e.rss_kib / 1024:7.1f} MiB   after {late.cycle}: "
             f"{late.rss_kib / 1024:7.1f} MiB   ratio {result.rss_ratio:.3f} (target <= 1.05)",
+            f"  RSS        after {result.warm.cycle}: {result.warm.rss_kib / 1024:6.1f} MiB   after {late.cycle}: "
+            f"{late.rss_kib / 1024:7.1f} MiB   ratio {result.warm_ratio:.3f} (target <= 1.03)",
             f"  RssAnon    after {e.cycle}: {e.anon_kib / 1024:7.1f} MiB   after {late.cycle}: "
             f"{late.anon_kib / 1024:7.1f} MiB",
             f"  open fds   after {e.cycle}: {e.fds:7d}       after {late.cycle}: {late.fds:7d}",
@@ -213,6 +249,7 @@ def describe(result: SoakResult) -> str:
             f"(kernel tasks {e.tasks} -> {late.tasks})",
             f"  peak RSS {result.peak_rss_kib / 1024:.1f} MiB",
             "  RSS MiB by cycle: " + ", ".join(f"{s.cycle}: {s.rss_kib / 1024:.1f}" for s in result.trail),
+            "  SQLite MiB by cycle: " + ", ".join(f"{s.cycle}: {s.sqlite_kib / 1024:.1f}" for s in result.trail),
         ]
     )
 
@@ -226,7 +263,7 @@ def main() -> int:
     parser.add_argument(
         "--glibc-default",
         action="store_true",
-        help="leave glibc's adjusting mmap threshold alone (certmon run fixes it: daemon/malloctune.py)",
+        help="leave glibc's allocator settings alone (certmon run sets them: daemon/malloctune.py)",
     )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()

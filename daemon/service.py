@@ -17,7 +17,7 @@ from collections.abc import Callable
 from types import FrameType
 
 from daemon.app import Daemon
-from daemon.malloctune import fix_mmap_threshold
+from daemon.malloctune import tune_malloc
 from daemon.settings import ConfigError, Settings
 from daemon.stopping import stop_within
 
@@ -57,7 +57,7 @@ class Service:
                 signal.signal(getattr(signal, name), self.request_stop)
         if hasattr(signal, "SIGHUP"):
             signal.signal(signal.SIGHUP, self.request_reload)
-        fix_mmap_threshold()
+        tune_malloc()
         daemon = Daemon(settings)
         try:
             daemon.start()

@@ -27,6 +27,7 @@ from typing import Any
 
 from daemon.app import Daemon
 from daemon.clock import ScaledClock
+from daemon.malloctune import tune_malloc
 from daemon.remediation import remediation_context, remediation_engine
 from daemon.settings import load_settings
 from simulator.control import ControlError, StageControl, StageLog, request_stage
@@ -261,6 +262,8 @@ def run_demo(options: DemoOptions) -> int:
     if options.speed <= 0:
         print("certmon demo: --speed must be positive", file=sys.stderr)
         return 2
+    if options.run:
+        tune_malloc()  # a long-running daemon, as with certmon run
     try:
         demo = Demo(options).start()
     except StageError as err:
