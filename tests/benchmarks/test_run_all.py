@@ -28,6 +28,7 @@ ROWS = (
     "first PFX cycle / cryptography load_pkcs12",
     "TLS probe / blackbox_exporter",
     "soak RSS after",
+    "soak RSS once warm",
     "soak open fds",
     "soak threads",
     "soak peak RSS",
