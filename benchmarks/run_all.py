@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -59,20 +60,27 @@ FULL = Sizes((200, 100, 0.05, 50, 3), 15, (2000, 7), (200, 10), (1000, 50), 30, 
 QUICK = Sizes((10, 5, 0.01, 10, 1), 2, (100, 1), (3, 1), (12, 3), 2, (20, 1), 4)
 
 
-def winrm_rows(sizes: Sizes) -> list[Row]:
-    """Requests per node per cycle, cycle / network-ideal and the collector's RSS, from a child process."""
-    nodes, certs, latency, pool, cycles = sizes.winrm
+def _child_json(script: str, *args: str) -> dict[str, Any]:
+    """Run a benchmark script with --json in a process of its own; its last line's figures."""
     done = subprocess.run(
-        [
-            *(sys.executable, str(HERE / "bench_winrm.py"), "--json", "--nodes", str(nodes), "--certs", str(certs)),
-            *("--latency", str(latency), "--pool", str(pool), "--cycles", str(cycles)),
-        ],
+        [sys.executable, str(HERE / script), "--json", *args],
         capture_output=True,
         text=True,
         check=True,
         cwd=ROOT,
     )
-    r = json.loads(done.stdout.strip().splitlines()[-1])
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def winrm_rows(sizes: Sizes) -> list[Row]:
+    """Requests per node per cycle, cycle / network-ideal and the collector's RSS, from a child process."""
+    nodes, certs, latency, pool, cycles = sizes.winrm
+    r = _child_json(
+        "bench_winrm.py",
+        *("--nodes", str(nodes), "--certs", str(certs)),
+        *("--latency", str(latency), "--pool", str(pool), "--cycles", str(cycles)),
+    )
     script = "bench_winrm.py"
     where = f"{nodes} nodes x {certs} certs, pool {pool}"
     return [
@@ -202,28 +210,8 @@ def scale_rows(sizes: Sizes) -> list[Row]:
     simulated node (its own process).
     """
     certs = 2_000 if sizes is QUICK else 50_000
-    done = subprocess.run(
-        [
-            *(sys.executable, str(HERE / "bench_scale.py"), "--json", "--certs", str(certs)),
-            *("--history", str(10_000 if sizes is QUICK else 1_000_000)),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    )
-    r = json.loads(done.stdout.strip().splitlines()[-1])
-    over_winrm = subprocess.run(
-        [
-            *(sys.executable, str(HERE / "bench_scale.py"), "--json", "--certs", str(certs)),
-            *("--history", "0", "--winrm"),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    )
-    w = json.loads(over_winrm.stdout.strip().splitlines()[-1])
+    r = _child_json("bench_scale.py", "--certs", str(certs), "--history", str(10_000 if sizes is QUICK else 1_000_000))
+    w = _child_json("bench_scale.py", "--certs", str(certs), "--history", "0", "--winrm")
     where = f"{certs} certificates in one store"
     return [
         Row(f"evaluation with {where}", r["evaluate_s"], "s", "<= 2", "bench_scale.py"),
