@@ -13,9 +13,11 @@ changes from one message to the next.
 * the request head (request line, Host, the fields `Session.prepare_request` gives a message on
   this session, the `multipart/encrypted` content type pywinrm's encryption sets) is built once;
   per message only the body and its length change;
-* the message is sealed exactly as pywinrm (NTLM) or negotiate.py (Kerberos) seals it, and the
-  answer opened by the same `parse_encrypted_response` (the strict one from transport.py: an answer
-  without message encryption is refused);
+* the message is sealed in the framing pywinrm writes (MS-WSMV 2.2.9.1.1) by the logged-on security
+  context itself (negotiate.py's `seal` and `open_sealed`: requests-ntlm's NTLM context, or ours for
+  Kerberos), and the answer opened in place, its signature checked and its length compared, without
+  pywinrm's copies of a Receive answer around the decryption; an answer without message encryption
+  is refused by the strict parse from transport.py;
 * the request is written on the logged-on connection taken from the session adapter's pool, and
   the answer read by rawhttp.py within BoundedAdapter's bounds (size cap, deadline); when the pool
   holds no live connection the message goes through the adapter (`BoundedAdapter.send`) instead;
@@ -55,19 +57,57 @@ def _ntlm_auth() -> type | None:
     return HttpNtlmAuth
 
 
-def _sealer(encryption: Any, host: str) -> tuple[Callable[[bytes], bytes], str] | None:
+class _Sealing:
+    """How messages are sealed and answers opened on one session."""
+
+    def __init__(
+        self, seal: Callable[[bytes], bytes], content_type: str, open_answer: Callable[[Any], bytes] | None = None
+    ) -> None:
+        self.seal = seal
+        self.content_type = content_type
+        #: opens an answer in place of pywinrm's parse_encrypted_response (None: that one)
+        self.open_answer = open_answer
+
+
+def _ntlm_context(session: requests.Session) -> Any:
+    """The logged-on NTLM security context requests-ntlm keeps (behind its ntlm-auth shim), or None."""
+    context = getattr(getattr(session.auth, "session_security", None), "_context", None)
+    if context is None or not hasattr(context, "wrap_winrm") or not hasattr(context, "unwrap_winrm"):
+        return None
+    return context
+
+
+def _sealer(transport: Any, host: str) -> _Sealing | None:
     """How a message is sealed on this session, and the content type that says so; None: not a known kind."""
+    encryption = transport.encryption
     if isinstance(encryption, negotiate.NegotiateEncryption):
-        return encryption.seal, _ENCRYPTED_TYPE.format(negotiate.PROTOCOL)
-    if type(encryption) is Encryption and encryption.protocol == "ntlm":
-        end = encryption.MIME_BOUNDARY + b"--\r\n"
-        encrypt = encryption._encrypt_message
+        return _Sealing(encryption.seal, _ENCRYPTED_TYPE.format(negotiate.PROTOCOL))
+    if type(encryption) is not Encryption or encryption.protocol != "ntlm":
+        return None
+    session = transport.session
+    content_type = _ENCRYPTED_TYPE.format(encryption.protocol_string.decode())
+    if _ntlm_context(session) is not None:
+        # The same MS-WSMV 2.2.9.1.1 framing pywinrm writes, sealed and opened by the security context itself:
+        # pywinrm's path splits and copies a Receive answer several times around the decryption.
+        marker = f'protocol="{encryption.protocol_string.decode()}"'
 
-        def seal(message: bytes) -> bytes:
-            return encrypt(message, host) + end
+        def seal_ntlm(message: bytes) -> bytes:
+            return negotiate.seal(_ntlm_context(session), message)
 
-        return seal, _ENCRYPTED_TYPE.format(encryption.protocol_string.decode())
-    return None
+        def open_ntlm(response: Any) -> bytes:
+            if marker not in response.headers.get("Content-Type", ""):
+                # Not sealed: the strict parse installed by transport.py refuses it with its own error.
+                return bytes(transport._get_message_response_text(response))
+            return negotiate.open_sealed(_ntlm_context(session), response.content)
+
+        return _Sealing(seal_ntlm, content_type, open_ntlm)
+    end = encryption.MIME_BOUNDARY + b"--\r\n"
+    encrypt = encryption._encrypt_message
+
+    def seal(message: bytes) -> bytes:
+        return encrypt(message, host) + end
+
+    return _Sealing(seal, content_type)
 
 
 def install(transport: Any) -> bool:
@@ -81,7 +121,7 @@ def install(transport: Any) -> bool:
     endpoint = transport.endpoint
     sealer = None
     if transport.encryption is not None:
-        sealer = _sealer(transport.encryption, urlsplit(endpoint).hostname or "")
+        sealer = _sealer(transport, urlsplit(endpoint).hostname or "")
         if sealer is None:
             return False
     # The request Session.prepare_request makes of a message on this session: its URL and headers.
@@ -92,12 +132,18 @@ def install(transport: Any) -> bool:
     fixed = CaseInsensitiveDict(template.headers)
     fixed.pop("Content-Length", None)
     if sealer is not None:
-        fixed["Content-Type"] = sealer[1]
+        fixed["Content-Type"] = sealer.content_type
     fixed["Accept-Encoding"] = "identity"  # what BoundedAdapter asks for
     # Everything but the length, once: "POST /wsman HTTP/1.1", Host, then the session's fields.
     head_start = rawhttp.request_head(template.url or "", fixed)[:-2]
     pools: list[Any] = []
     original = transport.send_message
+    opener = sealer.open_answer if sealer is not None else None
+
+    def open_answer(response: requests.Response) -> bytes:
+        if opener is not None:
+            return opener(response)
+        return bytes(transport._get_message_response_text(response))
 
     def pool_for(request: requests.PreparedRequest) -> Any:
         if not pools or pools[0].pool is None:  # a closed pool has no queue left
@@ -108,7 +154,7 @@ def install(transport: Any) -> bool:
         if transport.session is not session or session.cookies:
             return bytes(original(message))
         data = message.encode("utf-8") if isinstance(message, str) else message
-        body = data if sealer is None else sealer[0](data)
+        body = data if sealer is None else sealer.seal(data)
         request = requests.PreparedRequest()
         request.method = "POST"
         request.url = template.url
@@ -123,7 +169,7 @@ def install(transport: Any) -> bool:
         if response is None:
             headers = CaseInsensitiveDict(template.headers)
             if sealer is not None:
-                headers["Content-Type"] = sealer[1]
+                headers["Content-Type"] = sealer.content_type
             headers["Content-Length"] = str(len(body))
             request.headers = headers
             response = adapter.send(
@@ -138,9 +184,9 @@ def install(transport: Any) -> bool:
         if status == 401:
             raise InvalidCredentialsError("the specified credentials were rejected by the server")
         if 400 <= status < 600:
-            text = transport._get_message_response_text(response) if response.content else b""
+            text = open_answer(response) if response.content else b""
             raise WinRMTransportError("http", status, text.decode())
-        return bytes(transport._get_message_response_text(response))
+        return open_answer(response)
 
     transport.send_message = send_message
     return True

@@ -29,6 +29,8 @@ PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"
 BOUNDARY = b"--Encrypted Boundary"
 _LENGTH = re.compile(rb"Length=(\d+)")
 _PAYLOAD_TYPE = b"\tContent-Type: application/octet-stream\r\n"
+_SEPARATOR = BOUNDARY + b"\r\n"
+_END = BOUNDARY + b"--\r\n"
 NEGOTIATE_TRANSPORTS = ("negotiate", "https-negotiate")
 
 
@@ -285,30 +287,58 @@ def seal(context: Any, message: bytes) -> bytes:
     )  # fmt: skip
 
 
-def open_sealed(context: Any, body: bytes) -> bytes:
-    """The message inside a multipart/encrypted body; EncryptionError when it does not open or lengths differ."""
+def open_sealed(context: Any, body: bytes | bytearray) -> bytes:
+    """The message inside a multipart/encrypted body; EncryptionError when it does not open or lengths differ.
+
+    The parts are located in place, not split off: a Receive answer is hundreds of KiB, and NTLM
+    decrypts straight from the answer's buffer (a Kerberos context gets its own copy).
+    """
     import spnego.exceptions
 
-    parts = [p for p in body.split(BOUNDARY + b"\r\n") if p]
-    if len(parts) != 2:
+    spans = _parts(body)
+    if len(spans) != 2:
         raise EncryptionError("expected a metadata part and a payload part")
-    match = _LENGTH.search(parts[0])
-    if match is None or PROTOCOL.encode() not in parts[0]:
+    metadata = bytes(body[spans[0][0] : spans[0][1]])
+    match = _LENGTH.search(metadata)
+    if match is None or PROTOCOL.encode() not in metadata:
         raise EncryptionError("metadata part lacks the protocol or the original length")
-    payload = parts[1]
-    if payload.endswith(BOUNDARY + b"--\r\n"):
-        payload = payload[: -len(BOUNDARY + b"--\r\n")]
-    if not payload.startswith(_PAYLOAD_TYPE) or len(payload) < len(_PAYLOAD_TYPE) + 4:
+    start, end = spans[1]
+    if body.endswith(_END, start, end):
+        end -= len(_END)
+    if not body.startswith(_PAYLOAD_TYPE, start, end) or end - start < len(_PAYLOAD_TYPE) + 4:
         raise EncryptionError("payload part lacks its content type")
-    payload = payload[len(_PAYLOAD_TYPE) :]
-    (header_length,) = struct.unpack("<I", payload[:4])
-    if header_length > len(payload) - 4:
+    start += len(_PAYLOAD_TYPE)
+    (header_length,) = struct.unpack_from("<I", body, start)
+    start += 4
+    if header_length > end - start:
         raise EncryptionError("header length exceeds the payload")
-    header, sealed = payload[4 : 4 + header_length], payload[4 + header_length :]
-    try:
-        message = bytes(context.unwrap_winrm(header, sealed))
-    except spnego.exceptions.SpnegoError as err:
-        raise EncryptionError(f"cannot unseal: {' '.join(str(err).split())[:200]}") from None
+    header = bytes(body[start : start + header_length])
+    with memoryview(body) as view:
+        sealed: Any = view[start + header_length : end]
+        if getattr(context, "negotiated_protocol", None) != "ntlm":
+            sealed = bytes(sealed)  # GSSAPI wants bytes
+        try:
+            message = bytes(context.unwrap_winrm(header, sealed))
+        except spnego.exceptions.SpnegoError as err:
+            raise EncryptionError(f"cannot unseal: {' '.join(str(err).split())[:200]}") from None
+        finally:
+            if isinstance(sealed, memoryview):
+                sealed.release()
     if len(message) != int(match.group(1)):
         raise EncryptionError("decrypted length differs from OriginalContent")
     return message
+
+
+def _parts(body: bytes | bytearray) -> list[tuple[int, int]]:
+    """Where the non-empty parts between boundary lines are (as `split` would cut them), at most 3 of them."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    while len(spans) < 3:
+        end = body.find(_SEPARATOR, start)
+        stop = len(body) if end < 0 else end
+        if stop > start:
+            spans.append((start, stop))
+        if end < 0:
+            break
+        start = end + len(_SEPARATOR)
+    return spans

@@ -48,6 +48,7 @@ class _Reader:
         self.cap = cap
         self.aborted = aborted
         self.buffer = bytearray()
+        self._scratch = bytearray(READ_SIZE)
 
     def _recv_into(self, view: memoryview) -> int:
         """One read into `view`, waiting at most until the deadline; 0 at the end of the stream."""
@@ -69,11 +70,11 @@ class _Reader:
 
     def _fill(self) -> bool:
         """One more read into the buffer; False at the end of the stream."""
-        piece = bytearray(READ_SIZE)
-        count = self._recv_into(memoryview(piece))
-        if not count:
-            return False
-        self.buffer += memoryview(piece)[:count]
+        with memoryview(self._scratch) as piece:
+            count = self._recv_into(piece)
+            if not count:
+                return False
+            self.buffer += piece[:count]
         return True
 
     def line(self, limit: int) -> bytes:
@@ -89,8 +90,8 @@ class _Reader:
             if not self._fill():
                 raise requests.ConnectionError("the node closed the connection in the middle of its answer")
 
-    def exactly(self, count: int) -> bytes:
-        """The next `count` bytes (read straight into one buffer of that size: a Receive answer is large)."""
+    def exactly(self, count: int) -> bytes | bytearray:
+        """The next `count` bytes (read into one buffer of that size, returned as is: a Receive answer is large)."""
         have = len(self.buffer)
         if have >= count:
             data = bytes(memoryview(self.buffer)[:count])
@@ -106,7 +107,7 @@ class _Reader:
                 raise requests.ConnectionError("the node closed the connection before the end of its answer")
             have += got
         view.release()
-        return bytes(out)
+        return out
 
     def until_close(self) -> bytes:
         """Everything until the node closes the connection, at most the cap."""
@@ -146,7 +147,7 @@ class _Reader:
                 return code, reason, fields
         raise requests.ConnectionError(f"the node sent more than {MAX_INTERIM} interim answers")
 
-    def body(self, code: int, fields: CaseInsensitiveDict[str]) -> tuple[bytes, bool]:
+    def body(self, code: int, fields: CaseInsensitiveDict[str]) -> tuple[bytes | bytearray, bool]:
         """The body, and whether the connection ends with it."""
         coding = fields.get("Content-Encoding", "identity").strip().lower()
         if coding not in ("", "identity"):
@@ -165,7 +166,7 @@ class _Reader:
         return self.until_close(), True
 
     def _chunked(self) -> bytes:
-        parts: list[bytes] = []
+        parts: list[bytes | bytearray] = []
         total = 0
         while True:
             size_text = self.line(1024).split(b";", 1)[0].strip()
@@ -190,7 +191,7 @@ class _Reader:
 
 def read_answer(
     sock: Any, ends: float, cap: int, aborted: list[bool] | None = None
-) -> tuple[int, str, CaseInsensitiveDict[str], bytes, bool]:
+) -> tuple[int, str, CaseInsensitiveDict[str], bytes | bytearray, bool]:
     """Status code, reason, fields and body of one answer, and whether the connection must be closed after it."""
     reader = _Reader(sock, ends, cap, aborted if aborted is not None else [])
     code, reason, fields = reader.head()
@@ -249,6 +250,7 @@ def exchange(pool: Any, data: bytes, timeout: float, deadline: float | None, cap
     response.status_code = code
     response.reason = reason
     response.headers = fields
-    response._content = content
+    # A Receive answer's body stays the buffer it was read into (requests keeps bytes there; nothing here writes to it).
+    response._content = content  # type: ignore[assignment]
     response.encoding = None
     return response

@@ -287,6 +287,8 @@ def classify(err: BaseException) -> tuple[Reason, str]:
         return Reason.PROTOCOL_ERROR, f"unexpected HTTP {err.code} from the WinRM service"
     if isinstance(err, soap.SoapError):
         return Reason.PROTOCOL_ERROR, f"malformed WS-Management reply: {err}"
+    if isinstance(err, negotiate.EncryptionError):
+        return Reason.PROTOCOL_ERROR, f"the node's sealed answer was refused: {_short(err)}"
     if isinstance(err, WinRMError):
         return Reason.PROTOCOL_ERROR, f"WinRM error: {_short(err)}"
     return Reason.PROTOCOL_ERROR, f"{type(err).__name__}: {_short(err)}"
