@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -14,6 +14,7 @@ from collectors.base import Collector, Deadline
 from collectors.errors import CollectorError, Reason
 from collectors.model import Health, Observation, Snapshot, SourceResult
 from collectors.secrets import redact
+from daemon.workers import Workers
 
 log = logging.getLogger("certmon.runner")
 
@@ -64,9 +65,11 @@ class Runner:
         self.on_target_done = on_target_done
         self._results: dict[tuple[str, str], SourceResult] = {}
         self._lock = threading.Lock()
-        # The latest attempt thread of each target: one that overran its deadline and is
-        # still alive must not be joined by a second one.
-        self._threads: dict[tuple[str, str], threading.Thread] = {}
+        # Targets whose attempt has not returned yet: one that overran its deadline and is
+        # still running must not be joined by a second one.
+        self._busy: set[tuple[str, str]] = set()
+        # Attempts run on threads kept between cycles (daemon/workers.py).
+        self._workers = Workers()
         # One cycle of a source at a time: the scheduler and a remediation's re-collection may both
         # ask; the second waits and then reads afresh instead of seeing the first's targets as hung.
         self._cycles = {name: threading.Lock() for name in self.collectors}
@@ -122,49 +125,61 @@ class Runner:
         targets = self._targets(collector)
         self._forget_targets(collector, targets)
         pending = list(targets)
-        running: dict[Future[Attempt], tuple[str, Deadline]] = {}
+        running: dict[str, Deadline] = {}
+        # Finished attempts of this cycle, in the order they end: one queue, not a wait on every running future.
+        finished: queue.SimpleQueue[tuple[str, Attempt]] = queue.SimpleQueue()
         while pending or running:
             while pending and len(running) < collector.concurrency:
                 target = pending.pop(0)
-                busy = self._threads.get((name, target))
-                if busy is not None and busy.is_alive():
+                with self._lock:
+                    busy = (name, target) in self._busy
+                if busy:
                     message = f"{target}: previous attempt is still running past its deadline"
                     self._record(collector, target, Attempt(None, Reason.TIMEOUT, message, 0.0))
                     continue
                 deadline = Deadline.after(collector.timeout)
-                future = self._start(collector, target, deadline)
-                running[future] = (target, deadline)
+                self._start(collector, target, deadline, finished)
+                running[target] = deadline
             if not running:
                 break
-            nearest = min(d.remaining() for _, d in running.values())
-            done, _ = wait(list(running), timeout=nearest, return_when=FIRST_COMPLETED)
-            for future in list(running):
-                target, deadline = running[future]
-                if future in done:
-                    self._record(collector, target, future.result())
-                elif deadline.expired():
-                    text = f"{target}: no answer within {collector.timeout:g} s"
-                    self._record(collector, target, Attempt(None, Reason.TIMEOUT, text, collector.timeout))
-                else:
-                    continue
-                del running[future]
+            nearest = min(d.remaining() for d in running.values())
+            timed_out = False
+            try:
+                target, attempt = finished.get(timeout=max(nearest, 0.0))
+            except queue.Empty:
+                timed_out = True
+            else:
+                # An attempt recorded as timed out may still end later: its late result is dropped.
+                if running.pop(target, None) is not None:
+                    self._record(collector, target, attempt)
+            if timed_out or nearest <= 0:
+                for target, deadline in list(running.items()):
+                    if deadline.expired():
+                        text = f"{target}: no answer within {collector.timeout:g} s"
+                        self._record(collector, target, Attempt(None, Reason.TIMEOUT, text, collector.timeout))
+                        del running[target]
 
-    def _start(self, collector: Collector, target: str, deadline: Deadline) -> Future[Attempt]:
-        future: Future[Attempt] = Future()
+    def _start(
+        self, collector: Collector, target: str, deadline: Deadline, finished: queue.SimpleQueue[tuple[str, Attempt]]
+    ) -> None:
+        key = (collector.name, target)
+        # Remembered until the attempt returns, so a hung target is not started twice.
+        with self._lock:
+            self._busy.add(key)
 
         def work() -> None:
-            outcome = _attempt(collector, target, deadline)
-            future.set_result(outcome)
+            try:
+                finished.put((target, _attempt(collector, target, deadline)))
+            finally:
+                with self._lock:
+                    self._busy.discard(key)
 
-        thread = threading.Thread(target=work, name=f"collect-{collector.name}-{target}", daemon=True)
-        # Remember the thread until it ends, so a hung target is not started twice.
-        self._threads[(collector.name, target)] = thread
-        thread.start()
-        return future
+        self._workers.submit(work, f"collect-{collector.name}-{target}")
 
     def overrunning(self, name: str) -> list[str]:
-        """Targets of a source whose abandoned attempt (past its deadline) is still running."""
-        return sorted(t for (source, t), thread in list(self._threads.items()) if source == name and thread.is_alive())
+        """Targets of a source whose attempt is still running (past its deadline, when no cycle is)."""
+        with self._lock:
+            return sorted(t for source, t in self._busy if source == name)
 
     def _forget_targets(self, collector: Collector, targets: Sequence[str]) -> None:
         """Drop results of targets that are no longer configured (a node removed from the template)."""
@@ -204,7 +219,8 @@ class Runner:
             self.on_target_done(collector, result, attempt.observation)
 
     def close(self) -> None:
-        """Close every collector's connections."""
+        """Close every collector's connections; idle collection threads leave."""
+        self._workers.close()
         for collector in self.collectors.values():
             try:
                 collector.close()
