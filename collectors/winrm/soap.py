@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import binascii
+import functools
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 from xml.etree.ElementTree import TreeBuilder
@@ -32,6 +34,23 @@ FAULT_OPERATION_TIMEOUT = 2150858793
 FAULT_SHELL_NOT_FOUND = 2150858843
 FAULT_MAX_SHELLS = 2150859173
 FAULT_MAX_OPERATIONS = 2150859174
+
+
+def _strict_base64() -> Callable[[str], bytes]:
+    """A strict base64 decoder: pybase64's (SIMD) when installed, else binascii's strict mode.
+
+    A Receive answer carries the inventory as one base64 stream of hundreds of KiB: binascii decodes
+    it at about 0.5 GB/s, a third of a millisecond per node per cycle; pybase64 about 40 times faster.
+    Both refuse what is not base64 (pybase64 also refuses padding beyond the end, which binascii skips).
+    """
+    try:
+        import pybase64
+    except ImportError:  # pragma: no cover - a dependency; binascii is the fallback, not the path tested
+        return functools.partial(binascii.a2b_base64, strict_mode=True)
+    return functools.partial(pybase64.b64decode, validate=True)
+
+
+decode_base64 = _strict_base64()
 
 
 class SoapError(ValueError):
@@ -228,8 +247,7 @@ def output_of(root: Any, command_id: str) -> Output:
         if stream.get("CommandId", command_id).upper() != command_id.upper() or not stream.text:
             continue
         try:
-            # strict_mode refuses what validate=True refuses, without its regular-expression pass over the text.
-            chunk = binascii.a2b_base64(stream.text, strict_mode=True)  # ValueError for non-ASCII text
+            chunk = decode_base64(stream.text)  # ValueError for non-ASCII text
         except (binascii.Error, ValueError) as err:
             raise SoapError("ReceiveResponse stream is not base64") from err
         (stderr if stream.get("Name") == "stderr" else stdout).append(chunk)
