@@ -49,6 +49,7 @@ from threadprofile import ThreadProfiles  # noqa: E402
 
 from collectors.winrm import WinRMCollector, WinRMOptions, exchange  # noqa: E402
 from collectors.winrm.script import inventory_command  # noqa: E402
+from daemon.malloctune import fix_mmap_threshold  # noqa: E402
 from daemon.runner import Runner  # noqa: E402
 from simulator.pki import make_certificate, pfx_bytes, rsa_key  # noqa: E402
 
@@ -290,7 +291,14 @@ def main() -> int:
     parser.add_argument(
         "--profile", type=int, default=0, metavar="N", help="also profile every collector thread; print N hot spots"
     )
+    parser.add_argument(
+        "--glibc-default",
+        action="store_true",
+        help="leave glibc's adjusting mmap threshold alone (certmon run fixes it: daemon/malloctune.py)",
+    )
     args = parser.parse_args()
+    # As certmon run does: a Receive answer's buffers (hundreds of KiB each) are then mapped and unmapped every time.
+    fixed = False if args.glibc_default else fix_mmap_threshold()
     if args.json:
         print(json.dumps(measure(args.nodes, args.certs, args.latency, args.pool[0], args.cycles)))
         return 0
@@ -309,7 +317,8 @@ def main() -> int:
         try:
             print(f"latency {args.latency * 1000:.0f} ms per request; {args.cycles} steady cycles per pool size\n")
             load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-            print(f"{os.cpu_count()} CPUs, load average {load} (the nodes and this collector share them)\n")
+            print(f"{os.cpu_count()} CPUs, load average {load} (the nodes and this collector share them)")
+            print(f"glibc mmap threshold fixed as certmon run does: {'yes' if fixed else 'no'}\n")
             header = (
                 f"{'pool':>5} {'cold s':>7} {'cold req/node':>13} {'steady s':>9} {'ideal s':>8} {'ratio':>6} "
                 f"{'req/node':>8} {'handshakes':>10} {'CPU s/1000 certs':>16} {'(changed)':>9} {'collector CPU s':>15} "
