@@ -167,14 +167,26 @@ class Runner:
         with self._lock:
             self._busy.add(key)
 
+        outcome: list[Attempt] = []
+
         def work() -> None:
             try:
-                finished.put((target, _attempt(collector, target, deadline)))
-            finally:
+                outcome.append(_attempt(collector, target, deadline))
+            except BaseException:
                 with self._lock:
                     self._busy.discard(key)
+                raise
 
-        self._workers.submit(work, f"collect-{collector.name}-{target}")
+        def finish() -> None:
+            # Not busy first: the next cycle may start as soon as the result is in.
+            with self._lock:
+                self._busy.discard(key)
+            if outcome:
+                finished.put((target, outcome[0]))
+            else:  # the job failed outside _attempt (it never does): its deadline reports it
+                log.error("collector %s: no outcome for %s", collector.name, target)
+
+        self._workers.submit(work, f"collect-{collector.name}-{target}", finish)
 
     def overrunning(self, name: str) -> list[str]:
         """Targets of a source whose attempt is still running (past its deadline, when no cycle is)."""

@@ -20,6 +20,8 @@ from collections.abc import Callable
 log = logging.getLogger("certmon.runner")
 
 Job = Callable[[], None]
+#: what a job's submitter does once the thread is idle again (reports the job's result)
+Finish = Callable[[], None]
 DEFAULT_IDLE_TIMEOUT = 900.0
 
 
@@ -29,7 +31,7 @@ class Workers:
     def __init__(self, prefix: str = "collect", idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> None:
         self.prefix = prefix
         self.idle_timeout = idle_timeout
-        self._jobs: queue.SimpleQueue[tuple[Job, str] | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[tuple[Job, str, Finish] | None] = queue.SimpleQueue()
         # One permit per idle thread that no submitted job has claimed yet.
         self._idle = threading.Semaphore(0)
         self._lock = threading.Lock()
@@ -37,12 +39,21 @@ class Workers:
         self._started = 0
         self._closed = False
 
-    def submit(self, job: Job, name: str) -> None:
-        """Run `job` on an idle thread, or on a new one when none is idle; `name` names the thread meanwhile."""
+    def submit(self, job: Job, name: str, finish: Finish) -> None:
+        """Run `job` on an idle thread, or on a new one when none is idle; `name` names the thread meanwhile.
+
+        `finish` runs after the job, once the thread counts as idle: whoever waits for the result and
+        submits the next job right away then finds this thread free instead of starting another.
+        """
         if self._closed:  # after close: one thread for this job alone, as before there were workers
-            threading.Thread(target=job, name=name, daemon=True).start()
+
+            def alone() -> None:
+                job()
+                finish()
+
+            threading.Thread(target=alone, name=name, daemon=True).start()
             return
-        self._jobs.put((job, name))
+        self._jobs.put((job, name, finish))
         if self._idle.acquire(blocking=False):
             return
         with self._lock:
@@ -84,7 +95,7 @@ class Workers:
                     continue  # a job was submitted for this thread just now: take it
                 if item is None:
                     return
-                job, name = item
+                job, name, finish = item
                 thread.name = name
                 try:
                     job()
@@ -93,8 +104,10 @@ class Workers:
                 finally:
                     thread.name = idle_name
                 if self._closed:
+                    finish()
                     return
                 self._idle.release()
+                finish()
         finally:
             with self._lock:
                 self._count -= 1
