@@ -230,6 +230,14 @@ class Runner:
         if self.on_target_done is not None:
             self.on_target_done(collector, result, attempt.observation)
 
+    def release_threads(self, timeout: float = 0.0) -> bool:
+        """Idle collection threads leave now, busy ones after their attempt; True when none is left within `timeout`."""
+        self._workers.close()
+        ends = time.monotonic() + timeout
+        while self._workers.threads and time.monotonic() < ends:
+            time.sleep(0.01)
+        return not self._workers.threads
+
     def close(self) -> None:
         """Close every collector's connections; idle collection threads leave."""
         self._workers.close()

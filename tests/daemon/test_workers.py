@@ -55,3 +55,17 @@ def test_idle_threads_leave_after_the_idle_timeout() -> None:
     run_jobs(workers, 1)  # a new thread when none is left
     assert workers.started == 2
     workers.close()
+
+
+def test_closing_lets_idle_threads_leave_and_later_jobs_still_run() -> None:
+    workers = Workers(prefix="test-close")
+    run_jobs(workers, 3)
+    workers.close()
+    left = threading.Event()
+    for _ in range(200):
+        if workers.threads == 0:
+            left.set()
+            break
+        left.wait(0.05)
+    assert left.is_set()
+    assert run_jobs(workers, 2) == ["job-0", "job-1"]  # each on a thread of its own after close

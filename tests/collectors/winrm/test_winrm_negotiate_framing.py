@@ -66,3 +66,11 @@ def test_header_length_beyond_the_payload_is_refused(contexts: tuple[Any, Any]) 
     forged = body[:at] + (10**6).to_bytes(4, "little") + body[at + 4 :]
     with pytest.raises(EncryptionError, match="header length exceeds"):
         open_sealed(server, forged)
+
+
+def test_a_sealed_answer_that_does_not_open_is_a_protocol_error() -> None:
+    from collectors.errors import Reason
+    from collectors.winrm.transport import classify
+
+    reason, message = classify(EncryptionError("cannot unseal: Invalid Message integrity Check (MIC) detected"))
+    assert reason == Reason.PROTOCOL_ERROR and "sealed answer was refused" in message
