@@ -42,6 +42,8 @@ class Faults:
     max_operations_per_shell: int = 1500
     #: answer in clear SOAP although the request was sealed (a downgrade by something in the path)
     plaintext_answers: bool = False
+    #: one bit of each sealed answer's encrypted message flipped (something in the path without the session key)
+    tampered_answers: bool = False
     #: close keep-alive connections idle this long (HTTP.sys closes them after 120 s); None = never
     idle_connection_timeout: float | None = None
     #: answer with a stream no WinRM service sends (simulator.winrm.hostile.HOSTILE_MODES); None = never

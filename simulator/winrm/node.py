@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from simulator.winrm.auth import (
+    BOUNDARY,
     Account,
     AuthError,
     DecryptError,
@@ -234,7 +235,12 @@ class SimulatedNode:
             self.counters.add("faults")
         data = xml.encode("utf-8")
         if encrypted and isinstance(logon, NtlmLogon) and not self.faults.plaintext_answers:
-            return Response(status, logon.seal(data), [("Content-Type", ENCRYPTED_TYPE)])
+            body = logon.seal(data)
+            if self.faults.tampered_answers:
+                # The last byte of the sealed message, just before the closing boundary line.
+                at = len(body) - len(BOUNDARY + b"--\r\n") - 1
+                body = body[:at] + bytes([body[at] ^ 0x01]) + body[at + 1 :]
+            return Response(status, body, [("Content-Type", ENCRYPTED_TYPE)])
         return Response(status, data, [("Content-Type", SOAP_TYPE)])
 
     def _challenge(self, connection: Connection, token: bytes | None = None, scheme: str = "Negotiate") -> Response:

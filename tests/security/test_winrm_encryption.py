@@ -75,3 +75,17 @@ def test_basic_is_only_spoken_over_https() -> None:
     forged = Endpoint("AOS1", "aos1", 5985, transport="basic", username="svc", password="pw")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="would send credentials unencrypted"):
         _protocol_options(forged)
+
+
+def test_a_tampered_sealed_answer_is_refused_not_read(aos1: tuple[SimulatedFleet, WinRMCollector]) -> None:
+    """One bit flipped in the sealed message: the signature check refuses it; nothing of it is returned."""
+    fleet, collector = aos1
+    fleet["AOS1"].configure(tampered_answers=True)
+    try:
+        with pytest.raises(CollectorError) as caught:
+            collector.collect("AOS1", Deadline.after(20))
+    finally:
+        fleet["AOS1"].configure(tampered_answers=False)
+    assert caught.value.reason == Reason.PROTOCOL_ERROR
+    assert "sealed answer was refused" in caught.value.message and "cannot unseal" in caught.value.message
+    assert collector.collect("AOS1", Deadline.after(20)).certificates  # recovers once answers are intact again
