@@ -148,7 +148,7 @@ def bench_metrics(rounds: int = 15) -> dict[str, float]:
         )
         total_series = sum(len(f.samples) for f in daemon.view.families)
         bare = CollectorRegistry(auto_describe=False)
-        bare.register(BareCollector(daemon.view.families))  # type: ignore[arg-type]
+        bare.register(BareCollector(daemon.view.families))
         assert generate_latest(bare) == daemon.view.exposition.text, "both must serve exactly the same exposition"
         evaluations = []
         renders = []

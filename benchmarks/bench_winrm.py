@@ -49,7 +49,7 @@ from threadprofile import ThreadProfiles  # noqa: E402
 
 from collectors.winrm import WinRMCollector, WinRMOptions, exchange  # noqa: E402
 from collectors.winrm.script import inventory_command  # noqa: E402
-from daemon.malloctune import fix_mmap_threshold  # noqa: E402
+from daemon.malloctune import tune_malloc  # noqa: E402
 from daemon.runner import Runner  # noqa: E402
 from simulator.pki import make_certificate, pfx_bytes, rsa_key  # noqa: E402
 
@@ -81,9 +81,10 @@ def node_certificate(name: str, index: int) -> bytes:
 def build_nodes(root: Path, nodes: int, certs: int) -> list[str]:
     """Node folders: a few shared PFX role certificates plus node-specific certificates (DER)."""
     now = datetime.now(UTC)
-    lifetime = {"not_before": now - timedelta(days=10), "not_after": now + timedelta(days=300)}
+    not_before, not_after = now - timedelta(days=10), now + timedelta(days=300)
     shared = [
-        pfx_bytes(make_certificate(f"role{i}.contoso.lab", **lifetime), PFX_PASSWORD) for i in range(SHARED_WITH_KEYS)
+        pfx_bytes(make_certificate(f"role{i}.contoso.lab", not_before=not_before, not_after=not_after), PFX_PASSWORD)
+        for i in range(SHARED_WITH_KEYS)
     ]
     names = [f"NODE{n:03d}" for n in range(nodes)]
     for name in names:
@@ -296,11 +297,11 @@ def main() -> int:
     parser.add_argument(
         "--glibc-default",
         action="store_true",
-        help="leave glibc's adjusting mmap threshold alone (certmon run fixes it: daemon/malloctune.py)",
+        help="leave glibc's allocator settings alone (certmon run fixes the mmap threshold and two arenas: daemon/malloctune.py)",
     )
     args = parser.parse_args()
     # As certmon run does: a Receive answer's buffers (hundreds of KiB each) are then mapped and unmapped every time.
-    fixed = False if args.glibc_default else fix_mmap_threshold()
+    fixed = False if args.glibc_default else tune_malloc()
     if args.json:
         print(json.dumps(measure(args.nodes, args.certs, args.latency, args.pool[0], args.cycles)))
         return 0
@@ -320,7 +321,7 @@ def main() -> int:
             print(f"latency {args.latency * 1000:.0f} ms per request; {args.cycles} steady cycles per pool size\n")
             load = " ".join(f"{x:.1f}" for x in os.getloadavg())
             print(f"{os.cpu_count()} CPUs, load average {load} (the nodes and this collector share them)")
-            print(f"glibc mmap threshold fixed as certmon run does: {'yes' if fixed else 'no'}\n")
+            print(f"glibc allocator set as certmon run sets it: {'yes' if fixed else 'no'}\n")
             header = (
                 f"{'pool':>5} {'cold s':>7} {'cold req/node':>13} {'steady s':>9} {'ideal s':>8} {'ratio':>6} "
                 f"{'req/node':>8} {'handshakes':>10} {'CPU s/1000 certs':>16} {'(changed)':>9} {'collector CPU s':>15} "

@@ -66,9 +66,12 @@ def _child_json(script: str, *args: str) -> dict[str, Any]:
         [sys.executable, str(HERE / script), "--json", *args],
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
         cwd=ROOT,
     )
+    if done.returncode != 0:
+        # The child's own error, not only its exit status: a failing benchmark must say why.
+        raise RuntimeError(f"{script} {' '.join(args)} exited with {done.returncode}:\n{done.stderr[-2000:]}")
     figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return figures
 

@@ -47,7 +47,7 @@ class ThreadProfiles:
             finally:
                 profile.disable()
 
-        threading.Thread.run = run  # type: ignore[method-assign]
+        threading.Thread.run = run  # type: ignore[method-assign,assignment]
         if self.include_caller:
             self._main = cProfile.Profile(time.thread_time)
             self._profiles.append(self._main)

@@ -222,7 +222,7 @@ def test_a_scraper_is_served_during_2000_concurrent_scrapes() -> None:
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
-        results = []
+        results: list[tuple[int, float]] = []
         while not done.is_set() or len(results) < SCRAPES:
             results.append(scrape(listener.port))
         assert done.wait(DEADLINE * 4)
