@@ -233,10 +233,7 @@ class Runner:
     def release_threads(self, timeout: float = 0.0) -> bool:
         """Idle collection threads leave now, busy ones after their attempt; True when none is left within `timeout`."""
         self._workers.close()
-        ends = time.monotonic() + timeout
-        while self._workers.threads and time.monotonic() < ends:
-            time.sleep(0.01)
-        return not self._workers.threads
+        return self._workers.wait_gone(timeout)
 
     def close(self) -> None:
         """Close every collector's connections; idle collection threads leave."""

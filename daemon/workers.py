@@ -35,6 +35,8 @@ class Workers:
         # One permit per idle thread that no submitted job has claimed yet.
         self._idle = threading.Semaphore(0)
         self._lock = threading.Lock()
+        # Notified whenever a thread leaves (see wait_gone).
+        self._left = threading.Condition(self._lock)
         self._count = 0
         self._started = 0
         self._closed = False
@@ -74,6 +76,11 @@ class Workers:
         with self._lock:
             return self._started
 
+    def wait_gone(self, timeout: float) -> bool:
+        """Wait until no thread is left (woken as each one leaves), at most `timeout` seconds; True when none is."""
+        with self._left:
+            return self._left.wait_for(lambda: self._count == 0, timeout)
+
     def close(self) -> None:
         """Idle threads leave now, busy ones after their job; no new job is taken."""
         self._closed = True
@@ -109,5 +116,6 @@ class Workers:
                 self._idle.release()
                 finish()
         finally:
-            with self._lock:
+            with self._left:
                 self._count -= 1
+                self._left.notify_all()

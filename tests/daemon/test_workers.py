@@ -45,13 +45,7 @@ def test_a_hung_job_keeps_its_thread_and_the_others_go_on() -> None:
 def test_idle_threads_leave_after_the_idle_timeout() -> None:
     workers = Workers(prefix="test-idle", idle_timeout=0.05)
     run_jobs(workers, 1)
-    left = threading.Event()
-    for _ in range(200):
-        if workers.threads == 0:
-            left.set()
-            break
-        left.wait(0.05)
-    assert left.is_set()
+    assert workers.wait_gone(10)
     run_jobs(workers, 1)  # a new thread when none is left
     assert workers.started == 2
     workers.close()
@@ -61,11 +55,5 @@ def test_closing_lets_idle_threads_leave_and_later_jobs_still_run() -> None:
     workers = Workers(prefix="test-close")
     run_jobs(workers, 3)
     workers.close()
-    left = threading.Event()
-    for _ in range(200):
-        if workers.threads == 0:
-            left.set()
-            break
-        left.wait(0.05)
-    assert left.is_set()
+    assert workers.wait_gone(10)
     assert run_jobs(workers, 2) == ["job-0", "job-1"]  # each on a thread of its own after close
